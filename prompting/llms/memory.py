@@ -1,0 +1,125 @@
+"""GPU memory arithmetic for a decoder-only model: weights, KV cache, budget fit.
+
+Used by the vllm backend (to turn a GB budget into ``gpu_memory_utilization`` and to
+refuse a budget that cannot work, with the number that would) and by check_env.
+Everything is computed from the model's config.json; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+GB = 1e9
+# CUDA context, activations of a prefill chunk and CUDA graphs, per GPU. vLLM's own
+# profiling decides the exact figure; this is a conservative floor measured on H100
+# (zephyr-7b architecture, 0.24: ~1.1 GB besides weights and KV cache).
+RUNTIME_OVERHEAD_BYTES = int(1.5 * GB)
+BYTES_PER_PARAM = {"float16": 2, "bfloat16": 2, "float32": 4, "auto": 2,
+                   "awq": 0.5625, "gptq": 0.5625, "fp8": 1}
+# vLLM caps utilisation so the driver keeps a little room.
+MAX_UTILIZATION = 0.95
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    max_position_embeddings: int
+    tie_word_embeddings: bool = False
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def parameters(self) -> int:
+        h, kv = self.hidden_size, self.num_kv_heads * self.head_dim
+        attn = h * h * 2 + h * kv * 2  # q, o, k, v projections
+        mlp = 3 * h * self.intermediate_size  # gate, up, down
+        per_layer = attn + mlp + 2 * h
+        embeddings = self.vocab_size * h * (1 if self.tie_word_embeddings else 2)
+        return embeddings + self.num_layers * per_layer + h
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "ModelShape":
+        cfg = cfg.get("text_config", cfg)
+        heads = cfg["num_attention_heads"]
+        return cls(vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"],
+                   intermediate_size=cfg["intermediate_size"],
+                   num_layers=cfg["num_hidden_layers"], num_heads=heads,
+                   num_kv_heads=cfg.get("num_key_value_heads") or heads,
+                   max_position_embeddings=cfg.get("max_position_embeddings", 4096),
+                   tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)))
+
+
+def load_model_config(path_or_id: str) -> dict | None:
+    """config.json from a local folder or the local HF cache; None if not on disk."""
+    candidate = os.path.join(os.path.expanduser(path_or_id), "config.json")
+    if os.path.isfile(candidate):
+        with open(candidate) as f:
+            return json.load(f)
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(path_or_id, "config.json")
+    except Exception:  # noqa: BLE001 - any hub-side problem means "not cached"
+        return None
+    if isinstance(cached, str) and os.path.isfile(cached):
+        with open(cached) as f:
+            return json.load(f)
+    return None
+
+
+def weight_bytes(shape: ModelShape, dtype: str = "float16", quantization: str = "none") -> int:
+    per = BYTES_PER_PARAM[quantization if quantization not in ("none", None) else dtype]
+    return int(shape.parameters * per)
+
+
+def kv_bytes_per_token(shape: ModelShape, dtype: str = "float16") -> int:
+    per = 4 if dtype == "float32" else 2
+    return 2 * shape.num_layers * shape.num_kv_heads * shape.head_dim * per
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How a model fits a per-GPU budget. All byte counts are per GPU."""
+
+    budget_bytes: int
+    weights_bytes: int
+    min_kv_bytes: int
+    overhead_bytes: int
+    kv_capacity_tokens: int
+
+    @property
+    def needed_bytes(self) -> int:
+        return self.weights_bytes + self.min_kv_bytes + self.overhead_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.budget_bytes >= self.needed_bytes
+
+
+def plan(shape: ModelShape, budget_gb: float, max_model_len: int, tensor_parallel: int = 1,
+         dtype: str = "float16", quantization: str = "none") -> Fit:
+    """Per-GPU memory plan: weights and KV cache split across ``tensor_parallel`` GPUs;
+    the minimal KV cache holds one sequence of ``max_model_len`` tokens (vLLM's rule)."""
+    budget = int(budget_gb * GB)
+    weights = weight_bytes(shape, dtype, quantization) // tensor_parallel
+    per_token = kv_bytes_per_token(shape, dtype) // tensor_parallel
+    left = budget - weights - RUNTIME_OVERHEAD_BYTES
+    return Fit(budget_bytes=budget, weights_bytes=weights, min_kv_bytes=per_token * max_model_len,
+               overhead_bytes=RUNTIME_OVERHEAD_BYTES,
+               kv_capacity_tokens=max(0, left // per_token) if per_token else 0)
+
+
+def utilization(budget_gb: float, total_bytes: int) -> float:
+    """vLLM's gpu_memory_utilization for a GB budget on a device of ``total_bytes``."""
+    if total_bytes <= 0:
+        raise ValueError("device memory unknown")
+    return min(MAX_UTILIZATION, budget_gb * GB / total_bytes)

@@ -1,0 +1,138 @@
+"""Build the project's tiny chat model: random weights of a real architecture.
+
+No model hub is reachable on CPU machines and in CI, so the default model is made
+here, once, into the state folder: a MistralForCausalLM (the architecture of
+zephyr-7b-beta, shrunk) with a byte-level BPE tokenizer trained on Python's own
+documentation and a zephyr-style chat template. Its text is noise; everything
+that loads it is the same code that loads a real model id.
+
+The same builder makes a full-size zephyr-7b-architecture model (``--preset
+zephyr-7b``) for GPU benchmarks: speed does not depend on weight values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>\n{{ message['content'] }}{{ eos_token }}\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>"]
+
+PRESETS = {
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, vocab_size=4096,
+                 max_position_embeddings=2048),
+    # zephyr-7b-beta's architecture (MistralForCausalLM, 7.24 B parameters).
+    "zephyr-7b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                      num_attention_heads=32, num_key_value_heads=8, vocab_size=32000,
+                      max_position_embeddings=32768),
+}
+BUILD_VERSION = 1  # bump when the recipe changes so caches rebuild
+
+
+def training_text(limit_chars: int = 2_000_000) -> list[str]:
+    """English text that ships with every CPython: the pydoc topic pages."""
+    from pydoc_data.topics import topics
+
+    texts, total = [], 0
+    for key in sorted(topics):
+        texts.append(topics[key])
+        total += len(topics[key])
+        if total > limit_chars:
+            break
+    return texts
+
+
+def build_tokenizer(vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(training_text(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", pad_token="</s>")
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_model(out_dir: str | os.PathLike, preset: str = "tiny", seed: int = 0,
+                dtype: str = "float32", device: str = "cpu") -> Path:
+    """Write a random-weight model + tokenizer to ``out_dir`` (atomically)."""
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    out = Path(out_dir)
+    spec = PRESETS[preset]
+    tokenizer = build_tokenizer(min(spec["vocab_size"], 32000))
+    config = MistralConfig(**spec, bos_token_id=tokenizer.bos_token_id,
+                           eos_token_id=tokenizer.eos_token_id,
+                           pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+                           sliding_window=None, torch_dtype=dtype)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = MistralForCausalLM(config).to(getattr(torch, dtype))
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "prompting_build.json").write_text(
+            json.dumps({"preset": preset, "seed": seed, "version": BUILD_VERSION}))
+        try:
+            os.rename(tmp, out)
+        except OSError:  # another process finished first; theirs is as good as ours
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def tiny_model_path(state_dir: str | os.PathLike) -> Path:
+    return Path(state_dir) / "models" / f"tiny-mistral-v{BUILD_VERSION}"
+
+
+def ensure_tiny_model(state_dir: str | os.PathLike) -> Path:
+    """Path of the tiny model under ``state_dir``, building it on first use (~5 s)."""
+    path = tiny_model_path(state_dir)
+    if not (path / "prompting_build.json").exists():
+        build_model(path, "tiny")
+    return path
+
+
+def resolve_model(model_id: str, state_dir: str | os.PathLike) -> str:
+    """Map ``--neuron.model_id`` to what from_pretrained takes ('tiny' -> built path)."""
+    from prompting.config import TINY_MODEL
+
+    if model_id == TINY_MODEL:
+        return str(ensure_tiny_model(state_dir))
+    return os.path.expanduser(model_id) if model_id.startswith(("~", ".", "/")) else model_id
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Build a random-weight chat model.")
+    parser.add_argument("out", help="output folder")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--dtype", default="float16")
+    parser.add_argument("--device", default="cpu", help="cuda builds a 7B model in seconds")
+    args = parser.parse_args(argv)
+    print(build_model(args.out, args.preset, dtype=args.dtype, device=args.device))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The miner API: JSON over HTTP, signed with bittensor's btauth/1 headers.
+
+``POST /v1/prompt`` with a PromptRequest body; the miner answers a PromptResponse.
+The version lives in the path so a later API can be served beside this one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROMPT_PATH = "/v1/prompt"
+HEALTH_PATH = "/v1/health"
+MAX_COMPLETION_CHARS = 64_000  # longer completions are cut before scoring
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=200_000)
+
+
+class PromptRequest(BaseModel):
+    """What a validator sends: the challenge as chat messages plus its context."""
+
+    model_config = ConfigDict(extra="ignore")
+    task: str
+    challenge_id: str
+    messages: list[ChatMessage] = Field(min_length=1, max_length=64)
+    timeout: float = Field(gt=0, le=600)
+    step: int = Field(ge=0)
+
+
+class PromptResponse(BaseModel):
+    """What a miner answers. Extra fields are ignored, not trusted."""
+
+    model_config = ConfigDict(extra="ignore")
+    completion: str
+    timings: dict[str, float] = Field(default_factory=dict)
