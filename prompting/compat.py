@@ -28,16 +28,23 @@ import logging
 import os
 import sys
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 log = logging.getLogger(__name__)
 
 # Names angle_emb.angle imports from transformers (0.6.1); checked before import so
 # a missing one gives our message instead of a traceback inside angle_emb.
 ANGLE_TRANSFORMERS_NAMES = (
-    "AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM", "AutoTokenizer",
-    "BitsAndBytesConfig", "PreTrainedModel", "Trainer", "TrainerCallback", "TrainingArguments",
+    "AutoModel",
+    "AutoModelForCausalLM",
+    "AutoModelForMaskedLM",
+    "AutoTokenizer",
+    "BitsAndBytesConfig",
+    "PreTrainedModel",
+    "Trainer",
+    "TrainerCallback",
+    "TrainingArguments",
 )
 # Modules angle_emb imports at load time but uses only to train / quantize.
 ANGLE_TRAINING_ONLY_MODULES = ("bitsandbytes", "datasets")

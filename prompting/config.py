@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Sequence
 from types import SimpleNamespace
-from typing import Callable, Sequence
 
 BACKENDS = ("hf", "vllm", "openai")
 TASKS = ("qa", "summarization", "math", "debugging")
@@ -28,9 +28,7 @@ class Config(SimpleNamespace):
     """Nested namespace: ``config.neuron.gpus``. Converts to a plain dict for logs."""
 
     def to_dict(self) -> dict:
-        return {
-            k: (v.to_dict() if isinstance(v, Config) else v) for k, v in vars(self).items()
-        }
+        return {k: (v.to_dict() if isinstance(v, Config) else v) for k, v in vars(self).items()}
 
 
 # --- value types: each raises ArgumentTypeError with what is allowed -------------
@@ -72,7 +70,9 @@ def parse_task_weights(text: str) -> dict[str, float]:
         try:
             weights[name] = float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"weight of {name} is not a number: {value!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"weight of {name} is not a number: {value!r}"
+            ) from None
         if weights[name] < 0:
             raise argparse.ArgumentTypeError(f"weight of {name} must be >= 0")
     if not weights or sum(weights.values()) <= 0:
@@ -112,10 +112,17 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("neuron", "generation backend, sampling and the validator loop")
     a = g.add_argument
     a("--neuron.llm_backend", choices=BACKENDS, default="hf", help="generation backend")
-    a("--neuron.model_id", default=TINY_MODEL,
-      help="HF model id or local path; 'tiny' builds the project's random-weight CPU model")
-    a("--neuron.llm_max_allowed_memory_in_gb", type=pos, default=24.0,
-      help="GPU memory budget for the validator LLM (weights + KV cache), in GB")
+    a(
+        "--neuron.model_id",
+        default=TINY_MODEL,
+        help="HF model id or local path; 'tiny' builds the project's random-weight CPU model",
+    )
+    a(
+        "--neuron.llm_max_allowed_memory_in_gb",
+        type=pos,
+        default=24.0,
+        help="GPU memory budget for the validator LLM (weights + KV cache), in GB",
+    )
     a("--neuron.gpus", type=posint, default=1, help="GPUs for tensor parallel (vllm)")
     a("--neuron.device", type=_device, default="auto", help="auto, cpu, cuda or cuda:N")
     a("--neuron.max_tokens", type=posint, default=256, help="new tokens per generation")
@@ -124,90 +131,172 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
     a("--neuron.top_k", type=nonnegint, default=0, help="top-k (0 = off)")
     a("--neuron.repetition_penalty", type=pos, default=1.0, help="repetition penalty")
     a("--neuron.seed", type=nonnegint, default=None, help="base seed (default: random per run)")
-    a("--neuron.dtype", choices=("auto", "float16", "bfloat16", "float32"), default="auto",
-      help="weights dtype; auto = fp16 on GPU, fp32 on CPU")
-    a("--neuron.hf_compile", action="store_true",
-      help="hf: static KV cache + torch.compile (slow first call, fast after)")
+    a(
+        "--neuron.dtype",
+        choices=("auto", "float16", "bfloat16", "float32"),
+        default="auto",
+        help="weights dtype; auto = fp16 on GPU, fp32 on CPU",
+    )
+    a(
+        "--neuron.hf_compile",
+        action="store_true",
+        help="hf: static KV cache + torch.compile (slow first call, fast after)",
+    )
     a("--neuron.max_model_len", type=posint, default=None, help="vllm: context length cap")
     a("--neuron.enforce_eager", action="store_true", help="vllm: no CUDA graphs")
-    a("--neuron.quantization", choices=("none", "awq", "gptq", "fp8"), default="none",
-      help="vllm: weight quantization")
-    a("--neuron.distributed_executor", choices=("auto", "mp", "ray"), default="auto",
-      help="vllm: executor for tensor parallel (ray for more GPUs than one host)")
-    a("--neuron.openai_base_url", default="http://127.0.0.1:8000/v1",
-      help="openai: base URL of an OpenAI-compatible server")
-    a("--neuron.openai_api_key_env", default="OPENAI_API_KEY",
-      help="openai: environment variable holding the API key")
+    a(
+        "--neuron.quantization",
+        choices=("none", "awq", "gptq", "fp8"),
+        default="none",
+        help="vllm: weight quantization",
+    )
+    a(
+        "--neuron.distributed_executor",
+        choices=("auto", "mp", "ray"),
+        default="auto",
+        help="vllm: executor for tensor parallel (ray for more GPUs than one host)",
+    )
+    a(
+        "--neuron.openai_base_url",
+        default="http://127.0.0.1:8000/v1",
+        help="openai: base URL of an OpenAI-compatible server",
+    )
+    a(
+        "--neuron.openai_api_key_env",
+        default="OPENAI_API_KEY",
+        help="openai: environment variable holding the API key",
+    )
     a("--neuron.openai_retries", type=nonnegint, default=2, help="openai: retries per request")
     a("--neuron.timeout", type=pos, default=10.0, help="seconds a miner has to answer")
     a("--neuron.sample_size", type=posint, default=16, help="miners queried per step")
-    a("--neuron.moving_average_alpha", type=_bounded(float, 0, 1, lo_open=True), default=0.1,
-      help="weight of the newest reward in each uid's moving average")
+    a(
+        "--neuron.moving_average_alpha",
+        type=_bounded(float, 0, 1, lo_open=True),
+        default=0.1,
+        help="weight of the newest reward in each uid's moving average",
+    )
     a("--neuron.epoch_length", type=posint, default=10, help="steps between set_weights")
     a("--neuron.resync_every", type=posint, default=5, help="steps between metagraph syncs")
     a("--neuron.max_steps", type=nonnegint, default=0, help="stop after N steps (0 = run forever)")
     a("--neuron.step_interval", type=nonneg, default=0.0, help="seconds to sleep between steps")
-    a("--neuron.full_path", default=DEFAULT_STATE_DIR,
-      help="state folder: scores, events, local chain file, tiny model cache")
-    a("--neuron.task_weights", type=parse_task_weights, default=DEFAULT_TASK_WEIGHTS,
-      help=f"task sampling weights ({DEFAULT_TASK_WEIGHTS})")
-    a("--neuron.max_body_bytes", type=posint, default=1 << 20,
-      help="largest miner response accepted, in bytes")
+    a(
+        "--neuron.full_path",
+        default=DEFAULT_STATE_DIR,
+        help="state folder: scores, events, local chain file, tiny model cache",
+    )
+    a(
+        "--neuron.task_weights",
+        type=parse_task_weights,
+        default=DEFAULT_TASK_WEIGHTS,
+        help=f"task sampling weights ({DEFAULT_TASK_WEIGHTS})",
+    )
+    a(
+        "--neuron.max_body_bytes",
+        type=posint,
+        default=1 << 20,
+        help="largest miner response accepted, in bytes",
+    )
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("chain")
-    g.add_argument("--chain.network", "--chain", default="local",
-                   help="local (embedded simulation), finney, test or a ws:// endpoint")
+    g.add_argument(
+        "--chain.network",
+        "--chain",
+        default="local",
+        help="local (embedded simulation), finney, test or a ws:// endpoint",
+    )
     g.add_argument("--netuid", type=nonnegint, default=1, help="subnet uid")
     g.add_argument("--chain.timeout", type=pos, default=30.0, help="seconds per chain call")
     g = p.add_argument_group("wallet")
     g.add_argument("--wallet.name", default="default", help="coldkey wallet name")
     g.add_argument("--wallet.hotkey", default="default", help="hotkey name")
-    g.add_argument("--wallet.path", default=os.path.join("~", ".bittensor", "wallets"),
-                   help="wallets folder")
+    g.add_argument(
+        "--wallet.path", default=os.path.join("~", ".bittensor", "wallets"), help="wallets folder"
+    )
     g = p.add_argument_group("reward")
-    g.add_argument("--reward.relevance_model", default=DEFAULT_RELEVANCE_MODEL,
-                   help="AnglE/sentence-embedding model id or path for relevance")
-    g.add_argument("--reward.pooling", default="avg", choices=("avg", "cls", "cls_avg", "max"),
-                   help="AnglE pooling strategy")
-    g.add_argument("--reward.device", type=_device, default="cpu",
-                   help="device for the embedder")
+    g.add_argument(
+        "--reward.relevance_model",
+        default=DEFAULT_RELEVANCE_MODEL,
+        help="AnglE/sentence-embedding model id or path for relevance",
+    )
+    g.add_argument(
+        "--reward.pooling",
+        default="avg",
+        choices=("avg", "cls", "cls_avg", "max"),
+        help="AnglE pooling strategy",
+    )
+    g.add_argument("--reward.device", type=_device, default="cpu", help="device for the embedder")
     g = p.add_argument_group("logging")
-    g.add_argument("--logging.level", default="INFO",
-                   choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level")
+    g.add_argument(
+        "--logging.level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="log level",
+    )
 
 
 def _add_validator_only(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("wandb")
     g.add_argument("--wandb.off", action="store_true", help="no wandb logging")
-    g.add_argument("--wandb.offline", action=argparse.BooleanOptionalAction, default=None,
-                   help="wandb offline mode (default: on for the local chain)")
+    g.add_argument(
+        "--wandb.offline",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="wandb offline mode (default: on for the local chain)",
+    )
     g.add_argument("--wandb.project", default="prompting", help="wandb project")
     g.add_argument("--wandb.entity", default=None, help="wandb entity")
     g = p.add_argument_group("local", "the embedded local subnet")
-    g.add_argument("--local.miners", type=nonnegint, default=4,
-                   help="reference miners started as subprocesses (local chain only)")
-    g.add_argument("--local.strategies", type=_strategies, default=list(STRATEGIES),
-                   help="strategies given to the local miners in turn "
-                        f"({','.join(STRATEGIES)})")
+    g.add_argument(
+        "--local.miners",
+        type=nonnegint,
+        default=4,
+        help="reference miners started as subprocesses (local chain only)",
+    )
+    g.add_argument(
+        "--local.strategies",
+        type=_strategies,
+        default=list(STRATEGIES),
+        help=f"strategies given to the local miners in turn ({','.join(STRATEGIES)})",
+    )
 
 
 def _add_miner_only(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("miner")
-    g.add_argument("--miner.strategy", choices=STRATEGIES, default="model",
-                   help="how the reference miner answers")
+    g.add_argument(
+        "--miner.strategy",
+        choices=STRATEGIES,
+        default="model",
+        help="how the reference miner answers",
+    )
     g.add_argument("--miner.host", default="127.0.0.1", help="address to listen on")
-    g.add_argument("--miner.port", type=_bounded(int, 0, 65535), default=8091,
-                   help="port (0 = any free port, printed on start)")
-    g.add_argument("--miner.min_stake", type=nonneg, default=1000.0,
-                   help="least stake a caller without a validator permit needs")
-    g.add_argument("--miner.allow", type=_csv, default=[],
-                   help="comma list of hotkeys always served (local subnet)")
-    g.add_argument("--miner.max_concurrency", type=posint, default=8,
-                   help="requests answered at once")
-    g.add_argument("--miner.port_file", default=None,
-                   help="write the bound port here once listening (used by --local.miners)")
+    g.add_argument(
+        "--miner.port",
+        type=_bounded(int, 0, 65535),
+        default=8091,
+        help="port (0 = any free port, printed on start)",
+    )
+    g.add_argument(
+        "--miner.min_stake",
+        type=nonneg,
+        default=1000.0,
+        help="least stake a caller without a validator permit needs",
+    )
+    g.add_argument(
+        "--miner.allow",
+        type=_csv,
+        default=[],
+        help="comma list of hotkeys always served (local subnet)",
+    )
+    g.add_argument(
+        "--miner.max_concurrency", type=posint, default=8, help="requests answered at once"
+    )
+    g.add_argument(
+        "--miner.port_file",
+        default=None,
+        help="write the bound port here once listening (used by --local.miners)",
+    )
 
 
 ROLES: dict[str, Sequence[Callable[[argparse.ArgumentParser], None]]] = {
@@ -218,12 +307,21 @@ ROLES: dict[str, Sequence[Callable[[argparse.ArgumentParser], None]]] = {
 }
 
 
-def build_parser(role: str = "validator", prog: str | None = None,
-                 description: str | None = None) -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog=prog, description=description, allow_abbrev=False,
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser(
+    role: str = "validator", prog: str | None = None, description: str | None = None
+) -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog=prog,
+        description=description,
+        allow_abbrev=False,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     for add in ROLES[role]:
         add(parser)
+    for action in parser._actions:  # short metavars keep the usage line readable
+        if action.option_strings and action.metavar is None and action.nargs != 0:
+            if action.choices is None:
+                action.metavar = action.dest.rsplit(".", 1)[-1].upper()
     return parser
 
 
@@ -255,9 +353,13 @@ def validate(config: Config) -> str | None:
     return None
 
 
-def parse_config(role: str = "validator", argv: Sequence[str] | None = None,
-                 prog: str | None = None, description: str | None = None,
-                 extra: Callable[[argparse.ArgumentParser], None] | None = None) -> Config:
+def parse_config(
+    role: str = "validator",
+    argv: Sequence[str] | None = None,
+    prog: str | None = None,
+    description: str | None = None,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> Config:
     """Parse argv for an entry point; exits 2 with one line on any invalid value."""
     parser = build_parser(role, prog=prog, description=description)
     if extra is not None:

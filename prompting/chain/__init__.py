@@ -6,8 +6,15 @@ import os
 
 from prompting.chain.base import Chain, ChainError, Neuron, WeightsResult, normalize
 
-__all__ = ["Chain", "ChainError", "Neuron", "WeightsResult", "normalize", "connect",
-           "local_chain_path"]
+__all__ = [
+    "Chain",
+    "ChainError",
+    "Neuron",
+    "WeightsResult",
+    "normalize",
+    "connect",
+    "local_chain_path",
+]
 
 
 def local_chain_path(state_dir: str) -> str:
@@ -19,9 +26,9 @@ def connect(config, hotkey: str, wallet=None) -> Chain:
     if config.chain.network == "local":
         from prompting.chain.local import LocalChain
 
-        return LocalChain(local_chain_path(config.neuron.full_path), netuid=config.netuid,
-                          hotkey=hotkey)
+        return LocalChain(
+            local_chain_path(config.neuron.full_path), netuid=config.netuid, hotkey=hotkey
+        )
     from prompting.chain.bittensor import BittensorChain
 
-    return BittensorChain(config.chain.network, config.netuid, wallet,
-                          timeout=config.chain.timeout)
+    return BittensorChain(config.chain.network, config.netuid, wallet, timeout=config.chain.timeout)

@@ -8,7 +8,8 @@ This module only maps: SDK metagraph rows -> our Neuron records, our weights -> 
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from prompting.chain.base import ChainError, Neuron, WeightsResult, normalize
 
@@ -18,9 +19,14 @@ _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix=
 def neuron_from_sdk(row: Any) -> Neuron:
     """One ``bittensor.metagraph.MetagraphNeuron`` -> Neuron (stake as a float in alpha)."""
     stake = getattr(row, "total_stake", None)
-    return Neuron(uid=int(row.uid), hotkey=row.hotkey, coldkey=row.coldkey,
-                  stake=float(stake.tao) if stake is not None else 0.0,
-                  endpoint=row.axon or None, validator_permit=bool(row.validator_permit))
+    return Neuron(
+        uid=int(row.uid),
+        hotkey=row.hotkey,
+        coldkey=row.coldkey,
+        stake=float(stake.tao) if stake is not None else 0.0,
+        endpoint=row.axon or None,
+        validator_permit=bool(row.validator_permit),
+    )
 
 
 def result_from_sdk(result: Any) -> WeightsResult:
@@ -32,8 +38,14 @@ def result_from_sdk(result: Any) -> WeightsResult:
 
 
 class BittensorChain:
-    def __init__(self, network: str, netuid: int, wallet, timeout: float = 30.0,
-                 client_factory: Callable[[str], Any] | None = None):
+    def __init__(
+        self,
+        network: str,
+        netuid: int,
+        wallet,
+        timeout: float = 30.0,
+        client_factory: Callable[[str], Any] | None = None,
+    ):
         self.network = network
         self.netuid = netuid
         self.wallet = wallet
@@ -53,13 +65,15 @@ class BittensorChain:
             return _POOL.submit(fn, self._client).result(self.timeout)
         except concurrent.futures.TimeoutError:
             self._client = None  # reconnect next time
-            raise ChainError(f"{what} on {self.network} timed out after {self.timeout:g} s"
-                             ) from None
+            raise ChainError(
+                f"{what} on {self.network} timed out after {self.timeout:g} s"
+            ) from None
         except ChainError:
             raise
         except Exception as exc:  # noqa: BLE001 - the SDK raises many kinds; all mean "failed"
-            raise ChainError(f"{what} on {self.network} failed: {type(exc).__name__}: {exc}"
-                             ) from exc
+            raise ChainError(
+                f"{what} on {self.network} failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def metagraph(self) -> list[Neuron]:
         graph = self._call("metagraph", lambda c: c.subnets.metagraph(self.netuid))
@@ -78,7 +92,8 @@ class BittensorChain:
         def submit(client):
             import bittensor as bt
 
-            return client.execute(bt.SetWeights(netuid=self.netuid, uids=uids, weights=weights),
-                                  self.wallet)
+            return client.execute(
+                bt.SetWeights(netuid=self.netuid, uids=uids, weights=weights), self.wallet
+            )
 
         return result_from_sdk(self._call("set_weights", submit))

@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import time
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from prompting.chain.base import ChainError, Neuron, WeightsResult, normalize
 
@@ -24,8 +24,13 @@ WEIGHTS_HISTORY = 32  # entries kept per validator
 
 
 class LocalChain:
-    def __init__(self, path: str, netuid: int = 1, hotkey: str | None = None,
-                 block_seconds: float = BLOCK_SECONDS):
+    def __init__(
+        self,
+        path: str,
+        netuid: int = 1,
+        hotkey: str | None = None,
+        block_seconds: float = BLOCK_SECONDS,
+    ):
         self.path = path
         self.netuid = netuid
         self.hotkey = hotkey
@@ -56,12 +61,15 @@ class LocalChain:
         except FileNotFoundError:
             return {}
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ChainError(f"local chain file {self.path} is corrupt ({exc}); "
-                             "delete it to start a fresh local subnet") from exc
+            raise ChainError(
+                f"local chain file {self.path} is corrupt ({exc}); "
+                "delete it to start a fresh local subnet"
+            ) from exc
 
     def _write(self, state: dict) -> None:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(self.path)),
-                                   prefix=".chain-")
+        fd, tmp = tempfile.mkstemp(
+            dir=os.path.dirname(os.path.abspath(self.path)), prefix=".chain-"
+        )
         with os.fdopen(fd, "w") as f:
             json.dump(state, f)
             f.flush()
@@ -99,14 +107,25 @@ class LocalChain:
 
     # --- administration of the simulation --------------------------------------------
 
-    def register(self, hotkey: str, coldkey: str, endpoint: str | None = None,
-                 stake: float = 0.0, validator_permit: bool = False,
-                 uid: int | None = None) -> int:
+    def register(
+        self,
+        hotkey: str,
+        coldkey: str,
+        endpoint: str | None = None,
+        stake: float = 0.0,
+        validator_permit: bool = False,
+        uid: int | None = None,
+    ) -> int:
         """Register (or update) a hotkey; ``uid`` replaces whoever holds that uid."""
         with self._locked() as state:
             neurons = state["neurons"]
-            record = dict(hotkey=hotkey, coldkey=coldkey, stake=float(stake), endpoint=endpoint,
-                          validator_permit=bool(validator_permit))
+            record = dict(
+                hotkey=hotkey,
+                coldkey=coldkey,
+                stake=float(stake),
+                endpoint=endpoint,
+                validator_permit=bool(validator_permit),
+            )
             if uid is None:
                 uid = next((n["uid"] for n in neurons if n["hotkey"] == hotkey), len(neurons))
             if uid > len(neurons):

@@ -23,16 +23,57 @@ from prompting.datasets.base import Document
 MIN_CHARS, MAX_CHARS = 300, 1200
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
 # Modules with plain, self-contained functions (pure Python, stable across 3.10-3.12).
-CODE_MODULES = ("textwrap", "fnmatch", "shlex", "heapq", "bisect", "colorsys", "calendar",
-                "statistics", "difflib", "string", "glob", "posixpath", "base64", "quopri",
-                "html", "keyword", "operator", "random", "fractions", "ipaddress")
+CODE_MODULES = (
+    "textwrap",
+    "fnmatch",
+    "shlex",
+    "heapq",
+    "bisect",
+    "colorsys",
+    "calendar",
+    "statistics",
+    "difflib",
+    "string",
+    "glob",
+    "posixpath",
+    "base64",
+    "quopri",
+    "html",
+    "keyword",
+    "operator",
+    "random",
+    "fractions",
+    "ipaddress",
+)
 # mathgenerator generators whose answer is one number.
-MATH_GENERATORS = ("addition", "subtraction", "multiplication", "division", "combinations",
-                   "cube_root", "area_of_circle", "celsius_to_fahrenheit", "compound_interest",
-                   "arithmetic_progression_sum", "arithmetic_progression_term", "factorial",
-                   "gcd", "lcm", "square", "square_root", "percentage", "power_of_powers",
-                   "simple_interest", "volume_cube", "surface_area_cube", "perimeter_of_polygons",
-                   "absolute_difference", "degree_to_rad", "circumference", "permutation")
+MATH_GENERATORS = (
+    "addition",
+    "subtraction",
+    "multiplication",
+    "division",
+    "combinations",
+    "cube_root",
+    "area_of_circle",
+    "celsius_to_fahrenheit",
+    "compound_interest",
+    "arithmetic_progression_sum",
+    "arithmetic_progression_term",
+    "factorial",
+    "gcd",
+    "lcm",
+    "square",
+    "square_root",
+    "percentage",
+    "power_of_powers",
+    "simple_interest",
+    "volume_cube",
+    "surface_area_cube",
+    "perimeter_of_polygons",
+    "absolute_difference",
+    "degree_to_rad",
+    "circumference",
+    "permutation",
+)
 
 
 def _clean(text: str) -> str | None:
@@ -41,7 +82,7 @@ def _clean(text: str) -> str | None:
     if any(ln.startswith((">>>", "...", "$", "|", "+--", "===", "***")) for ln in lines):
         return None
     prose = re.sub(r"\s+", " ", " ".join(lines)).strip()
-    prose = prose.replace("**", "").replace("\u201c\"", "\"").replace("\"\u201d", "\"")
+    prose = prose.replace("**", "").replace('\u201c"', '"').replace('"\u201d', '"')
     symbols = sum(ch in "{}[]()=<>*_:;`\\" for ch in prose)
     if len(prose) < 80 or symbols > len(prose) * 0.04:
         return None
@@ -104,8 +145,13 @@ class StdlibFunctions:
                 code = ast.get_source_segment(source, node)
                 if code is None or not 5 <= code.count("\n") + 1 <= 40:
                     continue
-                docs.append(Document(f"stdlib:{module_name}.{node.name}",
-                                     f"{module_name}.{node.name}", textwrap.dedent(code)))
+                docs.append(
+                    Document(
+                        f"stdlib:{module_name}.{node.name}",
+                        f"{module_name}.{node.name}",
+                        textwrap.dedent(code),
+                    )
+                )
         return docs
 
     def get(self, rng: random.Random) -> Document:
@@ -150,7 +196,7 @@ class MathProblems:
         return self._make(name, int(seed))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dataset(name: str):
     """Shared instances: corpora are parsed once per process."""
     return {"pydoc": PydocPassages, "stdlib": StdlibFunctions, "math": MathProblems}[name]()

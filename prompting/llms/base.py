@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import abc
 import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence, Union
+from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:
     from prompting.config import Config
@@ -33,10 +34,16 @@ class Sampling:
     ignore_eos: bool = False  # benchmarks: generate exactly max_tokens
 
     @classmethod
-    def from_config(cls, config: "Config", **overrides) -> "Sampling":
+    def from_config(cls, config: Config, **overrides) -> Sampling:
         n = config.neuron
-        values = dict(max_tokens=n.max_tokens, temperature=n.temperature, top_p=n.top_p,
-                      top_k=n.top_k, repetition_penalty=n.repetition_penalty, seed=n.seed)
+        values = dict(
+            max_tokens=n.max_tokens,
+            temperature=n.temperature,
+            top_p=n.top_p,
+            top_k=n.top_k,
+            repetition_penalty=n.repetition_penalty,
+            seed=n.seed,
+        )
         values.update(overrides)
         return cls(**values)
 
@@ -74,8 +81,9 @@ class LLM(abc.ABC):
     name: str = "base"
 
     @abc.abstractmethod
-    def generate(self, prompts: Sequence[Prompt], sampling: Sampling | None = None
-                 ) -> list[Generation]:
+    def generate(
+        self, prompts: Sequence[Prompt], sampling: Sampling | None = None
+    ) -> list[Generation]:
         """One Generation per prompt, in order. Chat messages get the chat template."""
 
     @property
@@ -125,7 +133,7 @@ def backend_class(name: str) -> Callable[..., LLM]:
     return getattr(importlib.import_module(module), attr)
 
 
-def load_llm(config: "Config") -> LLM:
+def load_llm(config: Config) -> LLM:
     """Build the backend that ``--neuron.llm_backend`` names from the config."""
     return backend_class(config.neuron.llm_backend).from_config(config)  # type: ignore[attr-defined]
 

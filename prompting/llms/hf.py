@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from prompting.llms.base import LLM, Generation, LLMError, LLMStats, Prompt, Sampling, as_messages
 from prompting.llms.tiny import resolve_model
@@ -24,8 +24,10 @@ def choose_device(requested: str, cuda_available: bool) -> str:
     if requested == "auto":
         return "cuda:0" if cuda_available else "cpu"
     if requested.startswith("cuda") and not cuda_available:
-        raise LLMError(f"--neuron.device {requested} asked for, but torch sees no CUDA GPU; "
-                       "use --neuron.device cpu or check CUDA_VISIBLE_DEVICES")
+        raise LLMError(
+            f"--neuron.device {requested} asked for, but torch sees no CUDA GPU; "
+            "use --neuron.device cpu or check CUDA_VISIBLE_DEVICES"
+        )
     return "cuda:0" if requested == "cuda" else requested
 
 
@@ -39,8 +41,15 @@ def choose_dtype(requested: str, device: str) -> str:
 class HFLLM(LLM):
     name = "hf"
 
-    def __init__(self, model_id: str, device: str = "auto", dtype: str = "auto",
-                 compile: bool = False, state_dir: str = ".", max_prompt_tokens: int = 2048):
+    def __init__(
+        self,
+        model_id: str,
+        device: str = "auto",
+        dtype: str = "auto",
+        compile: bool = False,
+        state_dir: str = ".",
+        max_prompt_tokens: int = 2048,
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -53,8 +62,11 @@ class HFLLM(LLM):
         path = resolve_model(model_id, state_dir)
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModelForCausalLM.from_pretrained(
-                path, dtype=getattr(torch, self.dtype)).to(self.device).eval()
+            self.model = (
+                AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype))
+                .to(self.device)
+                .eval()
+            )
         except OSError as exc:
             raise LLMError(f"cannot load model {model_id!r}: {exc}") from exc
         except torch.OutOfMemoryError as exc:
@@ -62,15 +74,22 @@ class HFLLM(LLM):
         self._tokenizer.padding_side = "left"
         if self._tokenizer.pad_token is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
-        self._stats = LLMStats(backend=self.name, model=model_id, device=self.device,
-                               dtype=self.dtype, load_seconds=time.perf_counter() - start,
-                               gpu_bytes=self._gpu_bytes(), extra={"compile": compile})
+        self._stats = LLMStats(
+            backend=self.name,
+            model=model_id,
+            device=self.device,
+            dtype=self.dtype,
+            load_seconds=time.perf_counter() - start,
+            gpu_bytes=self._gpu_bytes(),
+            extra={"compile": compile},
+        )
 
     @classmethod
-    def from_config(cls, config) -> "HFLLM":
+    def from_config(cls, config) -> HFLLM:
         n = config.neuron
-        return cls(n.model_id, device=n.device, dtype=n.dtype, compile=n.hf_compile,
-                   state_dir=n.full_path)
+        return cls(
+            n.model_id, device=n.device, dtype=n.dtype, compile=n.hf_compile, state_dir=n.full_path
+        )
 
     @property
     def tokenizer(self):
@@ -91,15 +110,22 @@ class HFLLM(LLM):
         if isinstance(prompt, str) and self._tokenizer.chat_template is None:
             return prompt
         return self._tokenizer.apply_chat_template(
-            as_messages(prompt), tokenize=False, add_generation_prompt=True)
+            as_messages(prompt), tokenize=False, add_generation_prompt=True
+        )
 
     def _generate_kwargs(self, sampling: Sampling) -> dict:
-        kwargs = dict(max_new_tokens=sampling.max_tokens,
-                      pad_token_id=self._tokenizer.pad_token_id,
-                      repetition_penalty=sampling.repetition_penalty)
+        kwargs = dict(
+            max_new_tokens=sampling.max_tokens,
+            pad_token_id=self._tokenizer.pad_token_id,
+            repetition_penalty=sampling.repetition_penalty,
+        )
         if sampling.temperature > 0:
-            kwargs.update(do_sample=True, temperature=sampling.temperature,
-                          top_p=sampling.top_p, top_k=sampling.top_k or None)
+            kwargs.update(
+                do_sample=True,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k or None,
+            )
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if sampling.ignore_eos:
@@ -108,8 +134,9 @@ class HFLLM(LLM):
             kwargs["cache_implementation"] = "static"
         return kwargs
 
-    def generate(self, prompts: Sequence[Prompt], sampling: Sampling | None = None
-                 ) -> list[Generation]:
+    def generate(
+        self, prompts: Sequence[Prompt], sampling: Sampling | None = None
+    ) -> list[Generation]:
         if not prompts:
             return []
         torch = self._torch
@@ -117,18 +144,25 @@ class HFLLM(LLM):
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
         texts = [self.render(p) for p in prompts]
-        batch = self._tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
-                                max_length=self.max_prompt_tokens, add_special_tokens=False
-                                ).to(self.device)
+        batch = self._tokenizer(
+            texts,
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=self.max_prompt_tokens,
+            add_special_tokens=False,
+        ).to(self.device)
         start = time.perf_counter()
         try:
             with torch.inference_mode():
                 out = self.model.generate(**batch, **self._generate_kwargs(sampling))
         except torch.OutOfMemoryError as exc:
-            raise LLMError(f"out of GPU memory generating a batch of {len(prompts)}; "
-                           "lower the batch or --neuron.max_tokens") from exc
+            raise LLMError(
+                f"out of GPU memory generating a batch of {len(prompts)}; "
+                "lower the batch or --neuron.max_tokens"
+            ) from exc
         seconds = time.perf_counter() - start
-        new = out[:, batch["input_ids"].shape[1]:]
+        new = out[:, batch["input_ids"].shape[1] :]
         eos = self._tokenizer.eos_token_id
         results = []
         for row, mask in zip(new.tolist(), batch["attention_mask"].tolist()):
@@ -136,10 +170,15 @@ class HFLLM(LLM):
             if not sampling.ignore_eos and eos in row:
                 n = row.index(eos) + 1
             text = self._tokenizer.decode(row[:n], skip_special_tokens=True)
-            results.append(Generation(text=text.strip(), tokens=n, seconds=seconds,
-                                      prompt_tokens=int(sum(mask)),
-                                      finish_reason="stop" if n < len(row) or (
-                                          n and row[n - 1] == eos) else "length"))
+            results.append(
+                Generation(
+                    text=text.strip(),
+                    tokens=n,
+                    seconds=seconds,
+                    prompt_tokens=int(sum(mask)),
+                    finish_reason="stop" if n < len(row) or (n and row[n - 1] == eos) else "length",
+                )
+            )
         return results
 
     def warmup(self, batch_sizes: Sequence[int] = (1,), max_tokens: int = 16) -> float:

@@ -16,8 +16,15 @@ GB = 1e9
 # profiling decides the exact figure; this is a conservative floor measured on H100
 # (zephyr-7b architecture, 0.24: ~1.1 GB besides weights and KV cache).
 RUNTIME_OVERHEAD_BYTES = int(1.5 * GB)
-BYTES_PER_PARAM = {"float16": 2, "bfloat16": 2, "float32": 4, "auto": 2,
-                   "awq": 0.5625, "gptq": 0.5625, "fp8": 1}
+BYTES_PER_PARAM = {
+    "float16": 2,
+    "bfloat16": 2,
+    "float32": 4,
+    "auto": 2,
+    "awq": 0.5625,
+    "gptq": 0.5625,
+    "fp8": 1,
+}
 # vLLM caps utilisation so the driver keeps a little room.
 MAX_UTILIZATION = 0.95
 
@@ -47,15 +54,19 @@ class ModelShape:
         return embeddings + self.num_layers * per_layer + h
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "ModelShape":
+    def from_config(cls, cfg: dict) -> ModelShape:
         cfg = cfg.get("text_config", cfg)
         heads = cfg["num_attention_heads"]
-        return cls(vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"],
-                   intermediate_size=cfg["intermediate_size"],
-                   num_layers=cfg["num_hidden_layers"], num_heads=heads,
-                   num_kv_heads=cfg.get("num_key_value_heads") or heads,
-                   max_position_embeddings=cfg.get("max_position_embeddings", 4096),
-                   tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)))
+        return cls(
+            vocab_size=cfg["vocab_size"],
+            hidden_size=cfg["hidden_size"],
+            intermediate_size=cfg["intermediate_size"],
+            num_layers=cfg["num_hidden_layers"],
+            num_heads=heads,
+            num_kv_heads=cfg.get("num_key_value_heads") or heads,
+            max_position_embeddings=cfg.get("max_position_embeddings", 4096),
+            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        )
 
 
 def load_model_config(path_or_id: str) -> dict | None:
@@ -105,17 +116,27 @@ class Fit:
         return self.budget_bytes >= self.needed_bytes
 
 
-def plan(shape: ModelShape, budget_gb: float, max_model_len: int, tensor_parallel: int = 1,
-         dtype: str = "float16", quantization: str = "none") -> Fit:
+def plan(
+    shape: ModelShape,
+    budget_gb: float,
+    max_model_len: int,
+    tensor_parallel: int = 1,
+    dtype: str = "float16",
+    quantization: str = "none",
+) -> Fit:
     """Per-GPU memory plan: weights and KV cache split across ``tensor_parallel`` GPUs;
     the minimal KV cache holds one sequence of ``max_model_len`` tokens (vLLM's rule)."""
     budget = int(budget_gb * GB)
     weights = weight_bytes(shape, dtype, quantization) // tensor_parallel
     per_token = kv_bytes_per_token(shape, dtype) // tensor_parallel
     left = budget - weights - RUNTIME_OVERHEAD_BYTES
-    return Fit(budget_bytes=budget, weights_bytes=weights, min_kv_bytes=per_token * max_model_len,
-               overhead_bytes=RUNTIME_OVERHEAD_BYTES,
-               kv_capacity_tokens=max(0, left // per_token) if per_token else 0)
+    return Fit(
+        budget_bytes=budget,
+        weights_bytes=weights,
+        min_kv_bytes=per_token * max_model_len,
+        overhead_bytes=RUNTIME_OVERHEAD_BYTES,
+        kv_capacity_tokens=max(0, left // per_token) if per_token else 0,
+    )
 
 
 def utilization(budget_gb: float, total_bytes: int) -> float:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 from prompting.llms.base import LLM, Generation, LLMError, LLMStats, Prompt, Sampling, as_messages
 
@@ -21,8 +21,15 @@ MAX_PARALLEL = 64
 class OpenAILLM(LLM):
     name = "openai"
 
-    def __init__(self, model_id: str, base_url: str, api_key: str | None = None,
-                 timeout: float = 60.0, retries: int = 2, backoff: float = 0.5):
+    def __init__(
+        self,
+        model_id: str,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+    ):
         import httpx
 
         start = time.perf_counter()
@@ -30,18 +37,30 @@ class OpenAILLM(LLM):
         self.retries = retries
         self.backoff = backoff
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
-                                  headers=headers,
-                                  limits=httpx.Limits(max_connections=MAX_PARALLEL))
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            headers=headers,
+            limits=httpx.Limits(max_connections=MAX_PARALLEL),
+        )
         self._pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL, thread_name_prefix="openai")
-        self._stats = LLMStats(backend=self.name, model=model_id, device=base_url,
-                               load_seconds=time.perf_counter() - start)
+        self._stats = LLMStats(
+            backend=self.name,
+            model=model_id,
+            device=base_url,
+            load_seconds=time.perf_counter() - start,
+        )
 
     @classmethod
-    def from_config(cls, config) -> "OpenAILLM":
+    def from_config(cls, config) -> OpenAILLM:
         n = config.neuron
-        return cls(n.model_id, n.openai_base_url, os.environ.get(n.openai_api_key_env),
-                   timeout=max(n.timeout * 6, 30.0), retries=n.openai_retries)
+        return cls(
+            n.model_id,
+            n.openai_base_url,
+            os.environ.get(n.openai_api_key_env),
+            timeout=max(n.timeout * 6, 30.0),
+            retries=n.openai_retries,
+        )
 
     @property
     def tokenizer(self):
@@ -53,9 +72,13 @@ class OpenAILLM(LLM):
         return self._stats
 
     def _body(self, prompt: Prompt, sampling: Sampling) -> dict:
-        body = {"model": self.model_id, "messages": as_messages(prompt),
-                "max_tokens": sampling.max_tokens, "temperature": sampling.temperature,
-                "top_p": sampling.top_p}
+        body = {
+            "model": self.model_id,
+            "messages": as_messages(prompt),
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+        }
         if sampling.seed is not None:
             body["seed"] = sampling.seed
         if sampling.ignore_eos:  # vLLM's extension; other servers ignore unknown keys
@@ -80,8 +103,7 @@ class OpenAILLM(LLM):
                 last = f"HTTP {resp.status_code}"
                 continue
             if resp.status_code != 200:
-                raise LLMError(f"openai server answered HTTP {resp.status_code}: "
-                               f"{resp.text[:200]}")
+                raise LLMError(f"openai server answered HTTP {resp.status_code}: {resp.text[:200]}")
             try:
                 data = resp.json()
                 choice = data["choices"][0]
@@ -89,15 +111,21 @@ class OpenAILLM(LLM):
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 raise LLMError(f"openai server sent an unexpected body: {exc!r}") from exc
             usage = data.get("usage") or {}
-            return Generation(text=text.strip(), tokens=int(usage.get("completion_tokens", 0)),
-                              seconds=time.perf_counter() - start,
-                              prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                              finish_reason=choice.get("finish_reason") or "")
-        raise LLMError(f"openai server at {self._http.base_url} failed after "
-                       f"{self.retries + 1} attempts: {last}")
+            return Generation(
+                text=text.strip(),
+                tokens=int(usage.get("completion_tokens", 0)),
+                seconds=time.perf_counter() - start,
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                finish_reason=choice.get("finish_reason") or "",
+            )
+        raise LLMError(
+            f"openai server at {self._http.base_url} failed after "
+            f"{self.retries + 1} attempts: {last}"
+        )
 
-    def generate(self, prompts: Sequence[Prompt], sampling: Sampling | None = None
-                 ) -> list[Generation]:
+    def generate(
+        self, prompts: Sequence[Prompt], sampling: Sampling | None = None
+    ) -> list[Generation]:
         sampling = sampling or Sampling()
         return list(self._pool.map(lambda p: self._one(p, sampling), prompts))
 

@@ -28,13 +28,25 @@ CHAT_TEMPLATE = (
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>"]
 
 PRESETS = {
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=2, vocab_size=4096,
-                 max_position_embeddings=2048),
+    "tiny": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=4096,
+        max_position_embeddings=2048,
+    ),
     # zephyr-7b-beta's architecture (MistralForCausalLM, 7.24 B parameters).
-    "zephyr-7b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                      num_attention_heads=32, num_key_value_heads=8, vocab_size=32000,
-                      max_position_embeddings=32768),
+    "zephyr-7b": dict(
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=32000,
+        max_position_embeddings=32768,
+    ),
 }
 BUILD_VERSION = 1  # bump when the recipe changes so caches rebuild
 
@@ -59,18 +71,27 @@ def build_tokenizer(vocab_size: int):
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(training_text(), trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>", pad_token="</s>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="</s>"
+    )
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
 
-def build_model(out_dir: str | os.PathLike, preset: str = "tiny", seed: int = 0,
-                dtype: str = "float32", device: str = "cpu") -> Path:
+def build_model(
+    out_dir: str | os.PathLike,
+    preset: str = "tiny",
+    seed: int = 0,
+    dtype: str = "float32",
+    device: str = "cpu",
+) -> Path:
     """Write a random-weight model + tokenizer to ``out_dir`` (atomically)."""
     import torch
     from transformers import MistralConfig, MistralForCausalLM
@@ -78,10 +99,15 @@ def build_model(out_dir: str | os.PathLike, preset: str = "tiny", seed: int = 0,
     out = Path(out_dir)
     spec = PRESETS[preset]
     tokenizer = build_tokenizer(min(spec["vocab_size"], 32000))
-    config = MistralConfig(**spec, bos_token_id=tokenizer.bos_token_id,
-                           eos_token_id=tokenizer.eos_token_id,
-                           pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
-                           sliding_window=None, torch_dtype=dtype)
+    config = MistralConfig(
+        **spec,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+        sliding_window=None,
+        torch_dtype=dtype,
+    )
     torch.manual_seed(seed)
     with torch.device(device):
         model = MistralForCausalLM(config).to(getattr(torch, dtype))
@@ -92,7 +118,8 @@ def build_model(out_dir: str | os.PathLike, preset: str = "tiny", seed: int = 0,
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "prompting_build.json").write_text(
-            json.dumps({"preset": preset, "seed": seed, "version": BUILD_VERSION}))
+            json.dumps({"preset": preset, "seed": seed, "version": BUILD_VERSION})
+        )
         try:
             os.rename(tmp, out)
         except OSError:  # another process finished first; theirs is as good as ours

@@ -18,8 +18,10 @@ def _to_float(token: str) -> float | None:
     match = _FRACTION.fullmatch(token)
     try:
         if match:
-            return float(Fraction(match.group(1).replace(",", "")) /
-                         Fraction(match.group(2).replace(",", "")))
+            return float(
+                Fraction(match.group(1).replace(",", ""))
+                / Fraction(match.group(2).replace(",", ""))
+            )
         return float(token)
     except (ValueError, ZeroDivisionError):
         return None

@@ -10,7 +10,9 @@ from prompting.rewards.text import rouge_l
 
 REFUSAL = re.compile(
     r"\b(i'?m sorry|i am sorry|i apologi[sz]e|i can(?:no|')t (?:help|assist|answer|do)|"
-    r"as an ai|i am unable|i'm unable|i won'?t be able)\b", re.IGNORECASE)
+    r"as an ai|i am unable|i'm unable|i won'?t be able)\b",
+    re.IGNORECASE,
+)
 TOO_LONG_FACTOR = 8  # completions this many times the reference's length are penalized
 TOO_LONG_FLOOR = 400  # characters always allowed
 
@@ -42,5 +44,11 @@ def code_format(completion: str, **_) -> float:
     return 0.0 if parses(extract_code(completion)) else 0.5
 
 
-PENALTIES = {"empty": empty, "too_long": too_long, "echo": echo, "refusal": refusal,
-             "math_format": math_format, "code_format": code_format}
+PENALTIES = {
+    "empty": empty,
+    "too_long": too_long,
+    "echo": echo,
+    "refusal": refusal,
+    "math_format": math_format,
+    "code_format": code_format,
+}

@@ -32,16 +32,18 @@ def resolve_embedder_path(model: str) -> str:
 
 
 class Embedder:
-    def __init__(self, model: str = DEFAULT_RELEVANCE_MODEL, pooling: str = "avg",
-                 device: str = "cpu"):
+    def __init__(
+        self, model: str = DEFAULT_RELEVANCE_MODEL, pooling: str = "avg", device: str = "cpu"
+    ):
         from prompting.compat import import_angle
 
         start = time.perf_counter()
         angle_cls = import_angle()
         device = "cuda" if device == "auto" and _cuda() else ("cpu" if device == "auto" else device)
         self.model_name = model
-        self.angle = angle_cls.from_pretrained(resolve_embedder_path(model),
-                                               pooling_strategy=pooling, device=device)
+        self.angle = angle_cls.from_pretrained(
+            resolve_embedder_path(model), pooling_strategy=pooling, device=device
+        )
         self._lock = threading.Lock()  # one encode at a time: torch threads are shared
         self.load_seconds = time.perf_counter() - start
         log.info("relevance: loaded %s in %.1f s", model, self.load_seconds)
@@ -52,8 +54,9 @@ class Embedder:
         idx = [i for i, t in enumerate(texts) if t.strip()]
         if idx:
             with self._lock:
-                vecs = self.angle.encode([texts[i][:MAX_CHARS] for i in idx], to_numpy=True,
-                                         max_length=256)
+                vecs = self.angle.encode(
+                    [texts[i][:MAX_CHARS] for i in idx], to_numpy=True, max_length=256
+                )
             vecs = np.asarray(vecs, dtype=np.float32)
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
             out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
@@ -68,8 +71,9 @@ def _cuda() -> bool:
 
 
 @functools.lru_cache(maxsize=4)
-def shared_embedder(model: str = DEFAULT_RELEVANCE_MODEL, pooling: str = "avg",
-                    device: str = "cpu") -> Embedder:
+def shared_embedder(
+    model: str = DEFAULT_RELEVANCE_MODEL, pooling: str = "avg", device: str = "cpu"
+) -> Embedder:
     """One embedder per (model, pooling, device) per process."""
     return Embedder(model, pooling, device)
 

@@ -1,0 +1,88 @@
+"""Reference miner: answers signed prompts with a generation backend or a strategy.
+
+    python neurons/miner.py --miner.strategy model --neuron.llm_backend vllm
+    python neurons/miner.py --miner.strategy retrieval --miner.port 8091
+
+It serves only callers the chain lists with a validator permit or at least
+--miner.min_stake (plus --miner.allow), verifying every btauth/1 signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from prompting.config import parse_config  # noqa: E402
+
+
+def build_answer(config):
+    from prompting.miner import strategies
+
+    name = config.miner.strategy
+    if name == "retrieval":
+        from prompting.rewards.relevance import shared_embedder
+
+        return strategies.retrieval(
+            shared_embedder(
+                config.reward.relevance_model, config.reward.pooling, config.reward.device
+            )
+        )
+    if name == "model":
+        from prompting.llms import Sampling, load_llm
+
+        return strategies.model(load_llm(config), Sampling.from_config(config))
+    if name == "random":
+        return strategies.random_text(config.neuron.seed)
+    return getattr(strategies, name)
+
+
+async def serve(config) -> None:
+    from prompting.chain import connect
+    from prompting.network.auth import Authorizer, CallerPolicy, load_or_create_wallet, open_wallet
+    from prompting.network.server import bind, create_app, make_server
+
+    local = config.chain.network == "local"
+    wallet = (load_or_create_wallet if local else open_wallet)(
+        config.wallet.name, config.wallet.hotkey, config.wallet.path
+    )
+    hotkey = wallet.hotkey.ss58_address
+    chain = connect(config, hotkey, wallet)
+    answer = build_answer(config)
+    authorizer = Authorizer(
+        CallerPolicy(config.miner.min_stake, frozenset(config.miner.allow)), chain.metagraph
+    )
+    app = create_app(answer, hotkey, authorizer, max_concurrency=config.miner.max_concurrency)
+    sock = bind(config.miner.host, config.miner.port)
+    port = sock.getsockname()[1]
+    server, serving = make_server(app, sock)
+    if config.miner.port_file:
+        tmp = config.miner.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{port}\n{hotkey}\n")
+        os.replace(tmp, config.miner.port_file)
+    logging.getLogger("miner").info(
+        "miner %s (%s) listening on %s:%d", hotkey, config.miner.strategy, config.miner.host, port
+    )
+    await serving
+
+
+def main(argv=None) -> None:
+    config = parse_config("miner", argv, prog="miner.py", description=__doc__.split("\n")[0])
+    logging.basicConfig(
+        level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from prompting import compat
+
+    compat.guard_event_loop_policy()
+    try:
+        asyncio.run(serve(config))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

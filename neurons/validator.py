@@ -1,0 +1,109 @@
+"""The prompting validator: challenges miners, scores them, sets weights.
+
+    python neurons/validator.py                       # embedded local subnet, CPU
+    python neurons/validator.py --neuron.llm_backend vllm \
+        --neuron.model_id HuggingFaceH4/zephyr-7b-beta --chain.network finney --netuid 1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from prompting.config import parse_config  # noqa: E402
+
+
+def main(argv=None) -> int:
+    config = parse_config(
+        "validator", argv, prog="validator.py", description=__doc__.split("\n")[0]
+    )
+    logging.basicConfig(
+        level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("httpx", "httpcore", "transformers", "sentence_transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from prompting import compat
+    from prompting.chain import ChainError, connect
+    from prompting.llms import LLMError, load_llm
+    from prompting.network.auth import load_or_create_wallet, open_wallet
+    from prompting.rewards.relevance import shared_embedder
+    from prompting.rewards.stack import RewardStack
+    from prompting.telemetry import Telemetry
+    from prompting.validator.localnet import LocalSubnet
+    from prompting.validator.loop import Validator, uses_llm_references
+
+    log = logging.getLogger("validator")
+    compat.check_pydantic()
+    compat.guard_event_loop_policy()
+    local = config.chain.network == "local"
+    os.makedirs(config.neuron.full_path, exist_ok=True)
+    if local:  # the local subnet keeps its own wallets beside its chain file
+        wallet = load_or_create_wallet(
+            config.wallet.name,
+            config.wallet.hotkey,
+            os.path.join(config.neuron.full_path, "wallets"),
+        )
+    else:
+        wallet = open_wallet(config.wallet.name, config.wallet.hotkey, config.wallet.path)
+    hotkey = wallet.hotkey.ss58_address
+    chain = connect(config, hotkey, wallet)
+    subnet, labels = None, {}
+    if local:
+        chain.register(
+            hotkey, wallet.coldkeypub.ss58_address, stake=10_000.0, validator_permit=True
+        )
+        if config.local.miners:
+            subnet = LocalSubnet(chain, config.neuron.full_path, hotkey)
+            log.info(
+                "starting %d local miners (%s)",
+                config.local.miners,
+                ",".join(config.local.strategies[: config.local.miners]),
+            )
+            labels = subnet.start(config.local.strategies, config.local.miners)
+    llm = None
+    try:
+        if uses_llm_references(config):
+            llm = load_llm(config)
+            log.info("llm: %s", llm.stats.to_dict())
+        rewards = RewardStack(
+            lambda: shared_embedder(
+                config.reward.relevance_model, config.reward.pooling, config.reward.device
+            )
+        )
+        rewards.embedder  # noqa: B018 - load before the first step, not inside it
+        telemetry = Telemetry(
+            config.neuron.full_path, config.wandb, config.to_dict(), offline_default=local
+        )
+        validator = Validator(config, wallet, chain, llm, rewards, telemetry)
+        validator.labels = labels
+        log.info(
+            "validator %s resumes at step %d (state in %s)",
+            hotkey,
+            validator.state.step,
+            config.neuron.full_path,
+        )
+        asyncio.run(validator.run())
+        print("\nfinal scoreboard (uid, label, hotkey, moving-average score):")
+        for uid, label, hk, score in validator.scoreboard():
+            print(
+                f"  {uid:>4}  {label or ('validator' if hk == hotkey else ''):<9}  {hk}  "
+                f"{score:.4f}"
+            )
+        telemetry.close()
+    except (LLMError, ChainError, compat.CompatError) as exc:
+        print(f"validator.py: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if subnet is not None:
+            subnet.stop()
+        if llm is not None:
+            llm.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Reference answer strategies, good and deliberately bad, for the local subnet.
+
+``retrieval`` and ``model`` try to answer; ``random``, ``echo``, ``empty`` and
+``slow`` are what hostile or broken miners do, so the scoreboard can be seen to
+tell them apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections.abc import Callable
+
+from prompting.datasets.offline import _SENTENCE_END
+from prompting.protocol import PromptRequest
+from prompting.rewards.code import _FENCE
+
+_PASSAGE = re.compile(r"Passage:\s*\n(.*?)(?:\n\nQuestion:|\Z)", re.DOTALL)
+_QUOTED = re.compile(r"\"(.+?)\"", re.DOTALL)
+
+
+def prompt_text(request: PromptRequest) -> str:
+    return "\n".join(m.content for m in request.messages if m.role == "user")
+
+
+def retrieval(embedder) -> Callable[[PromptRequest], str]:
+    """Answer from the challenge itself: the code block for debugging, the passage
+    sentence closest to the question for qa, the most central sentences for summaries."""
+
+    def answer(request: PromptRequest) -> str:
+        text = prompt_text(request)
+        code = _FENCE.search(text)
+        if code:
+            return f"```python\n{code.group(1).strip()}\n```"
+        found = _PASSAGE.search(text)
+        passage = found.group(1) if found else text.split("\n\n", 1)[-1]
+        sentences = [s.strip() for s in _SENTENCE_END.split(passage) if len(s.split()) >= 4]
+        if not sentences:
+            return passage[:500]
+        if "Summarize" in text.split("\n", 1)[0]:
+            vectors = embedder.encode([passage, *sentences])
+            scores = vectors[1:] @ vectors[0]
+            top = sorted(sorted(range(len(sentences)), key=lambda i: -scores[i])[:2])
+            return " ".join(sentences[i] for i in top)
+        question = (
+            text[text.find("Question:") :]
+            if "Question:" in text
+            else ((_QUOTED.findall(text) or [text.split("\n", 1)[0]])[0])
+        )
+        vectors = embedder.encode([question, *sentences])
+        return sentences[int((vectors[1:] @ vectors[0]).argmax())]
+
+    return answer
+
+
+def model(llm, sampling) -> Callable[[PromptRequest], str]:
+    def answer(request: PromptRequest) -> str:
+        messages = [m.model_dump() for m in request.messages]
+        return llm.generate([messages], sampling)[0].text
+
+    return answer
+
+
+def random_text(seed: int | None = None) -> Callable[[PromptRequest], str]:
+    from prompting.datasets.offline import dataset
+
+    vocab = sorted({w for d in dataset("pydoc").documents[:50] for w in d.text.split()})
+    rng = random.Random(seed)
+
+    def answer(request: PromptRequest) -> str:
+        return " ".join(rng.choices(vocab, k=rng.randint(20, 60)))
+
+    return answer
+
+
+def echo(request: PromptRequest) -> str:
+    return prompt_text(request)
+
+
+def empty(request: PromptRequest) -> str:
+    return ""
+
+
+async def slow(request: PromptRequest) -> str:
+    await asyncio.sleep(request.timeout + 2.0)
+    return prompt_text(request)

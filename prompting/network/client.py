@@ -1,0 +1,134 @@
+"""Signed, concurrent queries to miners over one pooled HTTP client.
+
+Every request is signed with btauth/1 for the miner's hotkey. Each miner gets the
+same deadline, enforced around the whole exchange (connect, headers, body), the
+body is read in chunks and abandoned at the cap, redirects are not followed, and
+every outcome is a QueryResult with a status; nothing a miner does raises here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from pydantic import ValidationError
+
+from prompting.chain.base import Neuron
+from prompting.network import auth
+from prompting.protocol import MAX_COMPLETION_CHARS, PROMPT_PATH, PromptRequest, PromptResponse
+
+OK, TIMEOUT, REFUSED, HTTP_ERROR, INVALID, UNREACHABLE = (
+    "ok",
+    "timeout",
+    "refused",
+    "http_error",
+    "invalid",
+    "unreachable",
+)
+
+
+@dataclass
+class QueryResult:
+    uid: int
+    hotkey: str
+    status: str
+    latency: float
+    completion: str = ""
+    http_status: int | None = None
+    error: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+class MinerClient:
+    def __init__(
+        self,
+        wallet,
+        timeout: float = 10.0,
+        max_body_bytes: int = 1 << 20,
+        max_connections: int = 256,
+    ):
+        self.wallet = wallet
+        self.timeout = timeout
+        self.max_body_bytes = max_body_bytes
+        self._http = httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def query(
+        self, neuron: Neuron, request: PromptRequest, timeout: float | None = None
+    ) -> QueryResult:
+        timeout = self.timeout if timeout is None else timeout
+        start = time.perf_counter()
+
+        def result(status: str, **kw) -> QueryResult:
+            return QueryResult(neuron.uid, neuron.hotkey, status, time.perf_counter() - start, **kw)
+
+        if not neuron.endpoint:
+            return result(UNREACHABLE, error="no endpoint served")
+        body = request.model_dump_json().encode()
+        headers = auth.sign(self.wallet, PROMPT_PATH, body, neuron.hotkey)
+        headers.update({"Content-Type": "application/json", "Accept-Encoding": "identity"})
+        url = f"http://{neuron.endpoint}{PROMPT_PATH}"
+        try:
+            status, raw = await asyncio.wait_for(self._post(url, body, headers), timeout)
+        except asyncio.TimeoutError:
+            return result(TIMEOUT, error=f"no complete answer within {timeout:g} s")
+        except httpx.ConnectError as exc:
+            return result(REFUSED, error=str(exc)[:200])
+        except httpx.TimeoutException:
+            return result(TIMEOUT, error="transport timeout")
+        except _TooLarge:
+            return result(INVALID, error=f"body over {self.max_body_bytes} bytes")
+        except (httpx.HTTPError, OSError) as exc:
+            return result(HTTP_ERROR, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        if status != 200:
+            return result(
+                HTTP_ERROR, http_status=status, error=raw[:200].decode("utf-8", "replace")
+            )
+        try:
+            response = PromptResponse.model_validate_json(raw)
+        except (ValidationError, ValueError) as exc:
+            return result(INVALID, http_status=status, error=str(exc).splitlines()[0][:200])
+        return result(
+            OK,
+            http_status=status,
+            completion=response.completion[:MAX_COMPLETION_CHARS],
+            timings={k: float(v) for k, v in list(response.timings.items())[:16]},
+        )
+
+    async def _post(self, url: str, body: bytes, headers: dict) -> tuple[int, bytes]:
+        async with self._http.stream("POST", url, content=body, headers=headers) as resp:
+            declared = resp.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+                raise _TooLarge
+            chunks, size = [], 0
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise _TooLarge
+                chunks.append(chunk)
+            return resp.status_code, b"".join(chunks)
+
+    async def query_many(
+        self, neurons: list[Neuron], request: PromptRequest, timeout: float | None = None
+    ) -> list[QueryResult]:
+        """All miners at once; results in the order of ``neurons``."""
+        return list(await asyncio.gather(*(self.query(n, request, timeout) for n in neurons)))
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,149 @@
+"""The miner's HTTP server: a Starlette app with a pluggable answer function.
+
+Order of checks on ``POST /v1/prompt``: body size (413), btauth/1 signature,
+receiver, freshness and replay (401), caller policy against the metagraph (403),
+per-caller rate limit (429), concurrency (503), request shape (422), then the
+answer function. Refusals carry a short reason and never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import socket
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+from typing import Union
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from prompting.network.auth import Authorizer, verify
+from prompting.protocol import HEALTH_PATH, PROMPT_PATH, PromptRequest, PromptResponse
+
+log = logging.getLogger(__name__)
+Answer = Callable[[PromptRequest], Union[str, Awaitable[str]]]
+MAX_REQUEST_BYTES = 256 * 1024
+RATE_WINDOW_S = 10.0
+
+
+class RateLimiter:
+    """At most ``limit`` requests per caller in any ``window`` seconds."""
+
+    def __init__(self, limit: int, window: float = RATE_WINDOW_S):
+        self.limit, self.window = limit, window
+        self._seen: dict[str, deque] = defaultdict(deque)
+
+    def allow(self, caller: str) -> bool:
+        now = time.monotonic()
+        times = self._seen[caller]
+        while times and now - times[0] > self.window:
+            times.popleft()
+        if len(times) >= self.limit:
+            return False
+        times.append(now)
+        return True
+
+
+def _refuse(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+def create_app(
+    answer: Answer,
+    hotkey: str,
+    authorizer: Authorizer,
+    max_concurrency: int = 8,
+    rate_limit: int = 60,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
+) -> Starlette:
+    slots = asyncio.Semaphore(max_concurrency)
+    limiter = RateLimiter(rate_limit)
+    is_async = inspect.iscoroutinefunction(answer)
+
+    async def read_capped(request: Request) -> bytes | None:
+        declared = request.headers.get("content-length")
+        if declared and (not declared.isdigit() or int(declared) > max_request_bytes):
+            return None
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_request_bytes:
+                return None
+        return bytes(body)
+
+    async def prompt(request: Request) -> JSONResponse:
+        body = await read_capped(request)
+        if body is None:
+            return _refuse(413, f"body over {max_request_bytes} bytes")
+        from bittensor.http_auth import AuthError
+
+        try:
+            caller = verify(request.headers, body, request.url.path, hotkey)
+        except AuthError as exc:
+            return _refuse(401, f"{type(exc).__name__}: {exc}"[:200])
+        reason = authorizer.reason_to_refuse(caller)
+        if reason:
+            return _refuse(403, reason)
+        if not limiter.allow(caller):
+            return _refuse(429, "rate limit")
+        if slots.locked():
+            return _refuse(503, "busy")
+        try:
+            req = PromptRequest.model_validate_json(body)
+        except ValidationError as exc:
+            return _refuse(422, str(exc).splitlines()[0][:200])
+        async with slots:
+            start = time.perf_counter()
+            try:
+                if is_async:
+                    text = await answer(req)
+                else:
+                    text = await asyncio.to_thread(answer, req)
+            except Exception:  # noqa: BLE001 - the miner's own bug, logged here
+                log.exception("answer failed")
+                return _refuse(500, "answer failed")
+            took = time.perf_counter() - start
+        return JSONResponse(PromptResponse(completion=text, timings={"answer": took}).model_dump())
+
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"hotkey": hotkey, "ok": True})
+
+    return Starlette(
+        routes=[
+            Route(PROMPT_PATH, prompt, methods=["POST"]),
+            Route(HEALTH_PATH, health, methods=["GET"]),
+        ]
+    )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 picks a free one (read it from getsockname)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(app: Starlette, sock: socket.socket):
+    """A uvicorn server on ``sock``; slow clients are cut by the keep-alive and h11 limits."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        timeout_keep_alive=5,
+        limit_concurrency=1024,
+        h11_max_incomplete_event_size=64 * 1024,
+        lifespan="off",
+        loop="asyncio",
+    )
+    server = uvicorn.Server(config)
+    return server, server.serve(sockets=[sock])

@@ -1,0 +1,107 @@
+"""Per-step events: JSON lines in the state folder, wandb, and a terminal scoreboard.
+
+Timing keys are stable so dashboards survive upgrades: ``timings/<stage>`` in
+seconds for sync, sample, generate_challenge, query, reward (and
+``timings/reward/<model>``, ``timings/penalty/<name>``), weights, save, step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+log = logging.getLogger(__name__)
+EVENTS_FILE = "events.jsonl"
+
+
+class Telemetry:
+    def __init__(
+        self,
+        state_dir: str,
+        wandb_cfg=None,
+        run_config: dict | None = None,
+        offline_default: bool = True,
+        stream=sys.stdout,
+    ):
+        os.makedirs(state_dir, exist_ok=True)
+        self.path = os.path.join(state_dir, EVENTS_FILE)
+        self._file = open(self.path, "a", buffering=1)
+        self.stream = stream
+        self._wandb = None
+        if wandb_cfg is not None and not wandb_cfg.off:
+            self._wandb = _start_wandb(wandb_cfg, state_dir, run_config or {}, offline_default)
+
+    def log(self, event: dict[str, Any]) -> None:
+        self._file.write(json.dumps(event, default=str) + "\n")
+        if self._wandb is not None:
+            flat = {k: v for k, v in event.items() if isinstance(v, (int, float, str))}
+            try:
+                self._wandb.log(flat, step=int(event["step"]))
+            except Exception as exc:  # noqa: BLE001 - wandb trouble must not stop scoring
+                log.warning("wandb log failed (%s); continuing without wandb", exc)
+                self._wandb = None
+
+    def scoreboard(
+        self,
+        event: dict,
+        scores: list[float],
+        hotkeys: list[str],
+        max_steps: int = 0,
+        rows: int = 12,
+        labels: dict[int, str] | None = None,
+    ) -> None:
+        """A compact table of the queried uids: score, last reward, latency, status."""
+        step = event["step"]
+        progress = ""
+        if max_steps:
+            done = int(20 * step / max_steps)
+            progress = f" [{'#' * done}{'.' * (20 - done)}] {step}/{max_steps}"
+        lines = [
+            f"step {step}{progress}  task={event['task']}  "
+            f"step={event['timings/step']:.2f}s  query={event['timings/query']:.2f}s"
+        ]
+        labels = labels or {}
+        lines.append(
+            f"  {'uid':>4} {'hotkey':<10} {'label':<9} {'score':>6} {'reward':>6} "
+            f"{'lat(s)':>6} status"
+        )
+        order = sorted(event["uids"], key=lambda u: -scores[u])[:rows]
+        by_uid = {u: i for i, u in enumerate(event["uids"])}
+        for uid in order:
+            i = by_uid[uid]
+            lines.append(
+                f"  {uid:>4} {hotkeys[uid][:8] + '..':<10} {labels.get(uid, ''):<9} "
+                f"{scores[uid]:6.3f} "
+                f"{event['rewards'][i]:6.3f} {event['latencies'][i]:6.2f} "
+                f"{event['statuses'][i]}"
+            )
+        print("\n".join(lines), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._wandb is not None:
+            try:
+                self._wandb.finish()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _start_wandb(cfg, state_dir: str, run_config: dict, offline_default: bool):
+    offline = offline_default if cfg.offline is None else cfg.offline
+    try:
+        import wandb
+
+        return wandb.init(
+            project=cfg.project,
+            entity=cfg.entity,
+            config=run_config,
+            dir=state_dir,
+            mode="offline" if offline else "online",
+            reinit="finish_previous",
+        )
+    except Exception as exc:  # noqa: BLE001 - no login, no network: keep validating
+        log.warning("wandb disabled: %s", exc)
+        return None
