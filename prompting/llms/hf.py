@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 
+from prompting.llms import memory
 from prompting.llms.base import LLM, Generation, LLMError, LLMStats, Prompt, Sampling, as_messages
 from prompting.llms.tiny import resolve_model
 
@@ -49,6 +50,7 @@ class HFLLM(LLM):
         compile: bool = False,
         state_dir: str = ".",
         max_prompt_tokens: int = 2048,
+        budget_gb: float | None = None,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -71,6 +73,9 @@ class HFLLM(LLM):
             raise LLMError(f"cannot load model {model_id!r}: {exc}") from exc
         except torch.OutOfMemoryError as exc:
             raise LLMError(f"model {model_id!r} does not fit on {self.device}: {exc}") from exc
+        self.budget_gb = budget_gb if self.device.startswith("cuda") else None
+        config_json = memory.load_model_config(path)
+        self.shape = memory.ModelShape.from_config(config_json) if config_json else None
         self._tokenizer.padding_side = "left"
         if self._tokenizer.pad_token is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
@@ -88,7 +93,12 @@ class HFLLM(LLM):
     def from_config(cls, config) -> HFLLM:
         n = config.neuron
         return cls(
-            n.model_id, device=n.device, dtype=n.dtype, compile=n.hf_compile, state_dir=n.full_path
+            n.model_id,
+            device=n.device,
+            dtype=n.dtype,
+            compile=n.hf_compile,
+            state_dir=n.full_path,
+            budget_gb=n.llm_max_allowed_memory_in_gb,
         )
 
     @property
@@ -134,16 +144,42 @@ class HFLLM(LLM):
             kwargs["cache_implementation"] = "static"
         return kwargs
 
+    def max_batch(self, prompt_tokens: int, new_tokens: int) -> int:
+        """Largest batch that keeps weights + KV cache + activations inside the GPU budget
+        (unbounded on CPU or without a budget)."""
+        if self.budget_gb is None or self.shape is None:
+            return 1 << 30
+        weights = memory.weight_bytes(self.shape, self.dtype)
+        free = self.budget_gb * memory.GB - weights - memory.RUNTIME_OVERHEAD_BYTES
+        per = memory.hf_sequence_bytes(self.shape, prompt_tokens, new_tokens, self.dtype)
+        if free < per:
+            need = (weights + per + memory.RUNTIME_OVERHEAD_BYTES) / memory.GB
+            raise LLMError(
+                f"model weights ({weights / memory.GB:.1f} GB) leave no room for one sequence "
+                f"in --neuron.llm_max_allowed_memory_in_gb {self.budget_gb:g}; raise it to "
+                f"at least {need:.1f}"
+            )
+        return max(1, int(free // per))
+
     def generate(
         self, prompts: Sequence[Prompt], sampling: Sampling | None = None
     ) -> list[Generation]:
+        """Generate in chunks that fit the memory budget; order is kept."""
         if not prompts:
             return []
-        torch = self._torch
         sampling = sampling or Sampling()
         if sampling.seed is not None:
-            torch.manual_seed(sampling.seed)
+            self._torch.manual_seed(sampling.seed)
         texts = [self.render(p) for p in prompts]
+        longest = max(len(self._tokenizer(t, add_special_tokens=False).input_ids) for t in texts)
+        size = self.max_batch(min(longest, self.max_prompt_tokens), sampling.max_tokens)
+        out: list[Generation] = []
+        for i in range(0, len(texts), size):
+            out += self._generate_chunk(texts[i : i + size], sampling)
+        return out
+
+    def _generate_chunk(self, texts: list[str], sampling: Sampling) -> list[Generation]:
+        torch = self._torch
         batch = self._tokenizer(
             texts,
             return_tensors="pt",
@@ -158,7 +194,7 @@ class HFLLM(LLM):
                 out = self.model.generate(**batch, **self._generate_kwargs(sampling))
         except torch.OutOfMemoryError as exc:
             raise LLMError(
-                f"out of GPU memory generating a batch of {len(prompts)}; "
+                f"out of GPU memory generating a batch of {len(texts)}; "
                 "lower the batch or --neuron.max_tokens"
             ) from exc
         seconds = time.perf_counter() - start

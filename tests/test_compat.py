@@ -1,0 +1,99 @@
+import asyncio
+import importlib.util
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from prompting import compat
+from tests.conftest import REPO
+
+
+def test_uvloop_policy_is_detected_and_replaced(caplog):
+    uvloop = pytest.importorskip("uvloop")
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        loop = asyncio.new_event_loop()
+        assert type(loop).__module__.startswith("uvloop")  # what vLLM's threads would get
+        loop.close()
+        with caplog.at_level(logging.WARNING):
+            assert compat.guard_event_loop_policy() is True
+        assert not compat.event_loop_policy_is_uvloop()
+        loop = asyncio.new_event_loop()
+        assert not type(loop).__module__.startswith("uvloop")
+        loop.close()
+        assert [r for r in caplog.records if "uvloop" in r.getMessage()]
+        assert compat.guard_event_loop_policy() is False  # idempotent, silent
+    finally:
+        asyncio.set_event_loop_policy(None)
+
+
+def test_angle_emb_fails_to_import_without_the_shim():
+    """angle-emb imports bitsandbytes/datasets at module level; we install neither."""
+    if importlib.util.find_spec("bitsandbytes") or importlib.util.find_spec("datasets"):
+        pytest.skip("training-only modules are installed here; nothing to prevent")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import angle_emb"], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode != 0 and "No module named" in proc.stderr
+
+
+def test_angle_emb_imports_through_the_shim_and_leaves_no_stand_ins():
+    code = (
+        "import sys; from prompting.compat import import_angle; A = import_angle();"
+        "print(A.__name__, 'bitsandbytes' in sys.modules, 'datasets' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.stdout.splitlines()[-1].split() == ["AnglE", "False", "False"], proc.stderr[-2000:]
+
+
+def test_transformers_without_angle_names_gives_the_fix(monkeypatch):
+    # A transformers release that dropped a name angle-emb imports (simulated by asking
+    # for one that no release has): our message, not a traceback inside angle_emb.
+    monkeypatch.setattr(
+        compat,
+        "ANGLE_TRANSFORMERS_NAMES",
+        (*compat.ANGLE_TRANSFORMERS_NAMES, "RemovedInTransformers6"),
+    )
+    monkeypatch.delitem(sys.modules, "angle_emb", raising=False)
+    with pytest.raises(compat.CompatError, match="RemovedInTransformers6"):
+        compat.import_angle()
+
+
+def test_pydantic_1_is_refused(monkeypatch):
+    import pydantic
+
+    assert compat.check_pydantic().startswith("2.")
+    monkeypatch.setattr(pydantic, "VERSION", "1.10.13")
+    with pytest.raises(compat.CompatError, match="pydantic>=2.6"):
+        compat.check_pydantic()
+
+
+@pytest.mark.parametrize(
+    "value,entries",
+    [
+        (None, None),
+        ("", ()),
+        ("0,2", ("0", "2")),
+        ("1,foo,2", ("1",)),
+        ("GPU-8c1f7a2e-aaaa,GPU-0001", ("GPU-8c1f7a2e-aaaa", "GPU-0001")),
+        ("MIG-1234", ("MIG-1234",)),
+        (" 3 , 1", ("3", "1")),
+    ],
+)
+def test_visible_devices_parsing(value, entries):
+    assert compat.parse_visible_devices(value).entries == entries
+
+
+def test_visible_devices_errors_and_matching():
+    with pytest.raises(compat.CompatError, match="twice"):
+        compat.parse_visible_devices("0,0")
+    visible = compat.parse_visible_devices("GPU-bbb,GPU-aaa")
+    assert visible.physical(1) == "GPU-aaa"
+    with pytest.raises(compat.CompatError, match="shows only 2"):
+        visible.physical(2)
+    gpus = [{"index": 0, "uuid": "GPU-aaa111"}, {"index": 1, "uuid": "GPU-bbb222"}]
+    assert compat.match_device("GPU-bbb", gpus)["index"] == 1
+    assert compat.match_device("1", gpus)["uuid"] == "GPU-bbb222"
+    assert compat.match_device("GPU-ccc", gpus) is None
