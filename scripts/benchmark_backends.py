@@ -29,8 +29,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SECTIONS = ("vllm_raw", "vllm", "hf", "hf_compile")
 
 
-def qa_prompts(n: int, model_path: str, target_tokens: int = 350, seed: int = 0
-               ) -> list[list[dict]]:
+def qa_prompts(
+    n: int, model_path: str, target_tokens: int = 350, seed: int = 0
+) -> list[list[dict]]:
     """The prompt the validator's qa task sends its own model (the question writer), with
     passages from the offline corpus joined and cut so each prompt has ~target_tokens."""
     import random
@@ -45,8 +46,9 @@ def qa_prompts(n: int, model_path: str, target_tokens: int = 350, seed: int = 0
     docs, rng = dataset("pydoc").documents, random.Random(seed)
 
     def length(passage: str) -> int:
-        text = tok.apply_chat_template(user(QA_WRITER.format(passage=passage)), tokenize=False,
-                                       add_generation_prompt=True)
+        text = tok.apply_chat_template(
+            user(QA_WRITER.format(passage=passage)), tokenize=False, add_generation_prompt=True
+        )
         return len(tok(text, add_special_tokens=False).input_ids)
 
     overhead = length("")
@@ -91,8 +93,12 @@ class PeakMemory:
 
 def summarize(seconds: list[float]) -> dict:
     ordered = sorted(seconds)
-    return {"mean": statistics.fmean(ordered), "p50": statistics.median(ordered),
-            "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], "n": len(ordered)}
+    return {
+        "mean": statistics.fmean(ordered),
+        "p50": statistics.median(ordered),
+        "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+        "n": len(ordered),
+    }
 
 
 def run_section(name: str, args) -> dict:
@@ -110,18 +116,24 @@ def run_section(name: str, args) -> dict:
         from prompting.llms import memory
 
         _, total = meter.torch.cuda.mem_get_info(0)
-        engine = LLM(model=args.model, gpu_memory_utilization=memory.utilization(args.budget_gb,
-                                                                                  total),
-                     max_model_len=8192, disable_log_stats=True, seed=0)
+        engine = LLM(
+            model=args.model,
+            gpu_memory_utilization=memory.utilization(args.budget_gb, total),
+            max_model_len=8192,
+            disable_log_stats=True,
+            seed=0,
+        )
         tok = engine.get_tokenizer()
-        texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-                 for p in prompts]
+        texts = [
+            tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts
+        ]
         params = SamplingParams(max_tokens=args.max_tokens, temperature=0.0, ignore_eos=True)
 
         def gen(batch):
             outs = engine.generate(batch, params, use_tqdm=False)
-            return [len(o.outputs[0].token_ids) for o in outs], [len(o.prompt_token_ids)
-                                                                 for o in outs]
+            return [len(o.outputs[0].token_ids) for o in outs], [
+                len(o.prompt_token_ids) for o in outs
+            ]
     else:
         from prompting.llms import load_llm
 
@@ -158,10 +170,13 @@ def run_section(name: str, args) -> dict:
         t = time.perf_counter()
         tokens, _ = gen(texts)
         took = time.perf_counter() - t
-        result["batched"] = {"prompts": len(texts), "seconds": took,
-                             "generated_tokens": sum(tokens),
-                             "tokens_per_second": sum(tokens) / took,
-                             "seconds_per_challenge": took / len(texts)}
+        result["batched"] = {
+            "prompts": len(texts),
+            "seconds": took,
+            "generated_tokens": sum(tokens),
+            "tokens_per_second": sum(tokens) / took,
+            "seconds_per_challenge": took / len(texts),
+        }
     result["peak_gpu_bytes"] = meter.stop()
     result["budget_bytes"] = int(args.budget_gb * 1e9)
     return result
@@ -170,9 +185,12 @@ def run_section(name: str, args) -> dict:
 def environment() -> dict:
     import torch
 
-    info = {"python": platform.python_version(), "torch": torch.__version__,
-            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-            "gpus": torch.cuda.device_count()}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "gpus": torch.cuda.device_count(),
+    }
     for pkg in ("vllm", "transformers"):
         try:
             info[pkg] = __import__(pkg).__version__
@@ -197,10 +215,14 @@ def main(argv=None) -> None:
     if args.section:  # child process: one section, JSON on the last stdout line
         print("RESULT " + json.dumps(run_section(args.section, args)), flush=True)
         return
-    report = {"date": datetime.date.today().isoformat(), "command": " ".join(sys.argv),
-              "environment": environment(), "model": args.model,
-              "note": "random weights of the named architecture; speed does not depend on "
-                      "weight values", "results": []}
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "command": " ".join(sys.argv),
+        "environment": environment(),
+        "model": args.model,
+        "note": "random weights of the named architecture; speed does not depend on weight values",
+        "results": [],
+    }
     for name in args.sections.split(","):
         cmd = [sys.executable, __file__, *(argv or sys.argv[1:]), "--section", name]
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install prompting with its CPU defaults.
+# Idempotent: a second run only checks. Extras via EXTRAS (e.g. EXTRAS=dev,vllm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+stamp=.venv/.prompting-installed-${EXTRAS:-none}
+if [ -f "$stamp" ] && [ "$stamp" -nt setup.py ] && [ -z "$(find requirements -newer "$stamp")" ]; then
+  exit 0
+fi
+$VPY -m pip install -q --upgrade pip
+# torch first: a plain 'pip install torch' pulls a multi-GB CUDA build. TORCH_SPEC overrides.
+if ! $VPY -c "import torch" 2>/dev/null; then
+  $VPY -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+fi
+target="."
+[ -n "${EXTRAS:-}" ] && target=".[${EXTRAS}]"
+$VPY -m pip install -q -e "$target"
+# angle-emb without its pins (transformers==5.3.0, bitsandbytes, datasets): see compat.py.
+$VPY -m pip install -q --no-deps -r requirements/angle.txt
+touch "$stamp"

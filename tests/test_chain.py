@@ -1,0 +1,176 @@
+import multiprocessing
+
+import pytest
+
+from prompting.chain import ChainError, normalize
+from prompting.chain.bittensor import BittensorChain, neuron_from_sdk, result_from_sdk
+from prompting.chain.local import LocalChain
+
+
+def _register_many(path, start):
+    chain = LocalChain(path)
+    for i in range(start, start + 25):
+        chain.register(f"hk{i}", f"ck{i}", endpoint=f"127.0.0.1:{i}")
+
+
+def test_local_chain_registration_weights_and_blocks(tmp_path):
+    path = str(tmp_path / "chain.json")
+    chain = LocalChain(path, hotkey="val", block_seconds=0.01)
+    assert chain.register("val", "cv", stake=5000, validator_permit=True) == 0
+    assert chain.register("m1", "c1", endpoint="127.0.0.1:1") == 1
+    assert chain.register("m1", "c1", endpoint="127.0.0.1:2") == 1  # update, same uid
+    graph = LocalChain(path).metagraph()  # another handle reads the same file
+    assert [(n.uid, n.hotkey, n.endpoint) for n in graph] == [
+        (0, "val", None),
+        (1, "m1", "127.0.0.1:2"),
+    ]
+    result = chain.set_weights([0, 1], [0.0, 3.0])
+    assert result.success and chain.weights()[-1]["uids"] == [1]
+    assert chain.weights()[-1]["weights"] == [1.0]
+    assert not chain.set_weights([7], [1.0]).success
+    assert not LocalChain(path, hotkey="m1").set_weights([1], [1.0]).success  # no permit
+    b1 = chain.block()
+    import time
+
+    time.sleep(0.05)
+    assert chain.block() > b1
+    chain.register("m1-new", "c9", uid=1)  # hotkey replaced at uid 1
+    assert chain.metagraph()[1].hotkey == "m1-new"
+
+
+def test_local_chain_is_safe_for_concurrent_writers(tmp_path):
+    path = str(tmp_path / "chain.json")
+    LocalChain(path)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_register_many, args=(path, s)) for s in (0, 100, 200)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    graph = LocalChain(path).metagraph()
+    assert len(graph) == 75 and [n.uid for n in graph] == list(range(75))
+    assert len({n.hotkey for n in graph}) == 75
+
+
+def test_local_chain_corrupt_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "chain.json"
+    path.write_text("{not json")
+    with pytest.raises(ChainError, match="corrupt"):
+        LocalChain(str(path))
+
+
+def test_normalize():
+    assert normalize([1, 2, 3], [1.0, 0.0, 3.0]) == ([1, 3], [0.25, 0.75])
+    assert normalize([1], [0.0]) == ([], [])
+
+
+# --- the bittensor adapter, on the SDK's own types ------------------------------------
+
+
+def sdk_neuron(uid, permit=False, stake_tao=12.5, axon="1.2.3.4:8091"):
+    from bittensor.balance import Balance
+    from bittensor.metagraph import MetagraphNeuron
+
+    zero = Balance(0)
+    return MetagraphNeuron(
+        uid=uid,
+        hotkey=f"hk{uid}",
+        coldkey=f"ck{uid}",
+        active=True,
+        validator_permit=permit,
+        last_update=0,
+        block_at_registration=0,
+        rank=0.0,
+        trust=0.0,
+        consensus=0.0,
+        incentive=0.0,
+        dividends=0.0,
+        pruning_score=0.0,
+        emission=zero,
+        alpha_stake=zero,
+        tao_stake=zero,
+        total_stake=Balance(int(stake_tao * 1e9)),
+        axon=axon,
+        identity=None,
+        commitment=None,
+    )
+
+
+class RecordedClient:
+    """Stands in for bittensor.SyncClient (no chain here); returns recorded SDK objects."""
+
+    def __init__(self, network, fail=None, graph=None):
+        self.network, self.fail, self.graph, self.executed = network, fail, graph, []
+        self.block = 4242
+        outer = self
+
+        class Subnets:
+            def metagraph(self, netuid):
+                if outer.fail:
+                    raise outer.fail
+                return outer.graph
+
+        self.subnets = Subnets()
+
+    def execute(self, intent, wallet):
+        from bittensor.result import ExtrinsicResult
+
+        self.executed.append(intent)
+        return (
+            ExtrinsicResult(success=False, message="rate limited", error=None)
+            if intent.netuid == 99
+            else ExtrinsicResult(True, "ok")
+        )
+
+
+def test_bittensor_metagraph_mapping():
+    from types import SimpleNamespace
+
+    graph = SimpleNamespace(
+        neurons=[sdk_neuron(0, permit=True, stake_tao=5000), sdk_neuron(1, axon=None)]
+    )
+    chain = BittensorChain(
+        "test", 1, wallet=None, client_factory=lambda n: RecordedClient(n, graph=graph)
+    )
+    neurons = chain.metagraph()
+    assert neurons[0].validator_permit and neurons[0].stake == pytest.approx(5000)
+    assert neurons[1].endpoint is None and neurons[1].stake == pytest.approx(12.5)
+    assert chain.block() == 4242
+    assert neuron_from_sdk(sdk_neuron(3)).hotkey == "hk3"
+
+
+def test_bittensor_set_weights_builds_the_intent():
+    client = RecordedClient("test")
+    chain = BittensorChain("test", 7, wallet="W", client_factory=lambda n: client)
+    result = chain.set_weights([3, 5, 8], [1.0, 3.0, 0.0])
+    assert result.success
+    intent = client.executed[-1]
+    assert type(intent).__name__ == "SetWeights" and intent.netuid == 7
+    assert list(intent.uids) == [3, 5] and list(intent.weights) == pytest.approx([0.25, 0.75])
+    bad = BittensorChain("test", 99, wallet="W", client_factory=lambda n: client)
+    assert not bad.set_weights([1], [1.0]).success
+
+
+def test_bittensor_errors_and_timeouts_become_chain_errors():
+    import time
+
+    chain = BittensorChain(
+        "test", 1, None, client_factory=lambda n: RecordedClient(n, fail=ConnectionError("refused"))
+    )
+    with pytest.raises(ChainError, match="metagraph on test failed: ConnectionError"):
+        chain.metagraph()
+
+    def slow_factory(network):
+        time.sleep(1.0)
+        return RecordedClient(network)
+
+    slow = BittensorChain("test", 1, None, timeout=0.2, client_factory=slow_factory)
+    with pytest.raises(ChainError, match="timed out after 0.2 s"):
+        slow.block()
+
+
+def test_result_mapping():
+    from bittensor.result import ExtrinsicResult
+
+    assert result_from_sdk(ExtrinsicResult(True, "")).message == "ok"
+    assert not result_from_sdk(ExtrinsicResult(False, "nope")).success

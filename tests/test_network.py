@@ -1,0 +1,243 @@
+"""Real loopback servers, real wallets, real btauth/1 signatures."""
+
+import asyncio
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from prompting.chain.base import Neuron
+from prompting.network import auth
+from prompting.network.auth import Authorizer, CallerPolicy
+from prompting.network.client import MinerClient
+from prompting.network.server import bind, create_app, make_server
+from prompting.protocol import PROMPT_PATH, PromptRequest
+
+
+class ServerThread:
+    """A miner server (uvicorn) on a free loopback port, in its own thread."""
+
+    def __init__(self, answer, hotkey, authorizer, **kw):
+        self.sock = bind("127.0.0.1", 0)
+        self.port = self.sock.getsockname()[1]
+        self.server, serving = make_server(create_app(answer, hotkey, authorizer, **kw), self.sock)
+        self.thread = threading.Thread(target=asyncio.run, args=(serving,), daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+def neuron(uid, wallet, port, permit=False, stake=0.0):
+    return Neuron(
+        uid,
+        wallet.hotkey.ss58_address,
+        wallet.coldkeypub.ss58_address,
+        stake,
+        f"127.0.0.1:{port}",
+        permit,
+    )
+
+
+@pytest.fixture()
+def miner(wallets):
+    """A miner that serves the validator (permit on its metagraph), not the outsider."""
+    v, m = wallets["validator"], wallets["miner"]
+    graph = [
+        Neuron(0, v.hotkey.ss58_address, "c", 10.0, None, True),
+        Neuron(2, wallets["outsider"].hotkey.ss58_address, "c", 5.0, None, False),
+    ]
+
+    async def answer(req: PromptRequest) -> str:
+        return "answer to " + req.messages[-1].content
+
+    server = ServerThread(
+        answer,
+        m.hotkey.ss58_address,
+        Authorizer(CallerPolicy(min_stake=100.0), lambda: graph),
+        rate_limit=1000,
+    )
+    yield server
+    server.stop()
+
+
+def request(step=1, timeout=5.0):
+    return PromptRequest(
+        task="qa",
+        challenge_id="c1",
+        step=step,
+        timeout=timeout,
+        messages=[{"role": "user", "content": "hello"}],
+    )
+
+
+async def test_signed_query_is_answered(wallets, miner):
+    client = MinerClient(wallets["validator"], timeout=5)
+    try:
+        (result,) = await client.query_many([neuron(1, wallets["miner"], miner.port)], request())
+    finally:
+        await client.aclose()
+    assert result.status == "ok" and result.completion == "answer to hello"
+    assert result.http_status == 200 and 0 < result.latency < 5 and "answer" in result.timings
+
+
+def post(port, body, headers):
+    return httpx.post(
+        f"http://127.0.0.1:{port}{PROMPT_PATH}", content=body, headers=headers, timeout=5
+    )
+
+
+def test_miner_rejects_bad_callers(wallets, miner):
+    m_hotkey = wallets["miner"].hotkey.ss58_address
+    body = request().model_dump_json().encode()
+    # unsigned
+    r = post(miner.port, body, {})
+    assert r.status_code == 401 and "MalformedAuth" in r.json()["error"]
+    # signed for another receiver
+    h = auth.sign(wallets["validator"], PROMPT_PATH, body, wallets["miner2"].hotkey.ss58_address)
+    assert post(miner.port, body, h).status_code == 401
+    # forged: a valid signature over a different body
+    h = auth.sign(wallets["validator"], PROMPT_PATH, b"{}", m_hotkey)
+    r = post(miner.port, body, h)
+    assert r.status_code == 401 and "BadSignature" in r.json()["error"]
+    # replayed
+    h = auth.sign(wallets["validator"], PROMPT_PATH, body, m_hotkey)
+    assert post(miner.port, body, h).status_code == 200
+    r = post(miner.port, body, h)
+    assert r.status_code == 401 and "Replayed" in r.json()["error"]
+    # stale
+    h = auth.sign(wallets["validator"], PROMPT_PATH, body, m_hotkey) | {}
+    from bittensor import http_auth
+
+    h = http_auth.sign(
+        wallets["validator"],
+        method="POST",
+        path=PROMPT_PATH,
+        body=body,
+        receiver_ss58=m_hotkey,
+        nonce_ns=time.time_ns() - 60 * 10**9,
+    )
+    assert "Stale" in post(miner.port, body, h).json()["error"]
+    # signed but below the stake threshold, and unknown to the metagraph
+    for who in ("outsider", "miner2"):
+        h = auth.sign(wallets[who], PROMPT_PATH, body, m_hotkey)
+        r = post(miner.port, body, h)
+        assert r.status_code == 403 and "Traceback" not in r.text
+    # too large
+    big = b"x" * (300 * 1024)
+    assert post(miner.port, big, {}).status_code == 413
+    # wrong shape, correctly signed
+    bad = b'{"task": "qa"}'
+    h = auth.sign(wallets["validator"], PROMPT_PATH, bad, m_hotkey)
+    assert post(miner.port, bad, h).status_code == 422
+
+
+class RawServer:
+    """A hostile miner speaking raw HTTP over a socket."""
+
+    def __init__(self, behaviour):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.behaviour = behaviour
+        self.stop = threading.Event()
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn):
+        try:
+            conn.recv(65536)
+            self.behaviour(conn, self.stop)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+def reply(body: bytes, status="200 OK", extra=b""):
+    def send(conn, stop):
+        conn.sendall(
+            b"HTTP/1.1 "
+            + status.encode()
+            + b"\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n"
+            + extra
+            + b"\r\n"
+            + body
+        )
+
+    return send
+
+
+def stall_after_headers(conn, stop):
+    conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"compl')
+    stop.wait(5)
+
+
+def endless_body(conn, stop):
+    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"x" * 65536
+    for _ in range(100):
+        conn.sendall(hex(len(chunk))[2:].encode() + b"\r\n" + chunk + b"\r\n")
+
+
+@pytest.mark.parametrize(
+    "behaviour,status",
+    [
+        (reply(b"not json"), "invalid"),
+        (reply(b'{"answer": 1}'), "invalid"),
+        (reply(b'{"completion": "\xff\xfe"}'), "invalid"),
+        (reply(b"", "302 Found", b"Location: http://127.0.0.1:1/\r\n"), "http_error"),
+        (reply(b"oops", "500 Internal Server Error"), "http_error"),
+        (stall_after_headers, "timeout"),
+        (endless_body, "invalid"),
+        (reply(b'{"completion": "fine", "timings": {"x": 1}}'), "ok"),
+    ],
+)
+async def test_hostile_miners_get_a_status_and_never_stall(wallets, behaviour, status):
+    server = RawServer(behaviour)
+    client = MinerClient(wallets["validator"], timeout=1.0, max_body_bytes=1 << 20)
+    try:
+        start = time.perf_counter()
+        (result,) = await client.query_many([neuron(1, wallets["miner"], server.port)], request())
+        assert time.perf_counter() - start < 2.0
+    finally:
+        await client.aclose()
+        server.close()
+    assert result.status == status, result
+
+
+async def test_refused_and_unreachable(wallets):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    client = MinerClient(wallets["validator"], timeout=1.0)
+    no_endpoint = Neuron(3, "x", "y", 0.0, None, False)
+    try:
+        results = await client.query_many(
+            [neuron(1, wallets["miner"], port), no_endpoint], request()
+        )
+    finally:
+        await client.aclose()
+    assert [r.status for r in results] == ["refused", "unreachable"]

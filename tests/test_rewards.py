@@ -1,0 +1,171 @@
+import ast
+import random
+import time
+
+import numpy as np
+import pytest
+
+from prompting.rewards import penalties
+from prompting.rewards.code import fix_reward
+from prompting.rewards.exact import numeric_reward, parse_answer
+from prompting.rewards.stack import RewardStack, duplicate_penalties
+from prompting.rewards.text import lcs_length, rouge_l
+from prompting.tasks import TASKS, TaskSampler, build_challenges, replay
+from prompting.tasks.base import Challenge
+from prompting.tasks.debugging import corrupt
+
+
+def test_rouge_l_hand_computed():
+    # LCS("the cat sat on the mat", "the cat is on the mat") = the cat on the mat = 5
+    p, r, f = rouge_l("the cat sat on the mat", "the cat is on the mat")
+    assert (p, r) == (5 / 6, 5 / 6) and f == pytest.approx(5 / 6)
+    p, r, f = rouge_l("a b c d", "a c")
+    assert (p, r, f) == (0.5, 1.0, pytest.approx(2 / 3))
+    assert rouge_l("", "x") == (0.0, 0.0, 0.0)
+    assert lcs_length(list("abcbdab"), list("bdcaba")) == 4
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("42", 42),
+        ("42.0", 42),
+        ("4.2e1", 42),
+        ("1/2", 0.5),
+        ("\\boxed{42}", 42),
+        ("The answer is 42.", 42),
+        ("First 3, then 7, so the answer is -1,250", -1250),
+        ("x = 3 and y = 12", 12),
+        ("no number", None),
+        ("\\boxed{3/4}", 0.75),
+    ],
+)
+def test_math_parsing_table(text, value):
+    assert parse_answer(text) == (None if value is None else pytest.approx(value))
+
+
+def test_numeric_reward():
+    assert numeric_reward("The answer is 212", "212.0") == 1.0
+    assert numeric_reward("211", "212.0") == 0.0
+    assert numeric_reward("7.85", "7.85") == 1.0 and numeric_reward("", "1") == 0.0
+
+
+def test_relevance_ranks_relevant_above_irrelevant(embedder):
+    from prompting.rewards.relevance import cosine_rewards
+
+    ref = "A list in Python is a mutable sequence of items that can be changed in place."
+    vecs = embedder.encode(
+        [
+            ref,
+            "Python lists are mutable sequences; you can modify them.",
+            "The weather in Lisbon is sunny with a light breeze.",
+            "",
+        ]
+    )
+    scores = cosine_rewards(vecs)
+    assert scores[0] > scores[1] + 0.3 and scores[2] == 0.0
+
+
+def test_debugging_corruptions_parse_and_differ():
+    task = TASKS["debugging"]()
+    kinds = set()
+    for seed in range(60):
+        draft = task.draft(seed)
+        original, broken = draft.state["original"], draft.state["broken"]
+        ast.parse(broken)
+        assert broken != original
+        kinds.add(draft.state["what"].split()[0])
+    assert kinds == {"operator", "dropped", "name"}
+    assert fix_reward(original, original, broken) == 1.0
+    assert fix_reward(broken, original, broken) == 0.0
+    assert fix_reward(f"```python\n{original}\n```", original, broken) == 1.0
+
+
+def test_corrupt_refuses_code_it_cannot_change():
+    with pytest.raises(ValueError):
+        corrupt("pass", random.Random(0))
+
+
+def test_penalties():
+    assert penalties.empty(completion="  \n") == 1.0
+    assert penalties.too_long(completion="x" * 5000, reference="short") > 0.9
+    assert penalties.too_long(completion="x" * 100, reference="short") == 0.0
+    challenge = "Summarize the following passage about lists and tuples in Python today"
+    assert penalties.echo(completion=challenge, challenge=challenge) == 1.0
+    assert penalties.echo(completion="lists hold items", challenge=challenge) == 0.0
+    assert penalties.refusal(completion="I'm sorry, I cannot help with that.") == 1.0
+    assert penalties.math_format(completion="no idea") == 1.0
+    assert penalties.code_format(completion="def f(:\n") == 0.5
+
+
+def test_duplicates_are_penalized():
+    out = duplicate_penalties(["same answer", "Same  answer", "", "other"], None)
+    assert out.tolist() == [0.5, 0.5, 0.0, 0.0]
+
+
+class FixedEmbedder:
+    """Hand-made vectors: exercise the stack's arithmetic without a model."""
+
+    def __init__(self, vectors):
+        self.vectors = np.asarray(vectors, dtype=np.float32)
+
+    def encode(self, texts):
+        return self.vectors[: len(texts)]
+
+
+def test_stack_weighting_on_hand_made_vectors():
+    challenge = Challenge(
+        task="qa",
+        source_id="s",
+        seed=1,
+        messages=[{"role": "user", "content": "question words here"}],
+        reference="alpha beta gamma delta",
+        rewards={"rouge": 0.5, "relevance": 0.5},
+        penalties=("empty", "refusal"),
+    )
+    vectors = [[1, 0], [1, 0], [0.6, 0.8], [0, 1]]  # reference, then three completions
+    stack = RewardStack(lambda: FixedEmbedder(vectors))
+    result = stack.score(
+        challenge, ["alpha beta gamma delta", "alpha beta", "I'm sorry, I cannot help"]
+    )
+    # rouge: 1, 2*(1*0.5)/(1.5)=2/3, 0 ; relevance: 1, 0.6, 0 ; refusal zeroes the third
+    assert result.components["rouge"] == pytest.approx([1.0, 2 / 3, 0.0])
+    assert result.components["relevance"] == pytest.approx([1.0, 0.6, 0.0])
+    assert result.totals.tolist() == pytest.approx([1.0, 0.5 * 2 / 3 + 0.5 * 0.6, 0.0])
+    assert set(result.timings) >= {"embed", "reward/rouge", "reward/relevance", "penalty/refusal"}
+    assert all(0 <= t <= 1 for t in result.totals)
+
+
+def test_replayed_challenges_are_identical():
+    sampler = TaskSampler({"qa": 1, "summarization": 1, "math": 1, "debugging": 1}, seed=3)
+    for _ in range(12):
+        task, seed = sampler.sample()
+        (challenge,) = build_challenges([task.draft(seed)], None, None)
+        assert replay(challenge) == challenge
+    weights = {"qa": 1, "summarization": 1, "math": 1, "debugging": 1}
+    a, b = TaskSampler(weights, seed=9), TaskSampler(weights, seed=9)
+    assert [(t.name, s) for t, s in (a.sample() for _ in range(8))] == [
+        (t.name, s) for t, s in (b.sample() for _ in range(8))
+    ]
+
+
+def test_llm_text_is_used_when_it_parses(tiny_llm):
+    qa = TASKS["qa"](use_llm=True)
+    draft = qa.draft(5)
+    c = qa.finish(draft, "Question: What does the passage describe?\nAnswer: Functions.")
+    assert c.meta["kind"] == "llm" and c.reference == "Functions."
+    assert replay(c) == c
+    noise = build_challenges([draft], tiny_llm, None)[0]
+    assert noise.meta["kind"] == "cloze" and noise.llm_output is not None  # noise -> cloze
+
+
+def test_stack_time_for_64_completions(embedder):
+    """Correctness of a full-size call; the time is reported by the benchmark script."""
+    task = TASKS["summarization"]()
+    challenge = task.finish(task.draft(0), None)
+    rng = random.Random(0)
+    words = challenge.context.split()
+    completions = [" ".join(rng.sample(words, 30)) for _ in range(64)]
+    start = time.perf_counter()
+    result = RewardStack(lambda: embedder).score(challenge, completions)
+    assert len(result.totals) == 64 and time.perf_counter() - start < 30

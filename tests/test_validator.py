@@ -1,0 +1,120 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from prompting.validator import scoring
+from prompting.validator import state as state_io
+from prompting.validator.state import StateError, ValidatorState
+from tests.conftest import REPO
+
+
+def test_moving_average_hand_computed():
+    st = ValidatorState(scores=[0.0, 0.5, 1.0], hotkeys=["a", "b", "c"])
+    scoring.update_scores(st, [1, 2], [1.0, 0.0], alpha=0.1)
+    assert st.scores == pytest.approx([0.0, 0.55, 0.9])
+    scoring.update_scores(st, [1], [1.0], alpha=0.1)
+    assert st.scores[1] == pytest.approx(0.595)
+
+
+def test_hotkey_change_resets_score_and_metagraph_growth():
+    st = ValidatorState(scores=[0.3, 0.6], hotkeys=["a", "b"])
+    assert scoring.sync_hotkeys(st, ["a", "B", "c"]) == [1]
+    assert st.scores == [0.3, 0.0, 0.0] and st.hotkeys == ["a", "B", "c"]
+    scoring.sync_hotkeys(st, ["a"])
+    assert st.scores == [0.3]
+
+
+def test_weights_are_normalized_and_skip_self():
+    uids, weights = scoring.weights_from_scores([0.5, 0.2, 0.0, 0.3], exclude=[0])
+    assert uids == [1, 3] and weights == pytest.approx([0.4, 0.6])
+    assert scoring.weights_from_scores([0.0, 0.0]) == ([], [])
+
+
+def test_state_save_load_and_fallback(tmp_path):
+    path = str(tmp_path / "state.json")
+    assert state_io.load(path) == ValidatorState()
+    state_io.save(ValidatorState(step=3, scores=[0.1], hotkeys=["a"]), path)
+    state_io.save(ValidatorState(step=4, scores=[0.2], hotkeys=["a"]), path)
+    assert state_io.load(path).step == 4
+    with open(path, "w") as f:
+        f.write('{"step": 5, "sco')  # truncated by a crash of something else
+    restored = state_io.load(path)
+    assert restored.step == 3  # .bak holds the state before the last save
+    with open(path + ".bak", "w") as f:
+        f.write("garbage")
+    with pytest.raises(StateError, match="Move the files away"):
+        state_io.load(path)
+
+
+def run_validator(state_dir, *args, timeout=420):
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [
+            sys.executable,
+            "neurons/validator.py",
+            "--neuron.full_path",
+            str(state_dir),
+            "--wandb.off",
+            "--neuron.seed",
+            "1",
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+@pytest.mark.slow
+def test_local_subnet_end_to_end_and_resume(tmp_path):
+    """The whole local subnet: 5 miners as subprocesses, real signatures, real scoring."""
+    state_dir = tmp_path / "state"
+    proc = run_validator(
+        state_dir,
+        "--neuron.max_steps",
+        "8",
+        "--local.miners",
+        "5",
+        "--local.strategies",
+        "retrieval,random,echo,empty,slow",
+        "--neuron.timeout",
+        "3",
+        "--neuron.epoch_length",
+        "4",
+        "--neuron.task_weights",
+        "qa=0.5,summarization=0.3,debugging=0.2",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = [json.loads(line) for line in open(state_dir / "events.jsonl")]
+    assert [e["step"] for e in events] == list(range(1, 9))
+    assert {"qa", "summarization"} <= {e["task"] for e in events}
+    for e in events:
+        assert len(e["uids"]) == 5 and "timings/query" in e and "timings/reward" in e
+        assert e["timings/query"] < 5.0  # the slow miner cannot stall a step
+    by_label, uid_of = {}, {}
+    for line in proc.stdout.split("final scoreboard")[1].splitlines()[1:]:
+        uid, label, hotkey, score = line.split()
+        by_label[label], uid_of[label] = float(score), int(uid)
+    assert by_label["retrieval"] > max(by_label["echo"], by_label["empty"], by_label["random"])
+    assert by_label["empty"] == 0.0 and by_label["slow"] == 0.0
+    slow_statuses = {
+        s for e in events for s, u in zip(e["statuses"], e["uids"]) if u == uid_of["slow"]
+    }
+    assert slow_statuses == {"timeout"}
+    chain = json.load(open(state_dir / "local_chain.json"))
+    assert len(next(iter(chain["weights"].values()))) == 2  # steps 4 and 8
+    saved = json.load(open(state_dir / "state.json"))
+    assert saved["step"] == 8 and saved["last_weights_step"] == 8
+
+    proc = run_validator(
+        state_dir, "--neuron.max_steps", "10", "--local.miners", "2", "--neuron.timeout", "3"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumes at step 8" in proc.stderr
+    events = [json.loads(line) for line in open(state_dir / "events.jsonl")]
+    assert [e["step"] for e in events][-2:] == [9, 10]
