@@ -63,7 +63,16 @@ def main(argv=None) -> int:
                 config.local.miners,
                 ",".join(config.local.strategies[: config.local.miners]),
             )
-            labels = subnet.start(config.local.strategies, config.local.miners)
+            labels = subnet.start(
+                config.local.strategies,
+                config.local.miners,
+                [
+                    "--reward.relevance_model",
+                    config.reward.relevance_model,
+                    "--reward.pooling",
+                    config.reward.pooling,
+                ],
+            )
     llm = None
     try:
         if uses_llm_references(config):

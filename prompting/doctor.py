@@ -369,7 +369,7 @@ def check_fit(
             shape, n.llm_max_allowed_memory_in_gb, length, n.gpus, quantization=n.quantization
         )
         detail = (
-            f"needs {fit.needed_bytes / 1e9:.1f} GB per GPU (weights "
+            f"needs {fit.needed_gb:.1f} GB per GPU (weights "
             f"{fit.weights_bytes / 1e9:.1f} + KV {length} tokens); budget "
             f"{n.llm_max_allowed_memory_in_gb:g} GB holds {fit.kv_capacity_tokens} KV tokens"
         )
@@ -379,8 +379,8 @@ def check_fit(
                     "model fit",
                     FAIL,
                     detail,
-                    "raise --neuron.llm_max_allowed_memory_in_gb"
-                    " to %.0f or lower --neuron.max_model_len" % (fit.needed_bytes / 1e9 + 0.5),
+                    f"raise --neuron.llm_max_allowed_memory_in_gb to {fit.needed_gb:.1f} "
+                    "or lower --neuron.max_model_len",
                 )
             ]
         if gpu_total_gb is not None and n.llm_max_allowed_memory_in_gb > gpu_total_gb:

@@ -150,10 +150,10 @@ class HFLLM(LLM):
         if self.budget_gb is None or self.shape is None:
             return 1 << 30
         weights = memory.weight_bytes(self.shape, self.dtype)
-        free = self.budget_gb * memory.GB - weights - memory.RUNTIME_OVERHEAD_BYTES
+        free = self.budget_gb * memory.GB - weights - memory.HF_OVERHEAD_BYTES
         per = memory.hf_sequence_bytes(self.shape, prompt_tokens, new_tokens, self.dtype)
         if free < per:
-            need = (weights + per + memory.RUNTIME_OVERHEAD_BYTES) / memory.GB
+            need = (weights + per + memory.HF_OVERHEAD_BYTES) / memory.GB
             raise LLMError(
                 f"model weights ({weights / memory.GB:.1f} GB) leave no room for one sequence "
                 f"in --neuron.llm_max_allowed_memory_in_gb {self.budget_gb:g}; raise it to "

@@ -8,19 +8,22 @@ Everything is computed from the model's config.json; nothing is downloaded.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 
 GB = 1e9
-# CUDA context, activations of a prefill chunk and CUDA graphs, per GPU. vLLM's own
-# profiling decides the exact figure; this is a conservative floor measured on H100
-# (zephyr-7b architecture, 0.24: ~1.1 GB besides weights and KV cache).
-RUNTIME_OVERHEAD_BYTES = int(1.5 * GB)
-# Memory vLLM uses outside its gpu_memory_utilization pool: the engine process's CUDA
-# context, CUDA graphs and sampler buffers. Measured on H100 (vllm 0.24, zephyr-7b
-# architecture, 100 prompts batched): peak 26.51 GB at utilization 0.2823 of 85.5 GB
-# (24.14 GB), i.e. 2.37 GB outside the pool. We reserve it from the budget.
-VLLM_UNACCOUNTED_BYTES = int(2.5 * GB)
+# Measured on H100 with vllm 0.24 and the zephyr-7b architecture (fp16, 14.48 GB of
+# weights), benchmarks/results/2026-11-23-h100-budget-sweep.json:
+# * vLLM's own activation profile inside its pool: a 20 GB budget (pool 17.6 GB) failed to
+#   start with 2.05 GB left beside weights and one 8192-token sequence of KV cache.
+VLLM_POOL_OVERHEAD_BYTES = int(3.0 * GB)
+# * memory vLLM uses outside its gpu_memory_utilization pool (engine CUDA context, CUDA
+#   graphs, sampler buffers): peak minus pool was 2.37 GB and 2.92 GB in two runs.
+VLLM_UNACCOUNTED_BYTES = int(3.5 * GB)
+# * HF generate: CUDA context and allocator slack besides weights, KV cache and the
+#   activations hf_sequence_bytes counts (batched peak 22.2 GB at a 24 GB budget).
+HF_OVERHEAD_BYTES = int(1.5 * GB)
 BYTES_PER_PARAM = {
     "float16": 2,
     "bfloat16": 2,
@@ -109,17 +112,22 @@ class Fit:
     budget_bytes: int
     weights_bytes: int
     min_kv_bytes: int
-    overhead_bytes: int
+    overhead_bytes: int  # vLLM's activation profile inside the pool + what it uses outside
     kv_capacity_tokens: int
 
     @property
     def needed_bytes(self) -> int:
-        """Whole-budget figure: what --neuron.llm_max_allowed_memory_in_gb must be at least."""
-        return self.weights_bytes + self.min_kv_bytes + self.overhead_bytes + VLLM_UNACCOUNTED_BYTES
+        """What --neuron.llm_max_allowed_memory_in_gb must be at least."""
+        return self.weights_bytes + self.min_kv_bytes + self.overhead_bytes
+
+    @property
+    def needed_gb(self) -> float:
+        """needed_bytes in GB, rounded up to 0.1 so that the advice always fits."""
+        return math.ceil(self.needed_bytes / GB * 10) / 10
 
     @property
     def fits(self) -> bool:
-        return self.budget_bytes + VLLM_UNACCOUNTED_BYTES >= self.needed_bytes
+        return self.budget_bytes >= self.needed_bytes
 
 
 def plan(
@@ -132,15 +140,16 @@ def plan(
 ) -> Fit:
     """Per-GPU memory plan: weights and KV cache split across ``tensor_parallel`` GPUs;
     the minimal KV cache holds one sequence of ``max_model_len`` tokens (vLLM's rule)."""
-    budget = int(budget_gb * GB) - VLLM_UNACCOUNTED_BYTES
+    budget = int(budget_gb * GB)
     weights = weight_bytes(shape, dtype, quantization) // tensor_parallel
     per_token = kv_bytes_per_token(shape, dtype) // tensor_parallel
-    left = budget - weights - RUNTIME_OVERHEAD_BYTES
+    overhead = VLLM_POOL_OVERHEAD_BYTES + VLLM_UNACCOUNTED_BYTES
+    left = budget - weights - overhead
     return Fit(
         budget_bytes=budget,
         weights_bytes=weights,
         min_kv_bytes=per_token * max_model_len,
-        overhead_bytes=RUNTIME_OVERHEAD_BYTES,
+        overhead_bytes=overhead,
         kv_capacity_tokens=max(0, left // per_token) if per_token else 0,
     )
 

@@ -90,14 +90,14 @@ def build_engine_args(
             quantization=quantization,
         )
         if not fit.fits:
-            need = fit.needed_bytes / memory.GB
+            need = fit.needed_gb
             raise LLMError(
                 f"model needs about {need:.1f} GB per GPU (weights "
                 f"{fit.weights_bytes / memory.GB:.1f} GB + KV cache for {max_model_len} tokens "
                 f"{fit.min_kv_bytes / memory.GB:.1f} GB + runtime "
-                f"{(fit.overhead_bytes + memory.VLLM_UNACCOUNTED_BYTES) / memory.GB:.1f} GB) "
+                f"{fit.overhead_bytes / memory.GB:.1f} GB) "
                 f"but the budget is {budget_gb:g} GB: "
-                f"raise --neuron.llm_max_allowed_memory_in_gb to {need:.0f}+, lower "
+                f"raise --neuron.llm_max_allowed_memory_in_gb to {need:.1f}, lower "
                 "--neuron.max_model_len, add --neuron.gpus, or use --neuron.quantization"
             )
     if executor == "auto":
