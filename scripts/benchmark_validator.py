@@ -1,0 +1,217 @@
+"""CPU benchmark of the validator itself: everything but the LLM.
+
+    python scripts/benchmark_validator.py --miners 64 --steps 200 --out benchmarks/results/x.json
+
+A farm of N real miner servers (one process, one event loop, each server verifying
+btauth/1 signatures on its own loopback port) answers at once with a fixed passage
+sentence; the validator runs in this process on the local chain for S steps, through
+its real client, reward stack and state saving. Reported: per-stage timings, step
+overhead (step minus challenge generation minus reward-model compute), reward stack
+time for N completions, `--help` time, and RSS / open file descriptors over the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def farm(wallet_dir: str, n: int, validator_hotkey: str, ports_file: str) -> None:
+    """Child process: n miner servers answering instantly."""
+    from prompting.network.auth import Authorizer, CallerPolicy, load_or_create_wallet
+    from prompting.network.server import bind, create_app, make_server
+
+    async def answer(req) -> str:
+        text = req.messages[-1].content
+        return text[text.find("Passage:") + 9 :][:300] if "Passage:" in text else "42"
+
+    async def main():
+        servers, rows = [], []
+        for i in range(n):
+            w = load_or_create_wallet(f"m{i}", "default", wallet_dir)
+            app = create_app(
+                answer,
+                w.hotkey.ss58_address,
+                Authorizer(CallerPolicy(0, frozenset({validator_hotkey})), None),
+                rate_limit=10**6,
+            )
+            sock = bind("127.0.0.1", 0)
+            server, serving = make_server(app, sock)
+            servers.append(asyncio.ensure_future(serving))
+            rows.append((w.hotkey.ss58_address, w.coldkeypub.ss58_address, sock.getsockname()[1]))
+        with open(ports_file, "w") as f:
+            json.dump(rows, f)
+        await asyncio.gather(*servers)
+
+    asyncio.run(main())
+
+
+def rss_and_fds() -> tuple[int, int]:
+    import psutil
+
+    p = psutil.Process()
+    return p.memory_info().rss, p.num_fds()
+
+
+def stack_time(n: int, repeats: int = 5) -> dict:
+    import random
+
+    from prompting.rewards.relevance import shared_embedder
+    from prompting.rewards.stack import RewardStack
+    from prompting.tasks import TASKS
+
+    stack = RewardStack(shared_embedder)
+    out = {}
+    for name in ("qa", "summarization"):
+        task = TASKS[name]()
+        challenge = task.finish(task.draft(0), None)
+        words = challenge.context.split()
+        rng = random.Random(0)
+        completions = [" ".join(rng.sample(words, min(len(words), 40))) for _ in range(n)]
+        stack.score(challenge, completions)  # warm
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            stack.score(challenge, completions)
+            times.append(time.perf_counter() - t)
+        out[name] = {"median_s": statistics.median(times), "min_s": min(times)}
+    return out
+
+
+def help_time() -> float:
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "neurons/validator.py", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    )
+    return time.perf_counter() - t
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--miners", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+
+    from prompting.chain.local import LocalChain
+    from prompting.config import default_config
+    from prompting.network.auth import load_or_create_wallet
+    from prompting.rewards.relevance import shared_embedder
+    from prompting.rewards.stack import RewardStack
+    from prompting.validator.loop import Validator
+
+    state = tempfile.mkdtemp(prefix="bench-validator-")
+    wallet = load_or_create_wallet("validator", "default", os.path.join(state, "wallets"))
+    ports_file = os.path.join(state, "ports.json")
+    proc = multiprocessing.get_context("spawn").Process(
+        target=farm,
+        args=(os.path.join(state, "wallets"), args.miners, wallet.hotkey.ss58_address, ports_file),
+        daemon=True,
+    )
+    proc.start()
+    while not os.path.exists(ports_file):
+        time.sleep(0.1)
+    chain = LocalChain(os.path.join(state, "local_chain.json"), hotkey=wallet.hotkey.ss58_address)
+    chain.register(wallet.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
+    for hotkey, coldkey, port in json.load(open(ports_file)):
+        chain.register(hotkey, coldkey, endpoint=f"127.0.0.1:{port}")
+
+    config = default_config("validator")
+    n = config.neuron
+    n.full_path, n.sample_size, n.seed, n.timeout = state, args.miners, 0, 5.0
+    n.task_weights = {"qa": 0.5, "summarization": 0.5}
+    validator = Validator(config, wallet, chain, None, RewardStack(shared_embedder))
+    validator.rewards.embedder  # noqa: B018 - load outside the timed steps
+
+    samples, memory = [], []
+
+    async def run():
+        for i in range(args.steps):
+            result = await validator.step()
+            e = result.event
+            reward_model = sum(
+                v
+                for k, v in e.items()
+                if k.startswith(("timings/reward/", "timings/penalty/", "timings/embed"))
+            )
+            samples.append(
+                {
+                    "step": e["timings/step"],
+                    "query": e["timings/query"],
+                    "reward": e["timings/reward"],
+                    "reward_models": reward_model,
+                    "generate": e["timings/generate_challenge"],
+                    "save": e["timings/save"],
+                    "ok": e["responses/ok"],
+                    "overhead": e["timings/step"] - e["timings/generate_challenge"] - reward_model,
+                }
+            )
+            if i % 10 == 0 or i == args.steps - 1:
+                memory.append((i, *rss_and_fds()))
+        await validator.client.aclose()
+
+    asyncio.run(run())
+    proc.terminate()
+    warm = samples[5:] or samples
+
+    def stat(key):
+        values = sorted(s[key] for s in warm)
+        return {"median": statistics.median(values), "p95": values[int(0.95 * (len(values) - 1))]}
+
+    first_rss, last_rss = memory[1][1] if len(memory) > 1 else memory[0][1], memory[-1][1]
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "command": "python " + " ".join(sys.argv),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "miners": args.miners,
+        "steps": args.steps,
+        "all_answered": all(s["ok"] == args.miners for s in samples),
+        "step_overhead_s": stat("overhead"),
+        "query_s": stat("query"),
+        "step_s": stat("step"),
+        "reward_stack_s": stat("reward"),
+        "save_s": stat("save"),
+        "reward_stack_64_completions": stack_time(args.miners),
+        "help_s": help_time(),
+        "rss_bytes": [m[1] for m in memory],
+        "open_fds": [m[2] for m in memory],
+        "rss_growth_after_warmup": (last_rss - first_rss) / first_rss,
+        "targets": {
+            "step_overhead_s": 0.150,
+            "reward_stack_64_s": 1.0,
+            "help_s": 2.0,
+            "rss_growth": 0.10,
+        },
+    }
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=1)
+    print(
+        json.dumps(
+            {k: v for k, v in report.items() if k not in ("rss_bytes", "open_fds")}, indent=1
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
