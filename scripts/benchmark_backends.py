@@ -109,7 +109,7 @@ def run_section(name: str, args) -> dict:
     sampling = Sampling(max_tokens=args.max_tokens, temperature=0.0, ignore_eos=True)
     meter = PeakMemory()
     start = time.perf_counter()
-    result: dict = {"section": name}
+    result: dict = {"section": name, "gpus": args.gpus, "budget_gb": args.budget_gb}
     if name == "vllm_raw":
         from vllm import LLM, SamplingParams
 
@@ -122,6 +122,7 @@ def run_section(name: str, args) -> dict:
             max_model_len=8192,
             disable_log_stats=True,
             seed=0,
+            tensor_parallel_size=args.gpus,
         )
         tok = engine.get_tokenizer()
         texts = [
@@ -142,6 +143,7 @@ def run_section(name: str, args) -> dict:
         n.model_id, n.llm_max_allowed_memory_in_gb = args.model, args.budget_gb
         n.llm_backend = "vllm" if name == "vllm" else "hf"
         n.hf_compile = name == "hf_compile"
+        n.gpus = args.gpus
         n.full_path = "/tmp/prompting-bench"
         engine = load_llm(config)
         texts = prompts
@@ -207,6 +209,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch1", type=int, default=10, help="challenges timed at batch 1")
     parser.add_argument("--max_tokens", type=int, default=256)
     parser.add_argument("--prompt_tokens", type=int, default=350)
+    parser.add_argument("--gpus", type=int, default=1, help="tensor parallel size (vllm)")
     parser.add_argument("--budget_gb", type=float, default=24.0)
     parser.add_argument("--no_batched", action="store_true")
     parser.add_argument("--out", required=True)
