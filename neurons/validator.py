@@ -77,6 +77,9 @@ def main(argv=None) -> int:
     try:
         if uses_llm_references(config):
             llm = load_llm(config)
+            if config.neuron.hf_compile and hasattr(llm, "warmup"):
+                # pay the static-cache compile now, not inside the first step
+                log.info("hf: compile warm-up took %.1f s", llm.warmup())
             log.info("llm: %s", llm.stats.to_dict())
         rewards = RewardStack(
             lambda: shared_embedder(

@@ -191,6 +191,12 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
         help=f"task sampling weights ({DEFAULT_TASK_WEIGHTS})",
     )
     a(
+        "--neuron.dataset",
+        choices=("offline", "wikipedia"),
+        default="offline",
+        help="passages for qa/summarization: offline corpora or Wikipedia (cached)",
+    )
+    a(
         "--neuron.max_body_bytes",
         type=posint,
         default=1 << 20,

@@ -184,3 +184,30 @@ def test_chain_faults_keep_scores_and_retry_weights(tmp_path, wallets):
         assert chain.weights()[-1]["uids"] == [1]
     finally:
         server.stop()
+
+
+def test_a_failing_step_is_logged_and_the_loop_goes_on(tmp_path, wallets):
+    v = wallets["validator"]
+    chain = LocalChain(str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address)
+    chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
+    chain.register("nobody", "c", endpoint="127.0.0.1:9")  # refuses connections
+
+    class FlakyStack(ConstantStack):
+        calls = 0
+
+        def score(self, challenge, completions):
+            FlakyStack.calls += 1
+            if FlakyStack.calls == 2:
+                raise RuntimeError("reward model crashed")
+            return super().score(challenge, completions)
+
+    config = default_config(
+        neuron__full_path=str(tmp_path),
+        neuron__max_steps=3,
+        neuron__seed=0,
+        neuron__task_weights={"math": 1.0},
+    )
+    validator = Validator(config, v, chain, None, FlakyStack())
+    asyncio.run(validator.run())
+    assert validator.state.step == 3 and FlakyStack.calls == 4
+    assert state_io.load(str(tmp_path / "state.json")).step == 3

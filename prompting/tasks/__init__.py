@@ -22,11 +22,17 @@ __all__ = ["TASKS", "Challenge", "Draft", "Task", "TaskSampler", "build_challeng
 class TaskSampler:
     """Picks (task, seed) pairs by the configured weights from one seeded stream."""
 
-    def __init__(self, weights: dict[str, float], seed: int | None = None, use_llm: bool = False):
+    def __init__(
+        self,
+        weights: dict[str, float],
+        seed: int | None = None,
+        use_llm: bool = False,
+        passages=None,
+    ):
         self.names = [n for n, w in weights.items() if w > 0]
         self.weights = [weights[n] for n in self.names]
         self.rng = random.Random(seed)
-        self.tasks = {n: TASKS[n](use_llm=use_llm) for n in self.names}
+        self.tasks = {n: TASKS[n](use_llm=use_llm, passages=passages) for n in self.names}
 
     def sample(self) -> tuple[Task, int]:
         name = self.rng.choices(self.names, self.weights)[0]
@@ -45,7 +51,8 @@ def build_challenges(
     return [d.task.finish(d, texts.get(id(d))) for d in drafts]
 
 
-def replay(challenge: Challenge) -> Challenge:
-    """Rebuild a challenge from its task, seed and recorded LLM text."""
-    task = TASKS[challenge.task](use_llm=challenge.llm_output is not None)
+def replay(challenge: Challenge, passages=None) -> Challenge:
+    """Rebuild a challenge from its task, seed and recorded LLM text (``passages``: the
+    dataset it was drawn from, if not the offline default)."""
+    task = TASKS[challenge.task](use_llm=challenge.llm_output is not None, passages=passages)
     return task.finish(task.draft(challenge.seed), challenge.llm_output)

@@ -55,8 +55,18 @@ class Task:
     rewards: dict[str, float] = {}
     penalties: tuple[str, ...] = ("empty", "too_long", "echo", "refusal")
 
-    def __init__(self, use_llm: bool = False):
+    def __init__(self, use_llm: bool = False, passages=None):
         self.use_llm = use_llm
+        self._passages = passages  # None: the offline pydoc corpus
+
+    @property
+    def passages(self):
+        """Where passage tasks take their text (``--neuron.dataset``)."""
+        if self._passages is None:
+            from prompting.datasets.offline import dataset
+
+            self._passages = dataset("pydoc")
+        return self._passages
 
     def draft(self, seed: int) -> Draft:
         raise NotImplementedError

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from prompting.datasets.offline import _SENTENCE_END, dataset
+from prompting.datasets.offline import _SENTENCE_END
 from prompting.rewards.text import words
 from prompting.tasks import templates as t
 from prompting.tasks.base import Challenge, Draft, Task, user
@@ -51,7 +51,7 @@ class QATask(Task):
     penalties = ("empty", "too_long", "echo", "refusal", "diversity")
 
     def draft(self, seed: int) -> Draft:
-        doc = dataset("pydoc").get(self.rng(seed))
+        doc = self.passages.get(self.rng(seed))
         prompt = user(t.QA_WRITER.format(passage=doc.text)) if self.use_llm else None
         return Draft(self, seed, doc, prompt)
 

@@ -6,7 +6,7 @@ the classic extractive baseline, so rewards stay meaningful without a real model
 
 from __future__ import annotations
 
-from prompting.datasets.offline import _SENTENCE_END, dataset
+from prompting.datasets.offline import _SENTENCE_END
 from prompting.rewards.text import words
 from prompting.tasks import templates as t
 from prompting.tasks.base import Challenge, Draft, Task, user
@@ -20,7 +20,7 @@ class SummarizationTask(Task):
     penalties = ("empty", "too_long", "echo", "refusal", "diversity")
 
     def draft(self, seed: int) -> Draft:
-        doc = dataset("pydoc").get(self.rng(seed))
+        doc = self.passages.get(self.rng(seed))
         prompt = user(t.SUMMARY_WRITER.format(passage=doc.text)) if self.use_llm else None
         return Draft(self, seed, doc, prompt)
 

@@ -29,6 +29,7 @@ from prompting.validator import state as state_io
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
+MAX_CONSECUTIVE_FAILURES = 20  # then something is structurally wrong: stop and say so
 
 
 @dataclass
@@ -64,10 +65,16 @@ class Validator:
         self.state_path = os.path.join(config.neuron.full_path, STATE_FILE)
         self.state = state_io.load(self.state_path)
         seed = config.neuron.seed
+        passages = None
+        if config.neuron.dataset == "wikipedia":
+            from prompting.datasets.online import WikipediaPassages
+
+            passages = WikipediaPassages(os.path.join(config.neuron.full_path, "cache"))
         self.sampler = TaskSampler(
             config.neuron.task_weights,
             None if seed is None else seed + self.state.step,
             use_llm=llm is not None and uses_llm_references(config),
+            passages=passages,
         )
         self.rng = random.Random(None if seed is None else seed * 7919 + self.state.step)
         self.metagraph: list[Neuron] = []
@@ -75,6 +82,7 @@ class Validator:
             wallet, timeout=config.neuron.timeout, max_body_bytes=config.neuron.max_body_bytes
         )
         self.weights_due = False
+        self.failed_steps = 0
         self.labels: dict[int, str] = {}  # uid -> strategy, for the local subnet's scoreboard
         self._stop = asyncio.Event()
 
@@ -245,7 +253,17 @@ class Validator:
                     await asyncio.gather(step_task, return_exceptions=True)
                 else:
                     stopper.cancel()
-                    step_task.result()
+                    try:
+                        step_task.result()
+                    except Exception:  # noqa: BLE001 - one bad step must not end the loop
+                        self.failed_steps += 1
+                        log.exception(
+                            "step %d failed; scores kept, continuing", self.state.step + 1
+                        )
+                        if self.failed_steps >= MAX_CONSECUTIVE_FAILURES:
+                            raise
+                    else:
+                        self.failed_steps = 0
                 if self.config.neuron.step_interval and not self._stop.is_set():
                     try:
                         await asyncio.wait_for(self._stop.wait(), self.config.neuron.step_interval)
