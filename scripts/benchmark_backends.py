@@ -184,6 +184,16 @@ def run_section(name: str, args) -> dict:
     return result
 
 
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}/"))
+        elif isinstance(value, (int, float)):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def environment() -> dict:
     import torch
 
@@ -213,6 +223,11 @@ def main(argv=None) -> None:
     parser.add_argument("--budget_gb", type=float, default=24.0)
     parser.add_argument("--no_batched", action="store_true")
     parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log each section to wandb (WANDB_MODE=offline works)",
+    )
     parser.add_argument("--section", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.section:  # child process: one section, JSON on the last stdout line
@@ -226,6 +241,11 @@ def main(argv=None) -> None:
         "note": "random weights of the named architecture; speed does not depend on weight values",
         "results": [],
     }
+    run = None
+    if args.wandb:
+        import wandb
+
+        run = wandb.init(project="prompting-benchmarks", config=report, job_type="backends")
     for name in args.sections.split(","):
         cmd = [sys.executable, __file__, *(argv or sys.argv[1:]), "--section", name]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -235,8 +255,12 @@ def main(argv=None) -> None:
         else:
             report["results"].append({"section": name, "error": proc.stderr[-3000:]})
         print(json.dumps(report["results"][-1])[:1500], flush=True)
+        if run is not None:
+            run.log({f"{name}/{k}": v for k, v in _flatten(report["results"][-1]).items()})
         with open(args.out, "w") as f:
             json.dump(report, f, indent=1)
+    if run is not None:
+        run.finish()
 
 
 if __name__ == "__main__":

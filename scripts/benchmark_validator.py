@@ -108,6 +108,11 @@ def main(argv=None) -> None:
     parser.add_argument("--miners", type=int, default=64)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the validator's steps; top functions go in the JSON",
+    )
     args = parser.parse_args(argv)
 
     from prompting.chain.local import LocalChain
@@ -167,7 +172,22 @@ def main(argv=None) -> None:
                 memory.append((i, *rss_and_fds()))
         await validator.client.aclose()
 
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     asyncio.run(run())
+    profile_text = None
+    if profiler is not None:
+        import io
+        import pstats
+
+        profiler.disable()
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(25)
+        profile_text = buffer.getvalue().splitlines()
     proc.terminate()
     warm = samples[5:] or samples
 
@@ -197,6 +217,7 @@ def main(argv=None) -> None:
         "rss_bytes": [m[1] for m in memory],
         "open_fds": [m[2] for m in memory],
         "rss_growth_after_warmup": (last_rss - first_rss) / first_rss,
+        "profile_tottime_top25": profile_text,
         "targets": {
             "step_overhead_s": 0.150,
             "reward_stack_64_s": 1.0,

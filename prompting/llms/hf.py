@@ -72,7 +72,10 @@ class HFLLM(LLM):
         except OSError as exc:
             raise LLMError(f"cannot load model {model_id!r}: {exc}") from exc
         except torch.OutOfMemoryError as exc:
-            raise LLMError(f"model {model_id!r} does not fit on {self.device}: {exc}") from exc
+            raise LLMError(
+                f"model {model_id!r} does not fit on {self.device} (budget "
+                f"{budget_gb} GB); check_env estimates what fits: {exc}"
+            ) from exc
         self.budget_gb = budget_gb if self.device.startswith("cuda") else None
         config_json = memory.load_model_config(path)
         self.shape = memory.ModelShape.from_config(config_json) if config_json else None

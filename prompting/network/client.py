@@ -46,12 +46,19 @@ class QueryResult:
 
 
 class MinerClient:
+    """Pooled connections per miner endpoint.
+
+    One pool per endpoint, not one pool for all: httpcore's pool scans every connection
+    for every request, which made 64 concurrent miners cost ~0.5 s of CPU per step on
+    2 cores (profile in benchmarks/results/2026-11-23-cpu-validator-profile.json).
+    """
+
     def __init__(
         self,
         wallet,
         timeout: float = 10.0,
         max_body_bytes: int = 1 << 20,
-        max_connections: int = 256,
+        max_endpoints: int = 1024,
     ):
         from bittensor.signing import resolve_signer
 
@@ -60,17 +67,27 @@ class MinerClient:
         self.signer = resolve_signer(wallet, role="hotkey")
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes
-        self._http = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        )
+        self.max_endpoints = max_endpoints
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def _client(self, endpoint: str) -> httpx.AsyncClient:
+        client = self._clients.pop(endpoint, None)  # re-inserted last: LRU order
+        if client is None:
+            if len(self._clients) >= self.max_endpoints:
+                oldest = next(iter(self._clients))
+                asyncio.ensure_future(self._clients.pop(oldest).aclose())
+            client = httpx.AsyncClient(
+                follow_redirects=False,
+                trust_env=False,
+                timeout=httpx.Timeout(self.timeout),
+                limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+            )
+        self._clients[endpoint] = client
+        return client
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        clients, self._clients = list(self._clients.values()), {}
+        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
 
     async def query(
         self, neuron: Neuron, request: PromptRequest, timeout: float | None = None
@@ -88,7 +105,9 @@ class MinerClient:
         headers.update({"Content-Type": "application/json", "Accept-Encoding": "identity"})
         url = f"http://{neuron.endpoint}{PROMPT_PATH}"
         try:
-            status, raw = await asyncio.wait_for(self._post(url, body, headers), timeout)
+            status, raw = await asyncio.wait_for(
+                self._post(self._client(neuron.endpoint), url, body, headers), timeout
+            )
         except asyncio.TimeoutError:
             return result(TIMEOUT, error=f"no complete answer within {timeout:g} s")
         except httpx.ConnectError as exc:
@@ -114,8 +133,10 @@ class MinerClient:
             timings={k: float(v) for k, v in list(response.timings.items())[:16]},
         )
 
-    async def _post(self, url: str, body: bytes, headers: dict) -> tuple[int, bytes]:
-        async with self._http.stream("POST", url, content=body, headers=headers) as resp:
+    async def _post(
+        self, client: httpx.AsyncClient, url: str, body: bytes, headers: dict
+    ) -> tuple[int, bytes]:
+        async with client.stream("POST", url, content=body, headers=headers) as resp:
             declared = resp.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise _TooLarge
