@@ -142,3 +142,13 @@ def as_messages(prompt: Prompt) -> list[Message]:
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
     return [dict(m) for m in prompt]
+
+
+def render_chat(tokenizer, prompt: Prompt) -> str:
+    """Chat messages -> the model's chat template (with the assistant turn opened);
+    a plain string passes through when the tokenizer has no template."""
+    if isinstance(prompt, str) and tokenizer.chat_template is None:
+        return prompt
+    return tokenizer.apply_chat_template(
+        as_messages(prompt), tokenize=False, add_generation_prompt=True
+    )

@@ -14,7 +14,15 @@ import time
 from collections.abc import Sequence
 
 from prompting.llms import memory
-from prompting.llms.base import LLM, Generation, LLMError, LLMStats, Prompt, Sampling, as_messages
+from prompting.llms.base import (
+    LLM,
+    Generation,
+    LLMError,
+    LLMStats,
+    Prompt,
+    Sampling,
+    render_chat,
+)
 from prompting.llms.tiny import resolve_model
 
 log = logging.getLogger(__name__)
@@ -118,14 +126,6 @@ class HFLLM(LLM):
             return 0
         return int(self._torch.cuda.max_memory_allocated(self.device))
 
-    def render(self, prompt: Prompt) -> str:
-        """Chat messages -> the model's chat template; plain strings pass through."""
-        if isinstance(prompt, str) and self._tokenizer.chat_template is None:
-            return prompt
-        return self._tokenizer.apply_chat_template(
-            as_messages(prompt), tokenize=False, add_generation_prompt=True
-        )
-
     def _generate_kwargs(self, sampling: Sampling) -> dict:
         kwargs = dict(
             max_new_tokens=sampling.max_tokens,
@@ -173,7 +173,7 @@ class HFLLM(LLM):
         sampling = sampling or Sampling()
         if sampling.seed is not None:
             self._torch.manual_seed(sampling.seed)
-        texts = [self.render(p) for p in prompts]
+        texts = [render_chat(self._tokenizer, p) for p in prompts]
         longest = max(len(self._tokenizer(t, add_special_tokens=False).input_ids) for t in texts)
         size = self.max_batch(min(longest, self.max_prompt_tokens), sampling.max_tokens)
         out: list[Generation] = []

@@ -19,7 +19,15 @@ from collections.abc import Sequence
 
 from prompting import compat
 from prompting.llms import memory
-from prompting.llms.base import LLM, Generation, LLMError, LLMStats, Prompt, Sampling, as_messages
+from prompting.llms.base import (
+    LLM,
+    Generation,
+    LLMError,
+    LLMStats,
+    Prompt,
+    Sampling,
+    render_chat,
+)
 from prompting.llms.tiny import resolve_model
 
 log = logging.getLogger(__name__)
@@ -231,20 +239,13 @@ class VLLM(LLM):
     def stats(self) -> LLMStats:
         return self._stats
 
-    def render(self, prompt: Prompt) -> str:
-        if isinstance(prompt, str) and self._tokenizer.chat_template is None:
-            return prompt
-        return self._tokenizer.apply_chat_template(
-            as_messages(prompt), tokenize=False, add_generation_prompt=True
-        )
-
     def generate(
         self, prompts: Sequence[Prompt], sampling: Sampling | None = None
     ) -> list[Generation]:
         if not prompts:
             return []
         sampling = sampling or Sampling()
-        texts = [self.render(p) for p in prompts]
+        texts = [render_chat(self._tokenizer, p) for p in prompts]
         start = time.perf_counter()
         outputs = self.engine.generate(texts, sampling_params(sampling), use_tqdm=False)
         seconds = time.perf_counter() - start
