@@ -88,7 +88,11 @@ def main(argv=None) -> int:
         )
         rewards.embedder  # noqa: B018 - load before the first step, not inside it
         telemetry = Telemetry(
-            config.neuron.full_path, config.wandb, config.to_dict(), offline_default=local
+            config.neuron.full_path,
+            config.wandb,
+            config.to_dict(),
+            offline_default=local,
+            retention_mb=config.neuron.events_retention_size,
         )
         validator = Validator(config, wallet, chain, llm, rewards, telemetry)
         validator.labels = labels

@@ -191,6 +191,40 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
         help=f"task sampling weights ({DEFAULT_TASK_WEIGHTS})",
     )
     a(
+        "--neuron.vpermit_tao_limit",
+        type=nonneg,
+        default=4096.0,
+        help="skip validators (permit holders) with more stake than this",
+    )
+    a(
+        "--neuron.query_unique_coldkeys",
+        action="store_true",
+        help="query at most one uid per coldkey per step",
+    )
+    a(
+        "--neuron.query_unique_ips",
+        action="store_true",
+        help="query at most one uid per IP per step",
+    )
+    a(
+        "--neuron.unreachable_cooldown_s",
+        type=nonneg,
+        default=60.0,
+        help="seconds an endpoint that refused or timed out sits out of sampling",
+    )
+    a(
+        "--neuron.decay_alpha",
+        type=unit,
+        default=0.0,
+        help="per-step score decay for uids not sampled (0 = off)",
+    )
+    a(
+        "--neuron.events_retention_size",
+        type=nonneg,
+        default=512.0,
+        help="MB of events.jsonl kept (one rotated copy beside it; 0 = unbounded)",
+    )
+    a(
         "--neuron.dataset",
         choices=("offline", "wikipedia"),
         default="offline",

@@ -25,9 +25,11 @@ class Telemetry:
         run_config: dict | None = None,
         offline_default: bool = True,
         stream=sys.stdout,
+        retention_mb: float = 0.0,
     ):
         os.makedirs(state_dir, exist_ok=True)
         self.path = os.path.join(state_dir, EVENTS_FILE)
+        self.retention_bytes = int(retention_mb * 1e6)
         self._file = open(self.path, "a", buffering=1)
         self.stream = stream
         self._wandb = None
@@ -36,6 +38,8 @@ class Telemetry:
 
     def log(self, event: dict[str, Any]) -> None:
         self._file.write(json.dumps(event, default=str) + "\n")
+        if self.retention_bytes and self._file.tell() > self.retention_bytes // 2:
+            self._rotate()
         if self._wandb is not None:
             flat = {k: v for k, v in event.items() if isinstance(v, (int, float, str))}
             try:
@@ -43,6 +47,12 @@ class Telemetry:
             except Exception as exc:  # noqa: BLE001 - wandb trouble must not stop scoring
                 log.warning("wandb log failed (%s); continuing without wandb", exc)
                 self._wandb = None
+
+    def _rotate(self) -> None:
+        """Keep at most retention_bytes on disk: this file and one older half."""
+        self._file.close()
+        os.replace(self.path, self.path + ".1")
+        self._file = open(self.path, "a", buffering=1)
 
     def scoreboard(
         self,

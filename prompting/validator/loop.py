@@ -24,7 +24,7 @@ from prompting.protocol import PromptRequest
 from prompting.rewards.stack import RewardStack
 from prompting.tasks import TaskSampler, build_challenges
 from prompting.telemetry import Telemetry
-from prompting.validator import scoring
+from prompting.validator import sampling, scoring
 from prompting.validator import state as state_io
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class Validator:
         )
         self.weights_due = False
         self.failed_steps = 0
+        self.cooldown = sampling.Cooldown(config.neuron.unreachable_cooldown_s)
         self.labels: dict[int, str] = {}  # uid -> strategy, for the local subnet's scoreboard
         self._stop = asyncio.Event()
 
@@ -95,11 +96,17 @@ class Validator:
             log.info("hotkeys replaced at uids %s: their scores restart from 0", reset)
 
     def sample(self) -> list[Neuron]:
-        candidates = [
-            n for n in self.metagraph if n.hotkey != self.hotkey and not n.validator_permit
-        ]
-        k = min(self.config.neuron.sample_size, len(candidates))
-        return sorted(self.rng.sample(candidates, k), key=lambda n: n.uid)
+        n = self.config.neuron
+        return sampling.select(
+            self.metagraph,
+            n.sample_size,
+            self.rng,
+            self.hotkey,
+            n.vpermit_tao_limit,
+            unique_coldkeys=n.query_unique_coldkeys,
+            unique_ips=n.query_unique_ips,
+            cooling=self.cooldown.cooling(),
+        )
 
     def set_weights(self, timings: dict) -> dict:
         start = time.perf_counter()
@@ -178,7 +185,10 @@ class Validator:
         timings.update({f"timings/{k}": v for k, v in scored.timings.items()})
 
         uids = [n.uid for n in neurons]
+        for r in results:
+            self.cooldown.record(r.uid, r.status)
         scoring.update_scores(self.state, uids, rewards, self.config.neuron.moving_average_alpha)
+        scoring.decay_unsampled(self.state, uids, self.config.neuron.decay_alpha)
         self.state.step = step
         if step % self.config.neuron.epoch_length == 0:
             self.weights_due = True

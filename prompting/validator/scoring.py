@@ -15,6 +15,18 @@ def update_scores(
         state.scores[uid] = alpha * float(reward) + (1.0 - alpha) * state.scores[uid]
 
 
+def decay_unsampled(state: ValidatorState, sampled: Sequence[int], decay_alpha: float) -> None:
+    """score <- (1 - decay_alpha) * score for every uid not queried this step, so a uid
+    that stops being sampled (deregistered endpoint, cooldown) fades instead of keeping
+    weight forever."""
+    if decay_alpha <= 0:
+        return
+    queried = set(sampled)
+    for uid in range(len(state.scores)):
+        if uid not in queried:
+            state.scores[uid] *= 1.0 - decay_alpha
+
+
 def sync_hotkeys(state: ValidatorState, hotkeys: Sequence[str]) -> list[int]:
     """Adopt the metagraph's hotkeys; a uid whose hotkey changed restarts from 0.
 
