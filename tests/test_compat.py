@@ -97,3 +97,23 @@ def test_visible_devices_errors_and_matching():
     assert compat.match_device("GPU-bbb", gpus)["index"] == 1
     assert compat.match_device("1", gpus)["uuid"] == "GPU-bbb222"
     assert compat.match_device("GPU-ccc", gpus) is None
+
+
+def test_release_freed_memory_returns_pages_to_the_os():
+    import ctypes
+
+    import psutil
+
+    if not compat.release_freed_memory():
+        pytest.skip("not glibc")
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(4096) for _ in range(50_000)]  # 200 MB of small blocks
+    for b in blocks[:-1]:  # the last one pins the heap top: free() alone cannot shrink it
+        libc.free(b)
+    before = psutil.Process().memory_info().rss
+    assert compat.release_freed_memory()
+    after = psutil.Process().memory_info().rss
+    libc.free(blocks[-1])
+    assert before - after > 100e6

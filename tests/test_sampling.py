@@ -28,8 +28,10 @@ def test_select_skips_self_and_validators_and_is_seeded():
 def test_unique_coldkeys_and_ips():
     for flags in ({"unique_coldkeys": True}, {"unique_ips": True}):
         for seed in range(10):
-            uids = {n.uid for n in sampling.select(neurons(), 10, random.Random(seed), "me",
-                                                   4096, **flags)}
+            uids = {
+                n.uid
+                for n in sampling.select(neurons(), 10, random.Random(seed), "me", 4096, **flags)
+            }
             assert len(uids & {3, 4}) == 1 and {2, 5} <= uids
 
 
@@ -40,8 +42,7 @@ def test_cooldown_skips_unreachable_for_a_while():
     cool.record(4, "timeout")  # slow, not unreachable
     cool.record(5, "unreachable")
     assert cool.cooling() == {3, 5}
-    picked = sampling.select(neurons(), 10, random.Random(0), "me", 4096,
-                             cooling=cool.cooling())
+    picked = sampling.select(neurons(), 10, random.Random(0), "me", 4096, cooling=cool.cooling())
     assert [n.uid for n in picked] == [2, 4]
     cool.record(5, "ok")
     now[0] += 61

@@ -14,8 +14,10 @@ import os
 import random
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from prompting import compat
 from prompting.chain import Chain, ChainError, Neuron
 from prompting.config import TINY_MODEL
 from prompting.llms.base import LLM, LLMError, Sampling
@@ -83,9 +85,16 @@ class Validator:
         )
         self.weights_due = False
         self.failed_steps = 0
+        # Model work (generation, embeddings) always runs on this one thread: spread over
+        # the default pool's threads, torch's CPU buffers landed in several malloc arenas
+        # and RSS kept growing over long runs.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="models")
         self.cooldown = sampling.Cooldown(config.neuron.unreachable_cooldown_s)
         self.labels: dict[int, str] = {}  # uid -> strategy, for the local subnet's scoreboard
         self._stop = asyncio.Event()
+
+    async def _in_worker(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
     # --- stages ----------------------------------------------------------------------
 
@@ -156,7 +165,7 @@ class Validator:
         start = time.perf_counter()
         try:
             sampling = Sampling.from_config(self.config)
-            (challenge,) = await asyncio.to_thread(build_challenges, [draft], self.llm, sampling)
+            (challenge,) = await self._in_worker(build_challenges, [draft], self.llm, sampling)
         except LLMError as exc:
             log.error("challenge generation failed (%s); step skipped", exc)
             return None
@@ -175,7 +184,7 @@ class Validator:
 
         start = time.perf_counter()
         ok = [i for i, r in enumerate(results) if r.ok]
-        scored = await asyncio.to_thread(
+        scored = await self._in_worker(
             self.rewards.score, challenge, [results[i].completion for i in ok]
         )
         rewards = [0.0] * len(results)
@@ -196,6 +205,7 @@ class Validator:
 
         start = time.perf_counter()
         state_io.save(self.state, self.state_path)
+        compat.release_freed_memory()  # keeps RSS flat over long runs (see compat)
         timings["timings/save"] = time.perf_counter() - start
         timings["timings/step"] = time.perf_counter() - t0
 
