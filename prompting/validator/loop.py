@@ -31,6 +31,7 @@ from prompting.validator import state as state_io
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
+SKIP_BACKOFF_S = 2.0  # pause after a skipped or failed step
 MAX_CONSECUTIVE_FAILURES = 20  # then something is structurally wrong: stop and say so
 
 
@@ -164,8 +165,8 @@ class Validator:
 
         start = time.perf_counter()
         try:
-            sampling = Sampling.from_config(self.config)
-            (challenge,) = await self._in_worker(build_challenges, [draft], self.llm, sampling)
+            params = Sampling.from_config(self.config)
+            (challenge,) = await self._in_worker(build_challenges, [draft], self.llm, params)
         except LLMError as exc:
             log.error("challenge generation failed (%s); step skipped", exc)
             return None
@@ -250,6 +251,15 @@ class Validator:
 
     # --- the loop ----------------------------------------------------------------------
 
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when a stop is requested."""
+        if seconds <= 0 or self._stop.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
     def request_stop(self) -> None:
         self._stop.set()
 
@@ -274,8 +284,9 @@ class Validator:
                 else:
                     stopper.cancel()
                     try:
-                        step_task.result()
+                        skipped = step_task.result() is None
                     except Exception:  # noqa: BLE001 - one bad step must not end the loop
+                        skipped = True
                         self.failed_steps += 1
                         log.exception(
                             "step %d failed; scores kept, continuing", self.state.step + 1
@@ -284,11 +295,9 @@ class Validator:
                             raise
                     else:
                         self.failed_steps = 0
-                if self.config.neuron.step_interval and not self._stop.is_set():
-                    try:
-                        await asyncio.wait_for(self._stop.wait(), self.config.neuron.step_interval)
-                    except asyncio.TimeoutError:
-                        pass
+                    if skipped:  # chain or model trouble: back off instead of spinning
+                        await self._sleep(SKIP_BACKOFF_S)
+                await self._sleep(self.config.neuron.step_interval)
         finally:
             state_io.save(self.state, self.state_path)
             await self.client.aclose()
