@@ -9,6 +9,7 @@ from packaging.requirements import Requirement
 
 from prompting import doctor
 from prompting.config import default_config, parse_config
+from prompting.llms.tiny import PRESETS
 from tests.conftest import REPO
 
 GPUS = [
@@ -130,19 +131,7 @@ def test_gpus_visible_busy_and_wrong():
 
 
 def test_model_fit(tmp_path):
-    (tmp_path / "config.json").write_text(
-        json.dumps(
-            {
-                "vocab_size": 32000,
-                "hidden_size": 4096,
-                "intermediate_size": 14336,
-                "num_hidden_layers": 32,
-                "num_attention_heads": 32,
-                "num_key_value_heads": 8,
-                "max_position_embeddings": 32768,
-            }
-        )
-    )
+    (tmp_path / "config.json").write_text(json.dumps(PRESETS["zephyr-7b"]))
     small = parse_config(
         "check_env",
         [

@@ -7,17 +7,10 @@ import pytest
 from prompting.llms import memory
 from prompting.llms.base import LLMError, Sampling, backend_class, backends
 from prompting.llms.hf import choose_device, choose_dtype
+from prompting.llms.tiny import PRESETS
 from prompting.llms.vllm import VLLM_ARGUMENTS, build_engine_args, narrow_visible_devices
 
-ZEPHYR = {
-    "vocab_size": 32000,
-    "hidden_size": 4096,
-    "intermediate_size": 14336,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "max_position_embeddings": 32768,
-}
+ZEPHYR = PRESETS["zephyr-7b"]  # the same keys as zephyr-7b-beta's config.json
 H100 = 81559 * 2**20
 # vllm 0.24.0: LLM.__init__ parameters and EngineArgs fields we rely on (recorded from the
 # wheel; the test below checks the live class instead when vllm is importable).
