@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import datetime
 import json
 import multiprocessing
@@ -30,8 +31,40 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def farm(wallet_dir: str, n: int, validator_hotkey: str, ports_file: str) -> None:
-    """Child process: n miner servers answering instantly."""
+HOSTILE = ("good", "garbage", "oversize", "stall", "error", "dead")
+
+
+def hostile_app(kind: str):
+    """An ASGI miner that misbehaves in one way (see HOSTILE)."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, Response, StreamingResponse
+    from starlette.routing import Route
+
+    async def handler(request):
+        await request.body()
+        if kind == "garbage":
+            return Response(b"\xff\xfe{not json", media_type="application/json")
+        if kind == "oversize":
+
+            async def chunks():
+                for _ in range(64):
+                    yield b"x" * 65536
+
+            return StreamingResponse(chunks(), media_type="application/json")
+        if kind == "stall":
+            await asyncio.sleep(3600)
+        if kind == "error":
+            return JSONResponse({"error": "boom"}, status_code=500)
+        return JSONResponse({"completion": ["wrong", "shape"]})
+
+    return Starlette(routes=[Route("/v1/prompt", handler, methods=["POST"])])
+
+
+def farm(
+    wallet_dir: str, n: int, validator_hotkey: str, ports_file: str, hostile: bool = False
+) -> None:
+    """Child process: n miner servers answering instantly (or, with hostile, one in six
+    each of: good, garbage bytes, 4 MB body, stalling, HTTP 500, and a closed port)."""
     from prompting.network.auth import Authorizer, CallerPolicy, load_or_create_wallet
     from prompting.network.server import bind, create_app, make_server
 
@@ -43,16 +76,27 @@ def farm(wallet_dir: str, n: int, validator_hotkey: str, ports_file: str) -> Non
         servers, rows = [], []
         for i in range(n):
             w = load_or_create_wallet(f"m{i}", "default", wallet_dir)
-            app = create_app(
-                answer,
-                w.hotkey.ss58_address,
-                Authorizer(CallerPolicy(0, frozenset({validator_hotkey})), None),
-                rate_limit=10**6,
-            )
+            kind = HOSTILE[i % len(HOSTILE)] if hostile else "good"
             sock = bind("127.0.0.1", 0)
+            port = sock.getsockname()[1]
+            row = (w.hotkey.ss58_address, w.coldkeypub.ss58_address, port)
+            if kind == "dead":
+                sock.close()  # registered, but nothing listens: connection refused
+                rows.append(row)
+                continue
+            app = (
+                hostile_app(kind)
+                if kind != "good"
+                else create_app(
+                    answer,
+                    w.hotkey.ss58_address,
+                    Authorizer(CallerPolicy(0, frozenset({validator_hotkey})), None),
+                    rate_limit=10**6,
+                )
+            )
             server, serving = make_server(app, sock)
             servers.append(asyncio.ensure_future(serving))
-            rows.append((w.hotkey.ss58_address, w.coldkeypub.ss58_address, sock.getsockname()[1]))
+            rows.append(row)
         with open(ports_file, "w") as f:
             json.dump(rows, f)
         await asyncio.gather(*servers)
@@ -109,6 +153,10 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--out", required=True)
     parser.add_argument(
+        "--hostile", action="store_true", help="soak mode: five in six miners misbehave"
+    )
+    parser.add_argument("--timeout", type=float, default=5.0, help="miner timeout, seconds")
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="cProfile the validator's steps; top functions go in the JSON",
@@ -127,7 +175,13 @@ def main(argv=None) -> None:
     ports_file = os.path.join(state, "ports.json")
     proc = multiprocessing.get_context("spawn").Process(
         target=farm,
-        args=(os.path.join(state, "wallets"), args.miners, wallet.hotkey.ss58_address, ports_file),
+        args=(
+            os.path.join(state, "wallets"),
+            args.miners,
+            wallet.hotkey.ss58_address,
+            ports_file,
+            args.hostile,
+        ),
         daemon=True,
     )
     proc.start()
@@ -140,17 +194,19 @@ def main(argv=None) -> None:
 
     config = default_config("validator")
     n = config.neuron
-    n.full_path, n.sample_size, n.seed, n.timeout = state, args.miners, 0, 5.0
+    n.full_path, n.sample_size, n.seed, n.timeout = state, args.miners, 0, args.timeout
     n.task_weights = {"qa": 0.5, "summarization": 0.5}
     validator = Validator(config, wallet, chain, None, RewardStack(shared_embedder))
     validator.rewards.embedder  # noqa: B018 - load outside the timed steps
 
     samples, memory = [], []
+    statuses: collections.Counter = collections.Counter()
 
     async def run():
         for i in range(args.steps):
             result = await validator.step()
             e = result.event
+            statuses.update(e["statuses"])
             reward_model = sum(
                 v
                 for k, v in e.items()
@@ -188,7 +244,7 @@ def main(argv=None) -> None:
         buffer = io.StringIO()
         pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(25)
         profile_text = buffer.getvalue().splitlines()
-    proc.terminate()
+    proc.kill()  # uvicorn would wait for the stalling hostile handlers on SIGTERM
     warm = samples[5:] or samples
 
     def stat(key):
@@ -207,6 +263,10 @@ def main(argv=None) -> None:
         "miners": args.miners,
         "steps": args.steps,
         "all_answered": all(s["ok"] == args.miners for s in samples),
+        "hostile": args.hostile,
+        "timeout_s": args.timeout,
+        "statuses": dict(statuses),
+        "max_step_s": max(s["step"] for s in samples),
         "step_overhead_s": stat("overhead"),
         "query_s": stat("query"),
         "step_s": stat("step"),
