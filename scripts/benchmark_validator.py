@@ -122,7 +122,7 @@ def stack_time(n: int, repeats: int = 5) -> dict:
     out = {}
     for name in ("qa", "summarization"):
         task = TASKS[name]()
-        challenge = task.finish(task.draft(0), None)
+        challenge = task.finish(task.draft(0))
         words = challenge.context.split()
         rng = random.Random(0)
         completions = [" ".join(rng.sample(words, min(len(words), 40))) for _ in range(n)]

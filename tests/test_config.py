@@ -72,12 +72,10 @@ def test_invalid_values_give_one_line_and_exit_2(args, needle):
 def test_nested_namespace_and_overrides():
     config = parse_config("validator", ["--neuron.gpus", "1", "--chain", "test", "--netuid", "7"])
     assert config.neuron.gpus == 1 and config.chain.network == "test" and config.netuid == 7
-    assert config.neuron.task_weights == {
-        "qa": 0.4,
-        "summarization": 0.2,
-        "math": 0.2,
-        "debugging": 0.2,
-    }
+    from prompting.tasks import TASKS
+
+    weights = config.neuron.task_weights  # a dict; every task has a positive default
+    assert set(weights) == set(TASKS) and all(w > 0 for w in weights.values())
     assert default_config(neuron__sample_size=3).neuron.sample_size == 3
 
 

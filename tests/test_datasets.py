@@ -61,7 +61,7 @@ def test_online_source_caches_and_replays_offline(tmp_path):
     wiki = Wiki()
     source = WikipediaPassages(str(tmp_path), base_url=wiki.url)
     qa = TASKS["qa"](passages=source)
-    challenge = qa.finish(qa.draft(3), None)
+    challenge = qa.finish(qa.draft(3))
     assert challenge.source_id == "wiki:Page 1" and "Lisbon" in challenge.context
     wiki.close()
     # Offline now: a new instance reads the cache; replay and fallback both work.

@@ -118,3 +118,97 @@ def test_local_subnet_end_to_end_and_resume(tmp_path):
     assert "resumes at step 8" in proc.stderr
     events = [json.loads(line) for line in open(state_dir / "events.jsonl")]
     assert [e["step"] for e in events][-2:] == [9, 10]
+
+
+def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wallets, embedder):
+    """4 steps in flight against miners of random latency: one batched generation for
+    the steps waiting together, a failed generation skips only its steps, events and
+    scores come out in step order exactly as a sequential replay of the results."""
+    import asyncio
+    import io
+    import random
+    import threading
+    import time
+
+    from prompting.chain.local import LocalChain
+    from prompting.config import default_config
+    from prompting.llms.base import LLMError
+    from prompting.network.auth import Authorizer, CallerPolicy
+    from prompting.rewards.stack import RewardStack
+    from prompting.telemetry import Telemetry
+    from prompting.validator.loop import Validator
+    from tests.test_network import ServerThread
+    from tests.test_tasks import ANSWER, WRITER_REPLY, ScriptedLLM
+
+    class FlakyLLM(ScriptedLLM):
+        def generate(self, prompts, sampling=None):
+            if len(self.batches) == 2:  # the third batch fails
+                self.batches.append([])
+                raise LLMError("out of GPU memory generating a batch")
+            return super().generate(prompts, sampling)
+
+    llm = FlakyLLM(
+        [
+            ("Write one request", WRITER_REPLY),
+            ("Can you explain how the del", ANSWER),
+            ("Reply exactly as", "Question: What does this passage describe?\nAnswer: Names."),
+            ("Summarize", "Python binds names to objects and looks them up in scopes."),
+        ]
+    )
+    v = wallets["validator"]
+    rng, lock = random.Random(0), threading.Lock()
+
+    def answer(req):
+        with lock:
+            delay = rng.uniform(0.0, 0.4)
+        time.sleep(delay)
+        words = req.messages[-1].content.split()
+        return " ".join(words[len(words) // 3 : len(words) // 3 + 25])
+
+    servers = [
+        ServerThread(
+            answer,
+            m.hotkey.ss58_address,
+            Authorizer(CallerPolicy(0, frozenset({v.hotkey.ss58_address})), None),
+            rate_limit=1000,
+        )
+        for m in (wallets["miner"], wallets["miner2"], wallets["outsider"])
+    ]
+    try:
+        chain = LocalChain(str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address)
+        chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
+        for m, server in zip(("miner", "miner2", "outsider"), servers):
+            hotkey = wallets[m].hotkey.ss58_address
+            chain.register(hotkey, m, endpoint=f"127.0.0.1:{server.port}")
+        config = default_config(
+            neuron__full_path=str(tmp_path),
+            neuron__model_id="scripted",
+            neuron__num_concurrent_forwards=4,
+            neuron__max_steps=12,
+            neuron__sample_size=3,
+            neuron__timeout=3.0,
+            neuron__seed=0,
+            neuron__epoch_length=5,
+            neuron__task_weights={"qa": 1, "generic_instruction": 1, "summarization": 1},
+        )
+        telemetry = Telemetry(str(tmp_path), stream=io.StringIO())
+        validator = Validator(config, v, chain, llm, RewardStack(lambda: embedder), telemetry)
+        asyncio.run(validator.run())
+    finally:
+        for server in servers:
+            server.stop()
+
+    events = [json.loads(line) for line in open(tmp_path / "events.jsonl")]
+    assert validator.state.step == 12 and [e["step"] for e in events] == list(range(1, 13))
+    assert max(e["forwards/in_flight"] for e in events) == 4
+    assert max(len(b) for b in llm.batches) >= 3  # steps in flight generated together
+    assert [] in llm.batches  # the failed batch: its steps were skipped, the rest went on
+    assert max(validator.batcher.batch_sizes) >= 3
+    # a sequential replay of the logged rewards gives exactly the validator's scores
+    replayed = [0.0] * len(validator.state.scores)
+    for e in events:
+        for uid, reward in zip(e["uids"], e["rewards"]):
+            replayed[uid] = 0.1 * reward + 0.9 * replayed[uid]
+    assert replayed == pytest.approx(validator.state.scores, abs=1e-12)
+    assert any(s > 0 for s in validator.state.scores)
+    assert json.load(open(tmp_path / "state.json"))["step"] == 12

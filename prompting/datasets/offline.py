@@ -6,6 +6,8 @@
 * ``StdlibFunctions``: real functions from the standard library's own sources,
   5-40 lines, for the debugging task.
 * ``MathProblems``: problems with exact numeric answers from ``mathgenerator``.
+* ``HolidayCalendars``: dated events, the public holidays of ~150 countries over
+  1990-2030, from the ``holidays`` package's rules, written out as passages.
 """
 
 from __future__ import annotations
@@ -196,7 +198,89 @@ class MathProblems:
         return self._make(name, int(seed))
 
 
+class HolidayCalendars:
+    """A passage lists consecutive public holidays of one country and year with their
+    dates; ``events`` gives the same facts structured, for date_qa's reference."""
+
+    name = "holidays"
+    YEARS = range(1990, 2031)
+    WINDOW = 8  # events per passage
+    # Duplicated or derived entries: their names do not identify one date.
+    _SKIP = re.compile(r"observed|substitute|bridge|estimated|\(|day off|holiday$", re.I)
+    _STYLES = ("{d} {month} {y}", "{month} {d}, {y}", "{weekday}, {d} {month} {y}")
+
+    @functools.cached_property
+    def countries(self) -> dict[str, type]:
+        """Two-letter code -> holidays class, for countries with English names."""
+        import holidays
+
+        out = {}
+        for code in holidays.list_supported_countries():
+            if len(code) != 2:
+                continue
+            cls = type(holidays.country_holidays(code, years=[]))
+            if cls.default_language in (None, "en_US", "en_GB") or "en_US" in getattr(
+                cls, "supported_languages", ()
+            ):
+                out[code] = cls
+        return dict(sorted(out.items()))
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one shared instance per process
+    def events(self, code: str, year: int) -> tuple[tuple[str, str], ...]:
+        """(ISO date, English name) of ``code``'s holidays in ``year``, names unique."""
+        cls = self.countries[code]
+        language = "en_US" if "en_US" in getattr(cls, "supported_languages", ()) else None
+        days = cls(years=year, language=language)
+        named: dict[str, list] = {}
+        for day, names in sorted(days.items()):
+            for name in names.split("; "):
+                named.setdefault(name.strip(), []).append(day)
+        return tuple(
+            (days_[0].isoformat(), name)
+            for name, days_ in sorted(named.items(), key=lambda kv: kv[1][0])
+            if len(days_) == 1 and not self._SKIP.search(name)
+        )
+
+    @staticmethod
+    def country_name(cls: type) -> str:
+        """'UnitedKingdom' -> 'United Kingdom' (aliases such as ``GB`` subclass it)."""
+        named = next(c for c in cls.__mro__ if not c.__name__.isupper())
+        return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", named.__name__)
+
+    def get(self, rng: random.Random) -> Document:
+        codes = list(self.countries)
+        while True:
+            code, year = rng.choice(codes), rng.choice(self.YEARS)
+            events = self.events(code, year)
+            if len(events) >= 3:
+                start = rng.randrange(max(1, len(events) - self.WINDOW + 1))
+                return self.by_id(f"holidays:{code}:{year}:{start}")
+
+    def window(self, doc_id: str) -> tuple[tuple[str, str], ...]:
+        """The events a passage lists."""
+        _, code, year, start = doc_id.split(":")
+        return self.events(code, int(year))[int(start) : int(start) + self.WINDOW]
+
+    def by_id(self, doc_id: str) -> Document:
+        from datetime import date
+
+        _, code, year, _ = doc_id.split(":")
+        country = self.country_name(self.countries[code])
+        style = random.Random(doc_id).choice(self._STYLES)
+        lines = [f"Public holidays in {country} in {year}."]
+        for iso, name in self.window(doc_id):
+            d = date.fromisoformat(iso)
+            when = style.format(d=d.day, month=d.strftime("%B"), y=d.year, weekday=d.strftime("%A"))
+            lines.append(f"{name} is on {when}.")
+        return Document(doc_id, country, " ".join(lines))
+
+
 @functools.cache
 def dataset(name: str):
     """Shared instances: corpora are parsed once per process."""
-    return {"pydoc": PydocPassages, "stdlib": StdlibFunctions, "math": MathProblems}[name]()
+    return {
+        "pydoc": PydocPassages,
+        "stdlib": StdlibFunctions,
+        "math": MathProblems,
+        "holidays": HolidayCalendars,
+    }[name]()

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from prompting.datasets.offline import _SENTENCE_END
 from prompting.protocol import PromptRequest
 from prompting.rewards.code import _FENCE
+from prompting.rewards.dates import parse_dates
 
-_PASSAGE = re.compile(r"Passage:\s*\n(.*?)(?:\n\nQuestion:|\Z)", re.DOTALL)
+_PASSAGE = re.compile(r"Passage:\s*\n(.*?)(?:\n\n|\Z)", re.DOTALL)
+_QUESTION = re.compile(r"Question:\s*(.*?)(?:\n\n|\Z)", re.DOTALL)
 _QUOTED = re.compile(r"\"(.+?)\"", re.DOTALL)
 
 
@@ -38,20 +40,30 @@ def retrieval(embedder) -> Callable[[PromptRequest], str]:
         sentences = [s.strip() for s in _SENTENCE_END.split(passage) if len(s.split()) >= 4]
         if not sentences:
             return passage[:500]
-        if "Summarize" in text.split("\n", 1)[0]:
+        if "Summarize" in text:
             vectors = embedder.encode([passage, *sentences])
             scores = vectors[1:] @ vectors[0]
             top = sorted(sorted(range(len(sentences)), key=lambda i: -scores[i])[:2])
             return " ".join(sentences[i] for i in top)
+        asked = _QUESTION.search(text)
         question = (
-            text[text.find("Question:") :]
-            if "Question:" in text
-            else ((_QUOTED.findall(text) or [text.split("\n", 1)[0]])[0])
+            asked.group(1) if asked else (_QUOTED.findall(text) or [text.split("\n", 1)[0]])[0]
         )
+        if re.search(r"\b(when|date)\b", question, re.IGNORECASE):  # keep dated sentences
+            dated = [s for s in sentences if parse_dates(s, 2000)]
+            sentences = dated or sentences
         vectors = embedder.encode([question, *sentences])
-        return sentences[int((vectors[1:] @ vectors[0]).argmax())]
+        scores = vectors[1:] @ vectors[0] + [_overlap(question, s) for s in sentences]
+        return sentences[int(scores.argmax())]
 
     return answer
+
+
+def _overlap(question: str, sentence: str) -> float:
+    """Share of the question's longer words that the sentence contains."""
+    asked = {w for w in re.findall(r"\w+", question.lower()) if len(w) > 3}
+    have = set(re.findall(r"\w+", sentence.lower()))
+    return len(asked & have) / len(asked) if asked else 0.0
 
 
 def model(llm, sampling) -> Callable[[PromptRequest], str]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from prompting.rewards import penalties as pen
 from prompting.rewards.code import fix_reward
+from prompting.rewards.dates import date_reward
 from prompting.rewards.exact import numeric_reward
 from prompting.rewards.text import rouge_l
 
@@ -109,6 +110,8 @@ class RewardStack:
             from prompting.rewards.relevance import cosine_rewards
 
             return cosine_rewards(vectors)
+        if name == "date":
+            return [date_reward(c, challenge.reference) for c in completions]
         if name == "exact":
             return [numeric_reward(c, challenge.reference) for c in completions]
         if name == "code_fix":

@@ -7,14 +7,25 @@ from collections.abc import Sequence
 
 from prompting.llms.base import LLM, Sampling
 from prompting.tasks.base import Challenge, Draft, Task
+from prompting.tasks.date_qa import DateQATask
 from prompting.tasks.debugging import DebuggingTask
+from prompting.tasks.generic_instruction import GenericInstructionTask
 from prompting.tasks.math import MathTask
 from prompting.tasks.qa import QATask
 from prompting.tasks.summarization import SummarizationTask
 
 TASKS: dict[str, type[Task]] = {
-    cls.name: cls for cls in (QATask, SummarizationTask, MathTask, DebuggingTask)
+    cls.name: cls
+    for cls in (
+        QATask,
+        SummarizationTask,
+        MathTask,
+        DebuggingTask,
+        DateQATask,
+        GenericInstructionTask,
+    )
 }
+MAX_STAGES = 4  # LLM rounds a draft may ask for (generic_instruction uses 2)
 
 __all__ = ["TASKS", "Challenge", "Draft", "Task", "TaskSampler", "build_challenges", "replay"]
 
@@ -42,17 +53,22 @@ class TaskSampler:
 def build_challenges(
     drafts: Sequence[Draft], llm: LLM | None, sampling: Sampling
 ) -> list[Challenge]:
-    """Finish drafts; every draft needing LLM text is generated in one batched call."""
-    needing = [d for d in drafts if d.llm_prompt is not None]
-    texts: dict[int, str] = {}
-    if needing and llm is not None:
-        generations = llm.generate([d.llm_prompt for d in needing], sampling)
-        texts = {id(d): g.text for d, g in zip(needing, generations)}
-    return [d.task.finish(d, texts.get(id(d))) for d in drafts]
+    """Finish drafts. Each round generates every pending prompt of every draft in one
+    batched call, so drafts of concurrent steps and multi-stage tasks share batches."""
+    for _ in range(MAX_STAGES if llm is not None else 0):
+        asks = [(d, p) for d in drafts if (p := d.task.next_prompt(d)) is not None]
+        if not asks:
+            break
+        generations = llm.generate([p for _, p in asks], sampling)
+        for (draft, _), generation in zip(asks, generations):
+            draft.outputs.append(generation.text)
+    return [d.task.finish(d) for d in drafts]
 
 
 def replay(challenge: Challenge, passages=None) -> Challenge:
-    """Rebuild a challenge from its task, seed and recorded LLM text (``passages``: the
+    """Rebuild a challenge from its task, seed and recorded LLM texts (``passages``: the
     dataset it was drawn from, if not the offline default)."""
-    task = TASKS[challenge.task](use_llm=challenge.llm_output is not None, passages=passages)
-    return task.finish(task.draft(challenge.seed), challenge.llm_output)
+    task = TASKS[challenge.task](use_llm=bool(challenge.llm_outputs), passages=passages)
+    draft = task.draft(challenge.seed)
+    draft.outputs = list(challenge.llm_outputs)
+    return task.finish(draft)

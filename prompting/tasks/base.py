@@ -1,10 +1,12 @@
 """Challenges and the two-phase task interface.
 
-A task first *drafts* a challenge from a source document (no model needed), naming
-the prompt its reference or question needs from the validator's LLM, if any; the
-validator generates all drafts' prompts of a step in one batched call; then the
-task *finishes* each draft with that text. A challenge records its task, source id,
-seed and the LLM text it used, so ``replay`` rebuilds it exactly.
+A task first *drafts* a challenge from a source document (no model needed). While
+its ``next_prompt`` names a prompt for the validator's LLM, the validator generates
+the pending prompts of all drafts in flight in one batched call and appends each
+text to its draft's ``outputs`` (a task may need several stages: an instruction,
+then its reference answer). Then the task *finishes* each draft. A challenge
+records its task, source id, seed and the LLM texts it used, so ``replay`` rebuilds
+it exactly. Every challenge is phrased in a persona's voice (see ``personas``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from prompting.llms.base import Prompt
+from prompting.tasks.personas import Voice, voice_for
 
 
 @dataclass
@@ -26,7 +29,7 @@ class Challenge:
     context: str = ""  # the passage / corrupted code the challenge is about
     rewards: dict[str, float] = field(default_factory=dict)
     penalties: tuple[str, ...] = ()
-    llm_output: str | None = None  # the validator LLM's text this challenge used
+    llm_outputs: list[str] = field(default_factory=list)  # the validator LLM's texts, by stage
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -46,8 +49,8 @@ class Draft:
     task: Task
     seed: int
     document: Any
-    llm_prompt: Prompt | None = None  # None: the task needs no LLM text
     state: dict[str, Any] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)  # the validator LLM's texts so far
 
 
 class Task:
@@ -71,32 +74,33 @@ class Task:
     def draft(self, seed: int) -> Draft:
         raise NotImplementedError
 
-    def finish(self, draft: Draft, llm_output: str | None) -> Challenge:
+    def next_prompt(self, draft: Draft) -> Prompt | None:
+        """What to ask the validator's LLM next, given ``draft.outputs``; None: done."""
+        return None
+
+    def finish(self, draft: Draft) -> Challenge:
         raise NotImplementedError
+
+    def voice(self, seed: int) -> Voice:
+        return voice_for(self.name, seed)
 
     def rng(self, seed: int) -> random.Random:
         return random.Random(f"{self.name}:{seed}")
 
-    def challenge(
-        self,
-        draft: Draft,
-        messages: list[dict],
-        reference: str,
-        context: str = "",
-        llm_output: str | None = None,
-        **meta,
-    ) -> Challenge:
+    def challenge(self, draft: Draft, request: str, reference: str, context: str = "", **meta):
+        """The challenge whose user message is ``request`` in this seed's persona voice."""
+        voice = self.voice(draft.seed)
         return Challenge(
             task=self.name,
             source_id=draft.document.id,
             seed=draft.seed,
-            messages=messages,
+            messages=user(voice.phrase(request)),
             reference=reference,
             context=context,
             rewards=dict(self.rewards),
             penalties=tuple(self.penalties),
-            llm_output=llm_output,
-            meta=meta,
+            llm_outputs=list(draft.outputs),
+            meta={**meta, **voice.meta()},
         )
 
 

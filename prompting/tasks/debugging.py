@@ -14,7 +14,7 @@ import random
 
 from prompting.datasets.offline import dataset
 from prompting.tasks import templates as t
-from prompting.tasks.base import Challenge, Draft, Task, user
+from prompting.tasks.base import Challenge, Draft, Task
 
 OPERATOR_SWAPS = {
     ast.Add: ast.Sub,
@@ -131,18 +131,15 @@ class DebuggingTask(Task):
                 original, broken, what = corrupt(doc.text, rng)
             except ValueError:
                 continue
-            return Draft(
-                self, seed, doc, None, {"original": original, "broken": broken, "what": what}
-            )
+            return Draft(self, seed, doc, {"original": original, "broken": broken, "what": what})
         raise RuntimeError("no corruptible function found")  # pragma: no cover
 
-    def finish(self, draft: Draft, llm_output: str | None) -> Challenge:
+    def finish(self, draft: Draft) -> Challenge:
         s = draft.state
         return self.challenge(
             draft,
-            user(t.DEBUG_CHALLENGE.format(code=s["broken"])),
+            t.DEBUG_CHALLENGE.format(code=s["broken"]),
             s["original"],
             s["broken"],
-            None,
             corruption=s["what"],
         )

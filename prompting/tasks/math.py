@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prompting.datasets.offline import dataset
 from prompting.tasks import templates as t
-from prompting.tasks.base import Challenge, Draft, Task, user
+from prompting.tasks.base import Challenge, Draft, Task
 
 
 class MathTask(Task):
@@ -15,8 +15,6 @@ class MathTask(Task):
     def draft(self, seed: int) -> Draft:
         return Draft(self, seed, dataset("math").get(self.rng(seed)))
 
-    def finish(self, draft: Draft, llm_output: str | None) -> Challenge:
+    def finish(self, draft: Draft) -> Challenge:
         doc = draft.document
-        return self.challenge(
-            draft, user(t.MATH_CHALLENGE.format(problem=doc.text)), doc.title, doc.text, None
-        )
+        return self.challenge(draft, t.MATH_CHALLENGE.format(problem=doc.text), doc.title, doc.text)

@@ -11,11 +11,16 @@ from __future__ import annotations
 import re
 
 from prompting.datasets.offline import _SENTENCE_END
+from prompting.llms.base import Prompt
 from prompting.rewards.text import words
+from prompting.tasks import cleaners
 from prompting.tasks import templates as t
 from prompting.tasks.base import Challenge, Draft, Task, user
 
-_QA = re.compile(r"Question:\s*(.+?)\s*Answer:\s*(.+)", re.DOTALL | re.IGNORECASE)
+_B = r"(?:\*\*)?"  # markdown bold around a label
+_QA = re.compile(
+    rf"Question{_B}\s*:{_B}\s*(.+?)\s*{_B}Answer{_B}\s*:{_B}\s*(.+)", re.DOTALL | re.IGNORECASE
+)
 STOPWORDS = frozenset(
     "the a an and or of to in on for with by is are was were be been this that these those "
     "it its as at from which when if then than not no can may must will would should into "
@@ -51,27 +56,39 @@ class QATask(Task):
     penalties = ("empty", "too_long", "echo", "refusal", "diversity")
 
     def draft(self, seed: int) -> Draft:
-        doc = self.passages.get(self.rng(seed))
-        prompt = user(t.QA_WRITER.format(passage=doc.text)) if self.use_llm else None
-        return Draft(self, seed, doc, prompt)
+        return Draft(self, seed, self.passages.get(self.rng(seed)))
 
-    def finish(self, draft: Draft, llm_output: str | None) -> Challenge:
+    def _writer(self, draft: Draft) -> str:
+        asker = self.voice(draft.seed).describe()
+        return t.QA_WRITER.format(passage=draft.document.text, asker=asker)
+
+    def next_prompt(self, draft: Draft) -> Prompt | None:
+        if not self.use_llm or draft.outputs:
+            return None
+        return user(self._writer(draft))
+
+    def finish(self, draft: Draft) -> Challenge:
         doc = draft.document
-        match = _QA.search(llm_output or "")
-        if match and len(words(match.group(1))) >= 3 and words(match.group(2)):
-            question, answer = match.group(1).strip(), match.group(2).strip()
-            return self.challenge(
-                draft,
-                user(t.QA_CHALLENGE.format(passage=doc.text, question=question)),
-                answer,
-                doc.text,
-                llm_output,
-                kind="llm",
-                question=question,
-            )
-        return self._cloze(draft, llm_output)
+        raw = ""
+        if draft.outputs:  # labels stay: the parse below needs them
+            steps = ("special_tokens", "prompt_echo", "preamble")
+            raw = cleaners.clean(draft.outputs[0], steps, self._writer(draft))
+        match = _QA.search(raw)
+        if match:
+            question = cleaners.clean(match.group(1), cleaners.QUESTION)
+            answer = cleaners.clean(match.group(2), cleaners.TEXT)
+            if len(words(question)) >= 3 and words(answer):
+                return self.challenge(
+                    draft,
+                    t.QA_CHALLENGE.format(passage=doc.text, question=question),
+                    answer,
+                    doc.text,
+                    kind="llm",
+                    question=question,
+                )
+        return self._cloze(draft)
 
-    def _cloze(self, draft: Draft, llm_output: str | None) -> Challenge:
+    def _cloze(self, draft: Draft) -> Challenge:
         doc, rng = draft.document, self.rng(draft.seed)
         sentences = [s for s in _SENTENCE_END.split(doc.text) if len(words(s)) >= 6]
         rng.shuffle(sentences)
@@ -85,10 +102,9 @@ class QATask(Task):
         blanked = sentence.replace(phrase, t.BLANK, 1)
         return self.challenge(
             draft,
-            user(t.CLOZE_CHALLENGE.format(sentence=blanked, passage=doc.text)),
+            t.CLOZE_CHALLENGE.format(sentence=blanked, passage=doc.text),
             phrase,
             doc.text,
-            llm_output,
             kind="cloze",
             question=blanked,
         )

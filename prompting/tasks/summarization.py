@@ -7,7 +7,9 @@ the classic extractive baseline, so rewards stay meaningful without a real model
 from __future__ import annotations
 
 from prompting.datasets.offline import _SENTENCE_END
+from prompting.llms.base import Prompt
 from prompting.rewards.text import words
+from prompting.tasks import cleaners
 from prompting.tasks import templates as t
 from prompting.tasks.base import Challenge, Draft, Task, user
 
@@ -20,22 +22,21 @@ class SummarizationTask(Task):
     penalties = ("empty", "too_long", "echo", "refusal", "diversity")
 
     def draft(self, seed: int) -> Draft:
-        doc = self.passages.get(self.rng(seed))
-        prompt = user(t.SUMMARY_WRITER.format(passage=doc.text)) if self.use_llm else None
-        return Draft(self, seed, doc, prompt)
+        return Draft(self, seed, self.passages.get(self.rng(seed)))
 
-    def finish(self, draft: Draft, llm_output: str | None) -> Challenge:
+    def next_prompt(self, draft: Draft) -> Prompt | None:
+        if not self.use_llm or draft.outputs:
+            return None
+        return user(t.SUMMARY_WRITER.format(passage=draft.document.text))
+
+    def finish(self, draft: Draft) -> Challenge:
         doc = draft.document
-        if llm_output and len(words(llm_output)) >= 5:
-            reference, kind = llm_output.strip(), "llm"
+        summary = cleaners.clean(draft.outputs[0], cleaners.TEXT) if draft.outputs else ""
+        if len(words(summary)) >= 5:
+            reference, kind = summary, "llm"
         else:
             reference = " ".join(_SENTENCE_END.split(doc.text)[:LEAD_SENTENCES])
             kind = "lead"
         return self.challenge(
-            draft,
-            user(t.SUMMARY_CHALLENGE.format(passage=doc.text)),
-            reference,
-            doc.text,
-            llm_output,
-            kind=kind,
+            draft, t.SUMMARY_CHALLENGE.format(passage=doc.text), reference, doc.text, kind=kind
         )

@@ -1,7 +1,11 @@
 """The validator: sync, sample, challenge, query, reward, score, set weights, save, log.
 
-One ``step()`` is one challenge sent to a sample of miners. Generation and reward
-models run in worker threads so the event loop keeps serving the HTTP client.
+One step is one challenge sent to a sample of miners. ``--neuron.num_concurrent_forwards
+N`` keeps N steps in flight: each is *prepared* in order (sync, sample, draft), then
+*completed* concurrently; their generation requests are batched together by a
+``GenerationBatcher`` on the one model thread, their queries share one HTTP client,
+and each step *commits* (scores, weights, state, telemetry) only after the step
+before it, so scores move exactly as in a sequential run over the same results.
 Chain and generation faults are logged and survived: the step is skipped or the
 weights retried next step, the scores are kept.
 """
@@ -21,10 +25,10 @@ from prompting import compat
 from prompting.chain import Chain, ChainError, Neuron
 from prompting.config import TINY_MODEL
 from prompting.llms.base import LLM, LLMError, Sampling
-from prompting.network.client import OK, MinerClient
+from prompting.network.client import OK, MinerClient, QueryResult
 from prompting.protocol import PromptRequest
-from prompting.rewards.stack import RewardStack
-from prompting.tasks import TaskSampler, build_challenges
+from prompting.rewards.stack import RewardResult, RewardStack
+from prompting.tasks import Challenge, Draft, TaskSampler, build_challenges
 from prompting.telemetry import Telemetry
 from prompting.validator import sampling, scoring
 from prompting.validator import state as state_io
@@ -41,6 +45,64 @@ class StepResult:
     uids: list[int]
     rewards: list[float]
     event: dict = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """A step planned in order by the loop: who is asked and what, and its commit turn."""
+
+    ticket: int
+    neurons: list[Neuron]
+    draft: Draft
+    timings: dict
+    started: float
+    turn: asyncio.Event  # set when the step before this one has committed or given up
+    done: asyncio.Event  # set when this one has
+
+
+async def _pass_turn(before: asyncio.Event, mine: asyncio.Event) -> None:
+    await before.wait()
+    mine.set()
+
+
+class GenerationBatcher:
+    """Builds the challenges of all steps in flight together.
+
+    A step hands in its draft and waits; whatever drafts are waiting when the model
+    thread is free go into one ``build_challenges`` call (one batched generation per
+    stage), so N concurrent steps cost about one generation, not N.
+    """
+
+    def __init__(self, run_in_worker, llm: LLM | None):
+        self._run = run_in_worker
+        self._llm = llm
+        self._waiting: list[tuple[Draft, Sampling, asyncio.Future]] = []
+        self._drainer: asyncio.Future | None = None
+        self.batch_sizes: list[int] = []  # for telemetry and tests
+
+    async def build(self, draft: Draft, params: Sampling) -> Challenge:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((draft, params, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            self.batch_sizes.append(len(batch))
+            try:
+                challenges = await self._run(
+                    build_challenges, [d for d, _, _ in batch], self._llm, batch[0][1]
+                )
+            except Exception as exc:  # noqa: BLE001 - each waiting step decides what to do
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, _, future), challenge in zip(batch, challenges):
+                if not future.done():
+                    future.set_result(challenge)
 
 
 def uses_llm_references(config) -> bool:
@@ -92,6 +154,12 @@ class Validator:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="models")
         self.cooldown = sampling.Cooldown(config.neuron.unreachable_cooldown_s)
         self.labels: dict[int, str] = {}  # uid -> strategy, for the local subnet's scoreboard
+        self.batcher = GenerationBatcher(self._in_worker, llm)
+        self._tickets = 0  # steps prepared so far
+        self._last_done = asyncio.Event()  # the newest prepared step's "committed" event
+        self._last_done.set()
+        self._in_flight = 0
+        self._background: set[asyncio.Future] = set()
         self._stop = asyncio.Event()
 
     async def _in_worker(self, fn, *args):
@@ -99,11 +167,14 @@ class Validator:
 
     # --- stages ----------------------------------------------------------------------
 
-    def sync(self) -> None:
-        self.metagraph = self.chain.metagraph()
-        reset = scoring.sync_hotkeys(self.state, [n.hotkey for n in self.metagraph])
+    def apply_metagraph(self, metagraph: list[Neuron]) -> None:
+        self.metagraph = metagraph
+        reset = scoring.sync_hotkeys(self.state, [n.hotkey for n in metagraph])
         if reset:
             log.info("hotkeys replaced at uids %s: their scores restart from 0", reset)
+
+    def sync(self) -> None:
+        self.apply_metagraph(self.chain.metagraph())
 
     def sample(self) -> list[Neuron]:
         n = self.config.neuron
@@ -118,13 +189,14 @@ class Validator:
             cooling=self.cooldown.cooling(),
         )
 
-    def set_weights(self, timings: dict) -> dict:
+    async def set_weights(self, timings: dict) -> dict:
+        """Off the event loop: a slow chain must not stall the other steps' queries."""
         start = time.perf_counter()
         me = [n.uid for n in self.metagraph if n.hotkey == self.hotkey]
         uids, weights = scoring.weights_from_scores(self.state.scores, exclude=me)
         info: dict = {"weights/uids": len(uids)}
         try:
-            result = self.chain.set_weights(uids, weights)
+            result = await asyncio.to_thread(self.chain.set_weights, uids, weights)
         except ChainError as exc:
             result = None
             info["weights/error"] = str(exc)
@@ -140,80 +212,117 @@ class Validator:
         timings["timings/weights"] = time.perf_counter() - start
         return info
 
-    # --- one step ----------------------------------------------------------------------
+    # --- one step: prepare (in order), complete (concurrently), commit (in order) -----
 
-    async def step(self) -> StepResult | None:
+    async def prepare(self) -> Prepared | None:
+        """Sync when due, sample miners and draft a challenge; None: no metagraph yet."""
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        step = self.state.step + 1
-        if not self.metagraph or (step - 1) % self.config.neuron.resync_every == 0:
+        if not self.metagraph or self._tickets % self.config.neuron.resync_every == 0:
             start = time.perf_counter()
             try:
-                await asyncio.to_thread(self.sync)
+                self.apply_metagraph(await asyncio.to_thread(self.chain.metagraph))
             except ChainError as exc:
                 log.warning("metagraph sync failed (%s); using the last one", exc)
             timings["timings/sync"] = time.perf_counter() - start
         if not self.metagraph:
             log.warning("no metagraph yet; step skipped")
             return None
-
         start = time.perf_counter()
         neurons = self.sample()
         task, seed = self.sampler.sample()
         draft = task.draft(seed)
         timings["timings/sample"] = time.perf_counter() - start
+        turn, self._last_done = self._last_done, asyncio.Event()
+        self._tickets += 1
+        return Prepared(self._tickets, neurons, draft, timings, t0, turn, self._last_done)
 
-        start = time.perf_counter()
+    async def complete(self, prep: Prepared) -> StepResult | None:
+        """Generate, query and reward; then wait for this step's turn and commit."""
         try:
-            params = Sampling.from_config(self.config)
-            (challenge,) = await self._in_worker(build_challenges, [draft], self.llm, params)
-        except LLMError as exc:
-            log.error("challenge generation failed (%s); step skipped", exc)
-            return None
-        timings["timings/generate_challenge"] = time.perf_counter() - start
+            timings = prep.timings
+            start = time.perf_counter()
+            try:
+                challenge = await self.batcher.build(prep.draft, Sampling.from_config(self.config))
+            except LLMError as exc:
+                log.error("challenge generation failed (%s); step skipped", exc)
+                return None
+            timings["timings/generate_challenge"] = time.perf_counter() - start
 
-        start = time.perf_counter()
-        request = PromptRequest(
-            task=challenge.task,
-            challenge_id=challenge.challenge_id,
-            messages=challenge.messages,
-            timeout=self.config.neuron.timeout,
-            step=step,
-        )
-        results = await self.client.query_many(neurons, request)
-        timings["timings/query"] = time.perf_counter() - start
+            start = time.perf_counter()
+            request = PromptRequest(
+                task=challenge.task,
+                challenge_id=challenge.challenge_id,
+                messages=challenge.messages,
+                timeout=self.config.neuron.timeout,
+                step=self.state.step + 1,
+            )
+            results = await self.client.query_many(prep.neurons, request)
+            timings["timings/query"] = time.perf_counter() - start
 
-        start = time.perf_counter()
-        ok = [i for i, r in enumerate(results) if r.ok]
-        scored = await self._in_worker(
-            self.rewards.score, challenge, [results[i].completion for i in ok]
-        )
-        rewards = [0.0] * len(results)
-        for j, i in enumerate(ok):
-            rewards[i] = float(scored.totals[j])
-        timings["timings/reward"] = time.perf_counter() - start
-        timings.update({f"timings/{k}": v for k, v in scored.timings.items()})
+            start = time.perf_counter()
+            ok = [i for i, r in enumerate(results) if r.ok]
+            scored = await self._in_worker(
+                self.rewards.score, challenge, [results[i].completion for i in ok]
+            )
+            rewards = [0.0] * len(results)
+            for j, i in enumerate(ok):
+                rewards[i] = float(scored.totals[j])
+            timings["timings/reward"] = time.perf_counter() - start
+            timings.update({f"timings/{k}": v for k, v in scored.timings.items()})
 
+            start = time.perf_counter()
+            await prep.turn.wait()
+            timings["timings/wait_turn"] = time.perf_counter() - start
+            return await self._commit(prep, challenge, results, rewards, scored)
+        finally:
+            if prep.turn.is_set():
+                prep.done.set()
+            else:  # gave up early: pass the turn on once the step before has committed
+                self._spawn(_pass_turn(prep.turn, prep.done))
+
+    async def _commit(
+        self,
+        prep: Prepared,
+        challenge: Challenge,
+        results: list[QueryResult],
+        rewards: list[float],
+        scored: RewardResult,
+    ) -> StepResult:
+        timings, neurons = prep.timings, prep.neurons
+        step = self.state.step + 1
         uids = [n.uid for n in neurons]
         for r in results:
             self.cooldown.record(r.uid, r.status)
-        scoring.update_scores(self.state, uids, rewards, self.config.neuron.moving_average_alpha)
+        # A resync while this step was in flight may have replaced or dropped a uid:
+        # its reward belongs to the hotkey that answered, so it is not applied.
+        current = [
+            (n.uid, reward)
+            for n, reward in zip(neurons, rewards)
+            if n.uid < len(self.state.hotkeys) and self.state.hotkeys[n.uid] == n.hotkey
+        ]
+        scoring.update_scores(
+            self.state,
+            [u for u, _ in current],
+            [r for _, r in current],
+            self.config.neuron.moving_average_alpha,
+        )
         scoring.decay_unsampled(self.state, uids, self.config.neuron.decay_alpha)
         self.state.step = step
         if step % self.config.neuron.epoch_length == 0:
             self.weights_due = True
-        weights_info = self.set_weights(timings) if self.weights_due else {}
+        weights_info = await self.set_weights(timings) if self.weights_due else {}
 
         start = time.perf_counter()
         state_io.save(self.state, self.state_path)
         compat.release_freed_memory()  # keeps RSS flat over long runs (see compat)
         timings["timings/save"] = time.perf_counter() - start
-        timings["timings/step"] = time.perf_counter() - t0
+        timings["timings/step"] = time.perf_counter() - prep.started
 
         components = {}
         for name, values in scored.components.items():
             full = [None] * len(results)
-            for j, i in enumerate(ok):
+            for j, i in enumerate(r for r, res in enumerate(results) if res.ok):
                 full[i] = values[j]
             components[f"reward/{name}"] = full
         event = {
@@ -223,8 +332,11 @@ class Validator:
             "challenge_id": challenge.challenge_id,
             "source_id": challenge.source_id,
             "seed": challenge.seed,
+            "persona": challenge.meta.get("persona"),
+            "mood": challenge.meta.get("mood"),
             "challenge": challenge.prompt_text,
             "reference": challenge.reference,
+            "llm_outputs": challenge.llm_outputs,
             "uids": uids,
             "hotkeys": [n.hotkey for n in neurons],
             "completions": [r.completion for r in results],
@@ -234,6 +346,8 @@ class Validator:
             "rewards": rewards,
             "reward/mean": sum(rewards) / len(rewards) if rewards else 0.0,
             "responses/ok": sum(r.status == OK for r in results),
+            "forwards/in_flight": self._in_flight,
+            "generate/batch_size": self.batcher.batch_sizes[-1] if self.batcher.batch_sizes else 0,
             **components,
             **timings,
             **weights_info,
@@ -248,6 +362,18 @@ class Validator:
                 labels=self.labels,
             )
         return StepResult(step, uids, rewards, event)
+
+    def _spawn(self, coro) -> asyncio.Future:
+        """A task the loop holds on to (asyncio keeps only weak references)."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def step(self) -> StepResult | None:
+        """One step on its own (prepare, then complete)."""
+        prep = await self.prepare()
+        return None if prep is None else await self.complete(prep)
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -270,37 +396,56 @@ class Validator:
                 loop.add_signal_handler(sig, self.request_stop)
             except (NotImplementedError, RuntimeError):  # not the main thread
                 pass
-        max_steps = self.config.neuron.max_steps
+        n = self.config.neuron
+        in_flight: set[asyncio.Future] = set()
+        stopper = asyncio.ensure_future(self._stop.wait())
         try:
             while not self._stop.is_set():
-                if max_steps and self.state.step >= max_steps:
-                    break
-                step_task = asyncio.ensure_future(self.step())
-                stopper = asyncio.ensure_future(self._stop.wait())
-                await asyncio.wait({step_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                if not step_task.done():  # stop requested mid-step: abandon it
-                    step_task.cancel()
-                    await asyncio.gather(step_task, return_exceptions=True)
-                else:
-                    stopper.cancel()
-                    try:
-                        skipped = step_task.result() is None
-                    except Exception:  # noqa: BLE001 - one bad step must not end the loop
-                        skipped = True
-                        self.failed_steps += 1
-                        log.exception(
-                            "step %d failed; scores kept, continuing", self.state.step + 1
-                        )
-                        if self.failed_steps >= MAX_CONSECUTIVE_FAILURES:
-                            raise
-                    else:
-                        self.failed_steps = 0
-                    if skipped:  # chain or model trouble: back off instead of spinning
-                        await self._sleep(SKIP_BACKOFF_S)
-                await self._sleep(self.config.neuron.step_interval)
+                room = n.num_concurrent_forwards - len(in_flight)
+                if n.max_steps:
+                    room = min(room, n.max_steps - self.state.step - len(in_flight))
+                if room <= 0 and not in_flight:
+                    break  # max_steps reached
+                backoff = False
+                for _ in range(max(0, room)):
+                    prep = await self.prepare()
+                    if prep is None:
+                        backoff = True
+                        break
+                    in_flight.add(asyncio.ensure_future(self.complete(prep)))
+                self._in_flight = len(in_flight)
+                if not in_flight:  # nothing could be prepared (no metagraph): back off
+                    await self._sleep(SKIP_BACKOFF_S)
+                    continue
+                done, _ = await asyncio.wait(
+                    {*in_flight, stopper}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done - {stopper}:
+                    in_flight.discard(task)
+                    backoff |= self._step_finished(task)
+                if backoff:  # chain or model trouble: back off instead of spinning
+                    await self._sleep(SKIP_BACKOFF_S)
+                await self._sleep(n.step_interval)
         finally:
+            stopper.cancel()
+            for task in in_flight:  # stop requested mid-step: abandon what is in flight
+                task.cancel()
+            await asyncio.gather(*in_flight, *self._background, return_exceptions=True)
             state_io.save(self.state, self.state_path)
             await self.client.aclose()
+
+    def _step_finished(self, task: asyncio.Future) -> bool:
+        """Account for a finished step; True when it was skipped or failed."""
+        try:
+            skipped = task.result() is None
+        except Exception:  # noqa: BLE001 - one bad step must not end the loop
+            self.failed_steps += 1
+            log.exception("a step failed; scores kept, continuing (step %d)", self.state.step)
+            if self.failed_steps >= MAX_CONSECUTIVE_FAILURES:
+                raise
+            return True
+        self.failed_steps = 0
+        return skipped
 
     def scoreboard(self) -> list[tuple[int, str, str, float]]:
         """(uid, label, hotkey, score) best first."""
