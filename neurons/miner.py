@@ -55,7 +55,13 @@ async def serve(config) -> None:
     authorizer = Authorizer(
         CallerPolicy(config.miner.min_stake, frozenset(config.miner.allow)), chain.metagraph
     )
-    app = create_app(answer, hotkey, authorizer, max_concurrency=config.miner.max_concurrency)
+    app = create_app(
+        answer,
+        hotkey,
+        authorizer,
+        max_concurrency=config.miner.max_concurrency,
+        rate_limit=config.miner.rate_limit,
+    )
     sock = bind(config.miner.host, config.miner.port)
     port = sock.getsockname()[1]
     server, serving = make_server(app, sock)

@@ -341,6 +341,12 @@ def _add_miner_only(p: argparse.ArgumentParser) -> None:
         "--miner.max_concurrency", type=posint, default=8, help="requests answered at once"
     )
     g.add_argument(
+        "--miner.rate_limit",
+        type=posint,
+        default=60,
+        help="requests one caller may make per 10 s (more get 429)",
+    )
+    g.add_argument(
         "--miner.port_file",
         default=None,
         help="write the bound port here once listening (used by --local.miners)",

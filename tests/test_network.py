@@ -19,10 +19,11 @@ from prompting.protocol import PROMPT_PATH, PromptRequest
 class ServerThread:
     """A miner server (uvicorn) on a free loopback port, in its own thread."""
 
-    def __init__(self, answer, hotkey, authorizer, **kw):
+    def __init__(self, answer, hotkey, authorizer, header_timeout=5.0, **kw):
         self.sock = bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
-        self.server, serving = make_server(create_app(answer, hotkey, authorizer, **kw), self.sock)
+        app = create_app(answer, hotkey, authorizer, **kw)
+        self.server, serving = make_server(app, self.sock, header_timeout)
         self.thread = threading.Thread(target=asyncio.run, args=(serving,), daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10
@@ -241,3 +242,90 @@ async def test_refused_and_unreachable(wallets):
     finally:
         await client.aclose()
     assert [r.status for r in results] == ["refused", "unreachable"]
+
+
+def signed(wallets, who, port_hotkey, body):
+    return auth.sign(wallets[who], PROMPT_PATH, body, port_hotkey)
+
+
+def test_slow_clients_cannot_hold_the_miner(wallets):
+    """Slowloris: 60 connections trickling headers and one trickling its body. A signed
+    request is answered meanwhile; the body gets 408; the header tricklers are cut."""
+    v, m = wallets["validator"], wallets["miner"]
+    server = ServerThread(
+        lambda req: "ok",
+        m.hotkey.ss58_address,
+        Authorizer(CallerPolicy(0, frozenset({v.hotkey.ss58_address})), None),
+        header_timeout=1.0,
+        body_timeout=0.5,
+        max_concurrency=1,
+    )
+    loris = []
+    try:
+        for _ in range(60):
+            c = socket.create_connection(("127.0.0.1", server.port))
+            c.sendall(b"POST " + PROMPT_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n")
+            loris.append(c)
+        body = request().model_dump_json().encode()
+        slow_body = socket.create_connection(("127.0.0.1", server.port))
+        head = f"POST {PROMPT_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+        slow_body.sendall(head.encode() + b"\r\n" + body[:10])
+        start = time.perf_counter()
+        r = post(server.port, body, signed(wallets, "validator", m.hotkey.ss58_address, body))
+        assert r.status_code == 200 and time.perf_counter() - start < 1.0
+        slow_body.settimeout(3)
+        assert b" 408 " in slow_body.recv(4096).split(b"\r\n")[0]
+        time.sleep(1.5)
+        for c in loris:  # closed by the server: reads see EOF (or a reset)
+            c.settimeout(2)
+            try:
+                assert c.recv(1024) == b""
+            except ConnectionResetError:
+                pass
+        r = post(server.port, body, signed(wallets, "validator", m.hotkey.ss58_address, body))
+        assert r.status_code == 200  # still serving
+    finally:
+        for c in loris:
+            c.close()
+        server.stop()
+
+
+def test_rate_limit_is_per_caller_and_concurrency_is_capped(wallets):
+    v, v2, m = wallets["validator"], wallets["miner2"], wallets["miner"]
+    hotkey = m.hotkey.ss58_address
+    release = threading.Event()
+
+    def answer(req):
+        if req.challenge_id == "hold":
+            release.wait(5)
+        return "ok"
+
+    allowed = frozenset({v.hotkey.ss58_address, v2.hotkey.ss58_address})
+    server = ServerThread(
+        answer, hotkey, Authorizer(CallerPolicy(0, allowed), None), rate_limit=3, max_concurrency=1
+    )
+    try:
+        codes = []
+        for step in range(5):
+            body = request(step=step).model_dump_json().encode()
+            codes.append(post(server.port, body, signed(wallets, "validator", hotkey, body)))
+        assert [r.status_code for r in codes] == [200, 200, 200, 429, 429]
+        assert codes[-1].json() == {"error": "rate limit"}
+        # another caller is not limited by the first one's traffic; a second request
+        # while the only slot is busy gets 503 at once
+        held = request().model_copy(update={"challenge_id": "hold"}).model_dump_json().encode()
+        holder = threading.Thread(
+            target=post, args=(server.port, held, signed(wallets, "miner2", hotkey, held))
+        )
+        holder.start()
+        time.sleep(0.3)
+        body = request(step=9).model_dump_json().encode()
+        r = post(server.port, body, signed(wallets, "miner2", hotkey, body))
+        assert r.status_code == 503 and r.json() == {"error": "busy"}
+        release.set()
+        holder.join(5)
+        body = request(step=10).model_dump_json().encode()
+        assert post(server.port, body, signed(wallets, "miner2", hotkey, body)).status_code == 200
+    finally:
+        release.set()
+        server.stop()

@@ -1,9 +1,14 @@
 """The miner's HTTP server: a Starlette app with a pluggable answer function.
 
-Order of checks on ``POST /v1/prompt``: body size (413), btauth/1 signature,
-receiver, freshness and replay (401), caller policy against the metagraph (403),
-per-caller rate limit (429), concurrency (503), request shape (422), then the
-answer function. Refusals carry a short reason and never a traceback.
+Order of checks on ``POST /v1/prompt``: body size and body deadline (413, 408),
+btauth/1 signature, receiver, freshness and replay (401), caller policy against the
+metagraph (403), per-caller rate limit (429), concurrency (503), request shape (422),
+then the answer function. Refusals carry a short reason and never a traceback.
+
+Slow clients: a connection whose request headers are not complete within
+``HEADER_TIMEOUT_S`` is closed (uvicorn itself has no such deadline, so one slowloris
+client per connection slot could lock everyone out), and a body must arrive within
+``BODY_TIMEOUT_S``. Neither holds an answer slot: slots are taken after the checks.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from prompting.protocol import HEALTH_PATH, PROMPT_PATH, PromptRequest, PromptRe
 log = logging.getLogger(__name__)
 Answer = Callable[[PromptRequest], Union[str, Awaitable[str]]]
 MAX_REQUEST_BYTES = 256 * 1024
-RATE_WINDOW_S = 10.0
+RATE_WINDOW_S = 10.0  # --miner.rate_limit counts requests in this window
+HEADER_TIMEOUT_S = 5.0
+BODY_TIMEOUT_S = 5.0
 
 
 class RateLimiter:
@@ -61,6 +68,7 @@ def create_app(
     max_concurrency: int = 8,
     rate_limit: int = 60,
     max_request_bytes: int = MAX_REQUEST_BYTES,
+    body_timeout: float = BODY_TIMEOUT_S,
 ) -> Starlette:
     slots = asyncio.Semaphore(max_concurrency)
     limiter = RateLimiter(rate_limit)
@@ -78,7 +86,10 @@ def create_app(
         return bytes(body)
 
     async def prompt(request: Request) -> JSONResponse:
-        body = await read_capped(request)
+        try:
+            body = await asyncio.wait_for(read_capped(request), body_timeout)
+        except asyncio.TimeoutError:
+            return _refuse(408, f"body not received within {body_timeout:g} s")
         if body is None:
             return _refuse(413, f"body over {max_request_bytes} bytes")
         from bittensor.http_auth import AuthError
@@ -132,12 +143,46 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(app: Starlette, sock: socket.socket):
-    """A uvicorn server on ``sock``; slow clients are cut by the keep-alive and h11 limits."""
+def _header_deadline_protocol(timeout: float):
+    """uvicorn's h11 protocol, closing connections that do not finish their request
+    headers within ``timeout`` seconds of connecting or of their last response."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadline(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(timeout, self._expire)
+
+        def _expire(self) -> None:
+            if self.cycle is None or self.cycle.response_complete:  # no request under way
+                self.transport.close()
+
+    return HeaderDeadline
+
+
+def make_server(app: Starlette, sock: socket.socket, header_timeout: float = HEADER_TIMEOUT_S):
+    """A uvicorn server on ``sock`` that slow clients cannot hold (see the module doc)."""
     import uvicorn
 
     config = uvicorn.Config(
         app,
+        http=_header_deadline_protocol(header_timeout),
         log_level="warning",
         timeout_keep_alive=5,
         limit_concurrency=1024,
