@@ -204,6 +204,7 @@ def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wall
     assert max(len(b) for b in llm.batches) >= 3  # steps in flight generated together
     assert [] in llm.batches  # the failed batch: its steps were skipped, the rest went on
     assert max(validator.batcher.batch_sizes) >= 3
+    assert max(e["generate/batch_size"] for e in events) >= 3
     # a sequential replay of the logged rewards gives exactly the validator's scores
     replayed = [0.0] * len(validator.state.scores)
     for e in events:

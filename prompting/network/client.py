@@ -144,6 +144,9 @@ class MinerClient:
             async for chunk in resp.aiter_bytes():
                 size += len(chunk)
                 if size > self.max_body_bytes:
+                    # The exception's traceback keeps this frame alive inside an asyncio
+                    # reference cycle until a full gc pass; do not let it keep the body.
+                    chunks.clear()
                     raise _TooLarge
                 chunks.append(chunk)
             return resp.status_code, b"".join(chunks)

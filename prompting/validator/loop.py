@@ -58,6 +58,7 @@ class Prepared:
     started: float
     turn: asyncio.Event  # set when the step before this one has committed or given up
     done: asyncio.Event  # set when this one has
+    batch_size: int = 0  # drafts whose generation this step's draft shared
 
 
 async def _pass_turn(before: asyncio.Event, mine: asyncio.Event) -> None:
@@ -80,7 +81,8 @@ class GenerationBatcher:
         self._drainer: asyncio.Future | None = None
         self.batch_sizes: list[int] = []  # for telemetry and tests
 
-    async def build(self, draft: Draft, params: Sampling) -> Challenge:
+    async def build(self, draft: Draft, params: Sampling) -> tuple[Challenge, int]:
+        """The draft's challenge and the number of drafts it was built with."""
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((draft, params, future))
         if self._drainer is None or self._drainer.done():
@@ -102,7 +104,7 @@ class GenerationBatcher:
                 continue
             for (_, _, future), challenge in zip(batch, challenges):
                 if not future.done():
-                    future.set_result(challenge)
+                    future.set_result((challenge, len(batch)))
 
 
 def uses_llm_references(config) -> bool:
@@ -243,7 +245,8 @@ class Validator:
             timings = prep.timings
             start = time.perf_counter()
             try:
-                challenge = await self.batcher.build(prep.draft, Sampling.from_config(self.config))
+                params = Sampling.from_config(self.config)
+                challenge, prep.batch_size = await self.batcher.build(prep.draft, params)
             except LLMError as exc:
                 log.error("challenge generation failed (%s); step skipped", exc)
                 return None
@@ -347,7 +350,7 @@ class Validator:
             "reward/mean": sum(rewards) / len(rewards) if rewards else 0.0,
             "responses/ok": sum(r.status == OK for r in results),
             "forwards/in_flight": self._in_flight,
-            "generate/batch_size": self.batcher.batch_sizes[-1] if self.batcher.batch_sizes else 0,
+            "generate/batch_size": prep.batch_size,
             **components,
             **timings,
             **weights_info,
