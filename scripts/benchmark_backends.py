@@ -47,7 +47,9 @@ def qa_prompts(
 
     def length(passage: str) -> int:
         text = tok.apply_chat_template(
-            user(QA_WRITER.format(passage=passage)), tokenize=False, add_generation_prompt=True
+            user(QA_WRITER.format(passage=passage, asker="a curious student")),
+            tokenize=False,
+            add_generation_prompt=True,
         )
         return len(tok(text, add_special_tokens=False).input_ids)
 
@@ -58,7 +60,7 @@ def qa_prompts(
         while length(passage) < target_tokens:
             passage = f"{passage} {rng.choice(docs).text}".strip()
         ids = tok(passage, add_special_tokens=False).input_ids[: target_tokens - overhead]
-        prompts.append(user(QA_WRITER.format(passage=tok.decode(ids))))
+        prompts.append(user(QA_WRITER.format(passage=tok.decode(ids), asker="a curious student")))
     return prompts
 
 
