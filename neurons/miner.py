@@ -57,7 +57,7 @@ async def serve(config) -> None:
     )
     app = create_app(
         answer,
-        hotkey,
+        wallet,
         authorizer,
         max_concurrency=config.miner.max_concurrency,
         rate_limit=config.miner.rate_limit,
@@ -73,7 +73,22 @@ async def serve(config) -> None:
     logging.getLogger("miner").info(
         "miner %s (%s) listening on %s:%d", hotkey, config.miner.strategy, config.miner.host, port
     )
+    watcher = (
+        asyncio.ensure_future(exit_with_parent(server)) if config.miner.exit_with_parent else None
+    )
     await serving
+    if watcher is not None:
+        watcher.cancel()
+
+
+async def exit_with_parent(server, every_s: float = 1.0) -> None:
+    """Stop when the process that started us is gone (a validator killed with -9 cannot
+    stop its local miners; they notice being re-parented and leave)."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(every_s)
+    logging.getLogger("miner").warning("parent process %d is gone; stopping", parent)
+    server.should_exit = True
 
 
 def main(argv=None) -> None:

@@ -347,6 +347,11 @@ def _add_miner_only(p: argparse.ArgumentParser) -> None:
         help="requests one caller may make per 10 s (more get 429)",
     )
     g.add_argument(
+        "--miner.exit_with_parent",
+        action="store_true",
+        help="stop when the starting process dies (set by --local.miners)",
+    )
+    g.add_argument(
         "--miner.port_file",
         default=None,
         help="write the bound port here once listening (used by --local.miners)",

@@ -89,7 +89,7 @@ def farm(
                 if kind != "good"
                 else create_app(
                     answer,
-                    w.hotkey.ss58_address,
+                    w,
                     Authorizer(CallerPolicy(0, frozenset({validator_hotkey})), None),
                     rate_limit=10**6,
                 )
@@ -102,6 +102,15 @@ def farm(
         await asyncio.gather(*servers)
 
     asyncio.run(main())
+
+
+def trough_growth(rss: list[int]) -> float | None:
+    """Growth of the lowest RSS in the last quarter of the run over the lowest in the
+    second eighth: a leak lifts the troughs, Python's periodic full gc pass does not."""
+    if len(rss) < 16:
+        return None
+    early = min(rss[len(rss) // 8 : len(rss) // 4])
+    return (min(rss[-len(rss) // 4 :]) - early) / early
 
 
 def rss_and_fds() -> tuple[int, int]:
@@ -277,6 +286,7 @@ def main(argv=None) -> None:
         "rss_bytes": [m[1] for m in memory],
         "open_fds": [m[2] for m in memory],
         "rss_growth_after_warmup": (last_rss - first_rss) / first_rss,
+        "rss_trough_growth": trough_growth([m[1] for m in memory]),
         "profile_tottime_top25": profile_text,
         "targets": {
             "step_overhead_s": 0.150,

@@ -19,10 +19,10 @@ from prompting.protocol import PROMPT_PATH, PromptRequest
 class ServerThread:
     """A miner server (uvicorn) on a free loopback port, in its own thread."""
 
-    def __init__(self, answer, hotkey, authorizer, header_timeout=5.0, **kw):
+    def __init__(self, answer, wallet, authorizer, header_timeout=5.0, **kw):
         self.sock = bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
-        app = create_app(answer, hotkey, authorizer, **kw)
+        app = create_app(answer, wallet, authorizer, **kw)
         self.server, serving = make_server(app, self.sock, header_timeout)
         self.thread = threading.Thread(target=asyncio.run, args=(serving,), daemon=True)
         self.thread.start()
@@ -60,7 +60,7 @@ def miner(wallets):
 
     server = ServerThread(
         answer,
-        m.hotkey.ss58_address,
+        m,
         Authorizer(CallerPolicy(min_stake=100.0), lambda: graph),
         rate_limit=1000,
     )
@@ -162,8 +162,8 @@ class RawServer:
 
     def handle(self, conn):
         try:
-            conn.recv(65536)
-            self.behaviour(conn, self.stop)
+            data = conn.recv(65536)
+            self.behaviour(conn, self.stop, data)
         except OSError:
             pass
         finally:
@@ -174,15 +174,22 @@ class RawServer:
         self.sock.close()
 
 
-def reply(body: bytes, status="200 OK", extra=b""):
-    def send(conn, stop):
+def reply(body: bytes, status="200 OK", extra=b"", signed_by=None):
+    """Answer with ``body``; ``signed_by``: a wallet name whose hotkey signs it, as a
+    miner does, for the validator and the request's nonce."""
+
+    def send(conn, stop, data):
+        if signed_by is not None:
+            extra_headers = answer_signature(signed_by, body, data)
+        else:
+            extra_headers = extra
         conn.sendall(
             b"HTTP/1.1 "
             + status.encode()
             + b"\r\nContent-Length: "
             + str(len(body)).encode()
             + b"\r\n"
-            + extra
+            + extra_headers
             + b"\r\n"
             + body
         )
@@ -190,12 +197,29 @@ def reply(body: bytes, status="200 OK", extra=b""):
     return send
 
 
-def stall_after_headers(conn, stop):
+WALLETS = {}  # filled by the hostile test: reply() runs in the raw server's thread
+
+
+def answer_signature(who: str, body: bytes, request: bytes) -> bytes:
+    headers = dict(
+        line.split(": ", 1) for line in request.split(b"\r\n\r\n")[0].decode().split("\r\n")[1:]
+    )
+    signed = auth.sign_response(
+        WALLETS[who],
+        PROMPT_PATH,
+        body,
+        WALLETS["validator"].hotkey.ss58_address,
+        auth.request_nonce(headers),
+    )
+    return "".join(f"{k}: {v}\r\n" for k, v in signed.items()).encode()
+
+
+def stall_after_headers(conn, stop, data):
     conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"compl')
     stop.wait(5)
 
 
-def endless_body(conn, stop):
+def endless_body(conn, stop, data):
     conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
     chunk = b"x" * 65536
     for _ in range(100):
@@ -205,17 +229,20 @@ def endless_body(conn, stop):
 @pytest.mark.parametrize(
     "behaviour,status",
     [
-        (reply(b"not json"), "invalid"),
-        (reply(b'{"answer": 1}'), "invalid"),
-        (reply(b'{"completion": "\xff\xfe"}'), "invalid"),
+        (reply(b"not json", signed_by="miner"), "invalid"),
+        (reply(b'{"answer": 1}', signed_by="miner"), "invalid"),
+        (reply(b'{"completion": "\xff\xfe"}', signed_by="miner"), "invalid"),
         (reply(b"", "302 Found", b"Location: http://127.0.0.1:1/\r\n"), "http_error"),
         (reply(b"oops", "500 Internal Server Error"), "http_error"),
         (stall_after_headers, "timeout"),
         (endless_body, "invalid"),
-        (reply(b'{"completion": "fine", "timings": {"x": 1}}'), "ok"),
+        (reply(b'{"completion": "fine", "timings": {"x": 1}}'), "forged"),  # unsigned
+        (reply(b'{"completion": "mine"}', signed_by="miner2"), "forged"),  # another hotkey
+        (reply(b'{"completion": "fine", "timings": {"x": 1}}', signed_by="miner"), "ok"),
     ],
 )
 async def test_hostile_miners_get_a_status_and_never_stall(wallets, behaviour, status):
+    WALLETS.update(wallets)
     server = RawServer(behaviour)
     client = MinerClient(wallets["validator"], timeout=1.0, max_body_bytes=1 << 20)
     try:
@@ -254,7 +281,7 @@ def test_slow_clients_cannot_hold_the_miner(wallets):
     v, m = wallets["validator"], wallets["miner"]
     server = ServerThread(
         lambda req: "ok",
-        m.hotkey.ss58_address,
+        m,
         Authorizer(CallerPolicy(0, frozenset({v.hotkey.ss58_address})), None),
         header_timeout=1.0,
         body_timeout=0.5,
@@ -302,7 +329,7 @@ def test_rate_limit_is_per_caller_and_concurrency_is_capped(wallets):
 
     allowed = frozenset({v.hotkey.ss58_address, v2.hotkey.ss58_address})
     server = ServerThread(
-        answer, hotkey, Authorizer(CallerPolicy(0, allowed), None), rate_limit=3, max_concurrency=1
+        answer, m, Authorizer(CallerPolicy(0, allowed), None), rate_limit=3, max_concurrency=1
     )
     try:
         codes = []

@@ -65,6 +65,86 @@ def wait_for(predicate, timeout):
     return False
 
 
+def validator_cmd(state_dir, *extra):
+    return [
+        sys.executable,
+        "neurons/validator.py",
+        "--neuron.full_path",
+        str(state_dir),
+        "--wandb.off",
+        "--local.miners",
+        "2",
+        "--local.strategies",
+        "echo,random",
+        "--neuron.timeout",
+        "2",
+        "--neuron.seed",
+        "1",
+        *extra,
+    ]
+
+
+def logged_steps(state_dir) -> list[int]:
+    events = state_dir / "events.jsonl"
+    if not events.exists():
+        return []
+    return [json.loads(line)["step"] for line in events.read_text().splitlines() if line]
+
+
+@pytest.mark.slow
+def test_validator_killed_with_sigkill_resumes_at_its_last_step(tmp_path):
+    """kill -9 of the real validator at random points, three times, then a resume: the
+    state is whole and never goes back, its local miners leave, the run continues."""
+    state_dir, rng, env = (
+        tmp_path / "state",
+        random.Random(3),
+        {**os.environ, "WANDB_MODE": "offline"},
+    )
+    saved_before = 0
+    for _ in range(3):
+        seen = len(logged_steps(state_dir))
+        proc = subprocess.Popen(
+            validator_cmd(state_dir),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        assert wait_for(lambda seen=seen: len(logged_steps(state_dir)) > seen, 120)
+        time.sleep(rng.uniform(0.0, 0.6))
+        ports = [int(p.read_text().split()[0]) for p in (state_dir / "miners").glob("*.port")]
+        proc.kill()
+        proc.wait()
+        state = state_io.load(str(state_dir / "state.json"))  # whole, or its .bak
+        last = logged_steps(state_dir)[-1]
+        # saved, then logged: a kill between the two leaves the state one step ahead
+        assert state.step in (last, last + 1) and state.step > saved_before
+        assert len(state.scores) == len(state.hotkeys) == 3
+        saved_before = state.step
+
+        def miners_gone(ports=ports):
+            for port in ports:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    return False
+                except OSError:
+                    pass
+            return True
+
+        assert wait_for(miners_gone, 10), "local miners outlived their validator"
+    proc = subprocess.run(
+        validator_cmd(state_dir, "--neuron.max_steps", str(saved_before + 2)),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"resumes at step {saved_before}" in proc.stderr
+    assert logged_steps(state_dir)[-2:] == [saved_before + 1, saved_before + 2]
+
+
 @pytest.mark.slow
 def test_sigterm_saves_stops_miners_and_exits_0(tmp_path):
     state_dir = tmp_path / "state"
@@ -148,7 +228,7 @@ def test_chain_faults_keep_scores_and_retry_weights(tmp_path, wallets):
     v, m = wallets["validator"], wallets["miner"]
     server = ServerThread(
         lambda req: "an answer",
-        m.hotkey.ss58_address,
+        m,
         Authorizer(CallerPolicy(0, frozenset({v.hotkey.ss58_address})), None),
     )
     try:

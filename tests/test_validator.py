@@ -168,7 +168,7 @@ def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wall
     servers = [
         ServerThread(
             answer,
-            m.hotkey.ss58_address,
+            m,
             Authorizer(CallerPolicy(0, frozenset({v.hotkey.ss58_address})), None),
             rate_limit=1000,
         )

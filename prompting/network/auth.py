@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from prompting.chain.base import Neuron
 
+RESPONSE_METHOD = "RESPONSE"  # signs a miner's answer; never valid as a request
+
 
 def sign(wallet, path: str, body: bytes, receiver_ss58: str) -> dict[str, str]:
     from bittensor import http_auth
@@ -33,6 +35,49 @@ def verify(headers, body: bytes, path: str, self_hotkey: str, nonce_store=None):
         nonce_store=nonce_store,
     )
     return caller.hotkey_ss58
+
+
+def _response_target(path: str, request_nonce: str) -> str:
+    """What a response signature covers besides its body: the request it answers."""
+    return f"{path}?request_nonce={request_nonce}"
+
+
+def sign_response(
+    signer, path: str, body: bytes, caller_ss58: str, request_nonce: str
+) -> dict[str, str]:
+    """Headers proving the miner's hotkey wrote ``body`` for this caller and request."""
+    from bittensor import http_auth
+
+    return http_auth.sign(
+        signer,
+        method=RESPONSE_METHOD,
+        path=_response_target(path, request_nonce),
+        body=body,
+        receiver_ss58=caller_ss58,
+    )
+
+
+def verify_response(
+    headers, body: bytes, path: str, self_hotkey: str, request_nonce: str, nonce_store
+) -> str:
+    """The hotkey that signed a miner's response to our request; raises AuthError."""
+    from bittensor import http_auth
+
+    signer = http_auth.verify(
+        headers,
+        body,
+        method=RESPONSE_METHOD,
+        path=_response_target(path, request_nonce),
+        self_hotkey_ss58=self_hotkey,
+        nonce_store=nonce_store,
+    )
+    return signer.hotkey_ss58
+
+
+def request_nonce(headers) -> str:
+    from bittensor.http_auth import HEADER_NONCE
+
+    return next((v for k, v in headers.items() if k.lower() == HEADER_NONCE.lower()), "")
 
 
 def load_or_create_wallet(name: str, hotkey: str, path: str):

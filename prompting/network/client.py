@@ -3,7 +3,9 @@
 Every request is signed with btauth/1 for the miner's hotkey. Each miner gets the
 same deadline, enforced around the whole exchange (connect, headers, body), the
 body is read in chunks and abandoned at the cap, redirects are not followed, and
-every outcome is a QueryResult with a status; nothing a miner does raises here.
+every outcome is a QueryResult with a status; nothing a miner does raises here. An
+answer counts only if its btauth/1 signature is the queried hotkey's, made for this
+validator and this request's nonce.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from prompting.chain.base import Neuron
 from prompting.network import auth
 from prompting.protocol import MAX_COMPLETION_CHARS, PROMPT_PATH, PromptRequest, PromptResponse
 
-OK, TIMEOUT, REFUSED, HTTP_ERROR, INVALID, UNREACHABLE = (
+OK, TIMEOUT, REFUSED, HTTP_ERROR, INVALID, UNREACHABLE, FORGED = (
     "ok",
     "timeout",
     "refused",
     "http_error",
     "invalid",
     "unreachable",
+    "forged",  # unsigned, or not signed by the hotkey we asked: answering for another
 )
 
 
@@ -60,11 +63,14 @@ class MinerClient:
         max_body_bytes: int = 1 << 20,
         max_endpoints: int = 1024,
     ):
+        from bittensor.http_auth import InMemoryNonceStore
         from bittensor.signing import resolve_signer
 
         # Resolve the hotkey once: signing with the Wallet object unlocks its key file on
         # every call (1.3 ms each, 84 ms for 64 miners); the resolved signer takes 0.07 ms.
         self.signer = resolve_signer(wallet, role="hotkey")
+        self.hotkey = self.signer.ss58_address
+        self._response_nonces = InMemoryNonceStore()  # a replayed answer is refused
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes
         self.max_endpoints = max_endpoints
@@ -105,7 +111,7 @@ class MinerClient:
         headers.update({"Content-Type": "application/json", "Accept-Encoding": "identity"})
         url = f"http://{neuron.endpoint}{PROMPT_PATH}"
         try:
-            status, raw = await asyncio.wait_for(
+            status, raw, reply_headers = await asyncio.wait_for(
                 self._post(self._client(neuron.endpoint), url, body, headers), timeout
             )
         except asyncio.TimeoutError:
@@ -122,6 +128,21 @@ class MinerClient:
             return result(
                 HTTP_ERROR, http_status=status, error=raw[:200].decode("utf-8", "replace")
             )
+        from bittensor.http_auth import AuthError
+
+        try:
+            signer = auth.verify_response(
+                reply_headers,
+                raw,
+                PROMPT_PATH,
+                self.hotkey,
+                auth.request_nonce(headers),
+                self._response_nonces,
+            )
+        except AuthError as exc:
+            return result(FORGED, http_status=status, error=f"{type(exc).__name__}: {exc}"[:200])
+        if signer != neuron.hotkey:
+            return result(FORGED, http_status=status, error=f"answer signed by {signer}")
         try:
             response = PromptResponse.model_validate_json(raw)
         except (ValidationError, ValueError) as exc:
@@ -135,7 +156,7 @@ class MinerClient:
 
     async def _post(
         self, client: httpx.AsyncClient, url: str, body: bytes, headers: dict
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, dict[str, str]]:
         async with client.stream("POST", url, content=body, headers=headers) as resp:
             declared = resp.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
@@ -149,7 +170,7 @@ class MinerClient:
                     chunks.clear()
                     raise _TooLarge
                 chunks.append(chunk)
-            return resp.status_code, b"".join(chunks)
+            return resp.status_code, b"".join(chunks), dict(resp.headers)
 
     async def query_many(
         self, neurons: list[Neuron], request: PromptRequest, timeout: float | None = None

@@ -3,7 +3,9 @@
 Order of checks on ``POST /v1/prompt``: body size and body deadline (413, 408),
 btauth/1 signature, receiver, freshness and replay (401), caller policy against the
 metagraph (403), per-caller rate limit (429), concurrency (503), request shape (422),
-then the answer function. Refusals carry a short reason and never a traceback.
+then the answer function. Refusals carry a short reason and never a traceback. An
+answer is signed with the miner's hotkey for the caller and the request's nonce, so a
+validator can tell who wrote it (see ``MinerClient``).
 
 Slow clients: a connection whose request headers are not complete within
 ``HEADER_TIMEOUT_S`` is closed (uvicorn itself has no such deadline, so one slowloris
@@ -25,10 +27,10 @@ from typing import Union
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from prompting.network.auth import Authorizer, verify
+from prompting.network.auth import Authorizer, request_nonce, sign_response, verify
 from prompting.protocol import HEALTH_PATH, PROMPT_PATH, PromptRequest, PromptResponse
 
 log = logging.getLogger(__name__)
@@ -63,13 +65,18 @@ def _refuse(status: int, reason: str) -> JSONResponse:
 
 def create_app(
     answer: Answer,
-    hotkey: str,
+    wallet,
     authorizer: Authorizer,
     max_concurrency: int = 8,
     rate_limit: int = 60,
     max_request_bytes: int = MAX_REQUEST_BYTES,
     body_timeout: float = BODY_TIMEOUT_S,
 ) -> Starlette:
+    """``wallet``: the miner's (or its resolved hotkey signer); it signs every answer."""
+    from bittensor.signing import resolve_signer
+
+    signer = resolve_signer(wallet, role="hotkey")
+    hotkey = signer.ss58_address
     slots = asyncio.Semaphore(max_concurrency)
     limiter = RateLimiter(rate_limit)
     is_async = inspect.iscoroutinefunction(answer)
@@ -120,7 +127,9 @@ def create_app(
                 log.exception("answer failed")
                 return _refuse(500, "answer failed")
             took = time.perf_counter() - start
-        return JSONResponse(PromptResponse(completion=text, timings={"answer": took}).model_dump())
+        raw = PromptResponse(completion=text, timings={"answer": took}).model_dump_json().encode()
+        headers = sign_response(signer, PROMPT_PATH, raw, caller, request_nonce(request.headers))
+        return Response(raw, media_type="application/json", headers=headers)
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"hotkey": hotkey, "ok": True})

@@ -59,6 +59,7 @@ class LocalSubnet:
                 port_file,
                 "--miner.allow",
                 self.validator_hotkey,
+                "--miner.exit_with_parent",
                 "--chain.network",
                 "local",
                 "--neuron.full_path",
