@@ -245,6 +245,7 @@ async def test_hostile_miners_get_a_status_and_never_stall(wallets, behaviour, s
     WALLETS.update(wallets)
     server = RawServer(behaviour)
     client = MinerClient(wallets["validator"], timeout=1.0, max_body_bytes=1 << 20)
+    tasks_before = len(asyncio.all_tasks())
     try:
         start = time.perf_counter()
         (result,) = await client.query_many([neuron(1, wallets["miner"], server.port)], request())
@@ -253,6 +254,8 @@ async def test_hostile_miners_get_a_status_and_never_stall(wallets, behaviour, s
         await client.aclose()
         server.close()
     assert result.status == status, result
+    await asyncio.sleep(0.1)  # abandoned body iterators are closed by the loop's finalizer
+    assert len(asyncio.all_tasks()) == tasks_before  # nothing left running
 
 
 async def test_refused_and_unreachable(wallets):

@@ -149,21 +149,7 @@ def test_validator_killed_with_sigkill_resumes_at_its_last_step(tmp_path):
 def test_sigterm_saves_stops_miners_and_exits_0(tmp_path):
     state_dir = tmp_path / "state"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "neurons/validator.py",
-            "--neuron.full_path",
-            str(state_dir),
-            "--wandb.off",
-            "--local.miners",
-            "2",
-            "--local.strategies",
-            "echo,empty",
-            "--neuron.step_interval",
-            "0.2",
-            "--neuron.timeout",
-            "2",
-        ],
+        validator_cmd(state_dir, "--neuron.step_interval", "0.2"),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

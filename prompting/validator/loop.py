@@ -18,6 +18,7 @@ import os
 import random
 import signal
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -79,7 +80,7 @@ class GenerationBatcher:
         self._llm = llm
         self._waiting: list[tuple[Draft, Sampling, asyncio.Future]] = []
         self._drainer: asyncio.Future | None = None
-        self.batch_sizes: list[int] = []  # for telemetry and tests
+        self.batch_sizes: deque[int] = deque(maxlen=1000)  # the latest, for tests
 
     async def build(self, draft: Draft, params: Sampling) -> tuple[Challenge, int]:
         """The draft's challenge and the number of drafts it was built with."""
@@ -174,9 +175,6 @@ class Validator:
         reset = scoring.sync_hotkeys(self.state, [n.hotkey for n in metagraph])
         if reset:
             log.info("hotkeys replaced at uids %s: their scores restart from 0", reset)
-
-    def sync(self) -> None:
-        self.apply_metagraph(self.chain.metagraph())
 
     def sample(self) -> list[Neuron]:
         n = self.config.neuron
