@@ -2,7 +2,9 @@
 
 Timing keys are stable so dashboards survive upgrades: ``timings/<stage>`` in
 seconds for sync, sample, generate_challenge, query, reward (and
-``timings/reward/<model>``, ``timings/penalty/<name>``), weights, save, step.
+``timings/reward/<model>``, ``timings/penalty/<name>``), wait_turn (a concurrent step
+waiting for the one before it to commit), weights, save, step; with
+``forwards/in_flight`` and ``generate/batch_size`` for concurrent forwards.
 """
 
 from __future__ import annotations
