@@ -72,7 +72,8 @@ class Task:
         return self._passages
 
     def draft(self, seed: int) -> Draft:
-        raise NotImplementedError
+        """One document of ``passages`` (the passage tasks); other sources override."""
+        return Draft(self, seed, self.passages.get(self.rng(seed)))
 
     def next_prompt(self, draft: Draft) -> Prompt | None:
         """What to ask the validator's LLM next, given ``draft.outputs``; None: done."""

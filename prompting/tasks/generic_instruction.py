@@ -24,9 +24,6 @@ class GenericInstructionTask(Task):
     rewards = {"relevance": 0.6, "rouge": 0.4}
     penalties = ("empty", "too_long", "echo", "refusal", "diversity")
 
-    def draft(self, seed: int) -> Draft:
-        return Draft(self, seed, self.passages.get(self.rng(seed)))
-
     def _writer(self, draft: Draft) -> str:
         asker = self.voice(draft.seed).describe()
         return t.INSTRUCTION_WRITER.format(asker=asker, passage=draft.document.text)

@@ -55,9 +55,6 @@ class QATask(Task):
     rewards = {"rouge": 0.5, "relevance": 0.5}
     penalties = ("empty", "too_long", "echo", "refusal", "diversity")
 
-    def draft(self, seed: int) -> Draft:
-        return Draft(self, seed, self.passages.get(self.rng(seed)))
-
     def _writer(self, draft: Draft) -> str:
         asker = self.voice(draft.seed).describe()
         return t.QA_WRITER.format(passage=draft.document.text, asker=asker)

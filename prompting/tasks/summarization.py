@@ -21,9 +21,6 @@ class SummarizationTask(Task):
     rewards = {"rouge": 0.4, "relevance": 0.6}
     penalties = ("empty", "too_long", "echo", "refusal", "diversity")
 
-    def draft(self, seed: int) -> Draft:
-        return Draft(self, seed, self.passages.get(self.rng(seed)))
-
     def next_prompt(self, draft: Draft) -> Prompt | None:
         if not self.use_llm or draft.outputs:
             return None

@@ -321,9 +321,10 @@ class Validator:
         timings["timings/step"] = time.perf_counter() - prep.started
 
         components = {}
+        answered = [i for i, r in enumerate(results) if r.ok]  # the ones scored
         for name, values in scored.components.items():
             full = [None] * len(results)
-            for j, i in enumerate(r for r, res in enumerate(results) if res.ok):
+            for j, i in enumerate(answered):
                 full[i] = values[j]
             components[f"reward/{name}"] = full
         event = {
