@@ -364,14 +364,18 @@ def check_fit(
         ]
     shape = memory.ModelShape.from_config(cfg)
     if n.llm_backend == "vllm":
-        length = n.max_model_len or min(shape.max_position_embeddings, 8192)
         fit = memory.plan(
-            shape, n.llm_max_allowed_memory_in_gb, length, n.gpus, quantization=n.quantization
+            shape,
+            n.llm_max_allowed_memory_in_gb,
+            n.max_model_len,
+            n.gpus,
+            quantization=n.quantization,
         )
         detail = (
             f"needs {fit.needed_gb:.1f} GB per GPU (weights "
-            f"{fit.weights_bytes / 1e9:.1f} + KV {length} tokens); budget "
-            f"{n.llm_max_allowed_memory_in_gb:g} GB holds {fit.kv_capacity_tokens} KV tokens"
+            f"{fit.weights_bytes / 1e9:.1f} + KV {fit.max_model_len} tokens); budget "
+            f"{n.llm_max_allowed_memory_in_gb:g} GB holds {fit.kv_capacity_tokens} KV tokens, "
+            f"{fit.max_num_seqs} sequences"
         )
         if not fit.fits:
             return [

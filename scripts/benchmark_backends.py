@@ -2,13 +2,17 @@
 
     python scripts/benchmark_backends.py --model /root/zephyr-rand \
         --sections vllm_raw,vllm,hf,hf_compile --out benchmarks/results/run.json
+    python scripts/benchmark_backends.py --model /root/zephyr-rand --sections vllm \
+        --budgets 14,16,18,20,24 --quantization fp8 --out sweep.json     # budget sweep
 
-Each section runs in its own subprocess (a clean GPU for each engine) and reports:
+Each section (and budget) runs in its own subprocess (a clean GPU for each engine) and
+reports: the engine arguments the budget gave, or the refusal (before loading, with the
+figure that works),
 load seconds, seconds per challenge at batch 1 (mean/p50/p95, sequential, as the
 ancestor's release notes measured), generated tokens/s for all challenges in one
 batch, and peak GPU memory (device-wide, sampled every 20 ms, so it includes vLLM's
 engine process). ``vllm_raw`` calls ``vllm.LLM`` directly as the reference for our
-``vllm`` backend. Generation length is fixed (ignore_eos) so runs compare.
+``vllm`` backend, with our engine arguments unless ``--raw_args`` (JSON) overrides them. Generation length is fixed (ignore_eos) so runs compare.
 """
 
 from __future__ import annotations
@@ -103,29 +107,78 @@ def summarize(seconds: list[float]) -> dict:
     }
 
 
+def planned(args) -> dict | None:
+    """What the budget arithmetic predicts for this budget (None: no config.json)."""
+    from prompting.llms import memory
+
+    cfg = memory.load_model_config(args.model)
+    if cfg is None:
+        return None
+    fit = memory.plan(
+        memory.ModelShape.from_config(cfg),
+        args.budget_gb,
+        tensor_parallel=args.gpus,
+        quantization=args.quantization,
+    )
+    return {
+        "fits": fit.fits,
+        "needed_gb": fit.needed_gb,
+        "weights_gb": fit.weights_bytes / 1e9,
+        "max_num_seqs": fit.max_num_seqs,
+        "max_num_batched_tokens": fit.max_num_batched_tokens,
+        "max_model_len": fit.max_model_len,
+        "kv_capacity_tokens": fit.kv_capacity_tokens,
+        "outside_pool_gb": fit.outside_pool_bytes / 1e9,
+        "activation_gb": fit.activation_bytes / 1e9,
+    }
+
+
 def run_section(name: str, args) -> dict:
     from prompting.config import default_config
-    from prompting.llms.base import Sampling
+    from prompting.llms.base import LLMError, Sampling
 
     prompts = qa_prompts(args.challenges, args.model, args.prompt_tokens)
     sampling = Sampling(max_tokens=args.max_tokens, temperature=0.0, ignore_eos=True)
     meter = PeakMemory()
     start = time.perf_counter()
-    result: dict = {"section": name, "gpus": args.gpus, "budget_gb": args.budget_gb}
+    result: dict = {
+        "section": name,
+        "gpus": args.gpus,
+        "budget_gb": args.budget_gb,
+        "quantization": args.quantization,
+    }
+    if name.startswith("vllm"):
+        result["plan"] = planned(args)
     if name == "vllm_raw":
         from vllm import LLM, SamplingParams
 
         from prompting.llms import memory
+        from prompting.llms.base import LLMError
+        from prompting.llms.vllm import build_engine_args
 
         _, total = meter.torch.cuda.mem_get_info(0)
-        engine = LLM(
-            model=args.model,
-            gpu_memory_utilization=memory.utilization(args.budget_gb, total),
-            max_model_len=8192,
-            disable_log_stats=True,
-            seed=0,
-            tensor_parallel_size=args.gpus,
-        )
+        try:
+            engine_args = build_engine_args(
+                model_path=args.model,
+                config_json=memory.load_model_config(args.model),
+                budget_gb=args.budget_gb,
+                device_total_bytes=total,
+                gpus=args.gpus,
+                local_gpu_count=meter.torch.cuda.device_count(),
+                max_model_len=None,
+                dtype="auto",
+                quantization=args.quantization,
+                enforce_eager=False,
+                executor="auto",
+                seed=0,
+            )
+        except LLMError:
+            if not args.raw_args:
+                raise
+            engine_args = dict(model=args.model, tokenizer=args.model, seed=0)
+        engine_args.update(json.loads(args.raw_args or "{}"))
+        result["engine_args"] = {k: v for k, v in engine_args.items() if k != "tokenizer"}
+        engine = LLM(**engine_args)
         tok = engine.get_tokenizer()
         texts = [
             tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts
@@ -145,9 +198,14 @@ def run_section(name: str, args) -> dict:
         n.model_id, n.llm_max_allowed_memory_in_gb = args.model, args.budget_gb
         n.llm_backend = "vllm" if name == "vllm" else "hf"
         n.hf_compile = name == "hf_compile"
-        n.gpus = args.gpus
+        n.gpus, n.quantization = args.gpus, args.quantization
         n.full_path = "/tmp/prompting-bench"
-        engine = load_llm(config)
+        try:
+            engine = load_llm(config)
+        except LLMError as exc:  # refused before loading: record the figure that works
+            result.update(refused=str(exc), load_seconds=time.perf_counter() - start)
+            result["peak_gpu_bytes"] = meter.stop()
+            return result
         texts = prompts
         result["stats"] = engine.stats.to_dict()
 
@@ -223,6 +281,11 @@ def main(argv=None) -> None:
     parser.add_argument("--prompt_tokens", type=int, default=350)
     parser.add_argument("--gpus", type=int, default=1, help="tensor parallel size (vllm)")
     parser.add_argument("--budget_gb", type=float, default=24.0)
+    parser.add_argument(
+        "--budgets", help="comma-separated GB budgets: run every section at each (a sweep)"
+    )
+    parser.add_argument("--quantization", default="none", help="vllm: none or fp8, awq, ...")
+    parser.add_argument("--raw_args", help="vllm_raw: JSON of vllm.LLM arguments to override")
     parser.add_argument("--no_batched", action="store_true")
     parser.add_argument("--out", required=True)
     parser.add_argument(
@@ -248,14 +311,26 @@ def main(argv=None) -> None:
         import wandb
 
         run = wandb.init(project="prompting-benchmarks", config=report, job_type="backends")
-    for name in args.sections.split(","):
-        cmd = [sys.executable, __file__, *(argv or sys.argv[1:]), "--section", name]
+    budgets = [float(b) for b in args.budgets.split(",")] if args.budgets else [args.budget_gb]
+    runs = [(name, budget) for budget in budgets for name in args.sections.split(",")]
+    for name, budget in runs:
+        cmd = [
+            sys.executable,
+            __file__,
+            *(argv or sys.argv[1:]),
+            "--section",
+            name,
+            "--budget_gb",
+            str(budget),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if lines:
             report["results"].append(json.loads(lines[-1][7:]))
         else:
-            report["results"].append({"section": name, "error": proc.stderr[-3000:]})
+            report["results"].append(
+                {"section": name, "budget_gb": budget, "error": proc.stderr[-3000:]}
+            )
         print(json.dumps(report["results"][-1])[:1500], flush=True)
         if run is not None:
             run.log({f"{name}/{k}": v for k, v in _flatten(report["results"][-1]).items()})

@@ -140,11 +140,11 @@ def test_model_fit(tmp_path):
             "--neuron.model_id",
             str(tmp_path),
             "--neuron.llm_max_allowed_memory_in_gb",
-            "16",
+            "14",
         ],
     )
     rows = doctor.check_fit(small, gpu_total_gb=85.5)
-    assert statuses(rows) == ["fail"] and "to 22.1" in rows[0].fix
+    assert statuses(rows) == ["fail"] and "to 15.8" in rows[0].fix
     small.neuron.llm_max_allowed_memory_in_gb = 24
     assert statuses(doctor.check_fit(small, gpu_total_gb=85.5)) == ["ok"]
     assert statuses(doctor.check_fit(small, gpu_total_gb=16.0)) == ["fail"]

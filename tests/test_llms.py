@@ -24,6 +24,9 @@ RECORDED_VLLM_NAMES = {
     "gpu_memory_utilization",
     "enforce_eager",
     "max_model_len",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "compilation_config",
     "distributed_executor_backend",
     "disable_log_stats",
 }
@@ -93,7 +96,39 @@ def test_memory_arithmetic_matches_zephyr():
     assert shape.parameters == 7_241_732_096  # zephyr-7b-beta's parameter count
     assert memory.weight_bytes(shape) == 14_483_464_192  # measured on H100: 14_483_465_216
     assert memory.kv_bytes_per_token(shape) == 131072
-    assert memory.weight_bytes(shape, quantization="awq") < 4.1e9
+    # Quantized: the blocks' linear layers shrink, the embeddings and head stay fp16.
+    embeddings = 2 * 32000 * 4096 * 2
+    assert memory.weight_bytes(shape, quantization="fp8") == embeddings + (
+        shape.parameters - 2 * 32000 * 4096
+    )
+    assert 4.4e9 < memory.weight_bytes(shape, quantization="awq") < 4.5e9
+
+
+def test_engine_size_follows_the_budget():
+    """16 GB gets the size measured there with raw vLLM (8 sequences, 1024 batched tokens,
+    2048 tokens of context); larger budgets get more sequences and a longer context."""
+    shape = memory.ModelShape.from_config(ZEPHYR)
+    small = memory.plan(shape, 16.0)
+    assert (small.max_num_seqs, small.max_num_batched_tokens, small.max_model_len) == (
+        8,
+        1024,
+        memory.TASK_MAX_MODEL_LEN,
+    )
+    assert small.fits and small.needed_gb == 15.8
+    # The device-wide peak (pool + what vLLM uses outside it) stays inside the budget.
+    assert small.utilization(H100) * H100 + small.outside_pool_bytes <= 16e9
+    sizes = [memory.plan(shape, gb) for gb in (16, 18, 20, 24, 40)]
+    seqs = [fit.max_num_seqs for fit in sizes]
+    assert seqs == sorted(seqs) and seqs[-1] == 256
+    assert all(fit.fits and fit.comfortable for fit in sizes[1:])
+    refused = memory.plan(shape, 14.0)
+    assert not refused.fits and refused.needed_gb == 15.8  # the smallest size's figure
+    # fp8 halves the blocks: zephyr fits 9 GB; a given context length is kept.
+    assert memory.plan(shape, 9.0, quantization="fp8").fits
+    assert not memory.plan(shape, 8.0, quantization="fp8").fits
+    assert memory.plan(shape, 24.0, max_model_len=4096).max_model_len == 4096
+    assert memory.graph_batch_sizes(8) == [1, 2, 4, 8, 16]
+    assert memory.graph_batch_sizes(1024)[-1] == 512
 
 
 def engine_args(**kw):
@@ -115,27 +150,44 @@ def engine_args(**kw):
     return build_engine_args(**base)
 
 
-def test_vllm_budget_becomes_utilization():
-    args = engine_args()
-    assert args["gpu_memory_utilization"] == pytest.approx((24e9 - 3.5e9) / H100, abs=1e-4)
-    assert args["max_model_len"] == 8192 and args["dtype"] == "float16"
+def test_vllm_budget_becomes_engine_arguments():
+    args = engine_args(budget_gb=16.0)
+    outside = memory.outside_pool_bytes(8)
+    assert args["gpu_memory_utilization"] == pytest.approx((16e9 - outside) / H100, abs=1e-4)
+    assert (args["max_num_seqs"], args["max_num_batched_tokens"], args["max_model_len"]) == (
+        8,
+        1024,
+        2048,
+    )
+    assert args["compilation_config"] == {"cudagraph_capture_sizes": [1, 2, 4, 8, 16]}
+    assert not args["enforce_eager"] and args["dtype"] == "float16"
     assert "distributed_executor_backend" not in args
     assert set(args) <= RECORDED_VLLM_NAMES and set(VLLM_ARGUMENTS) == RECORDED_VLLM_NAMES
+    assert engine_args(budget_gb=24.0)["max_model_len"] == 8192
+    assert "compilation_config" not in engine_args(enforce_eager=True)
 
 
 def test_vllm_refuses_a_budget_that_cannot_hold_the_model():
     with pytest.raises(LLMError) as err:
-        engine_args(budget_gb=20.0)  # measured: vLLM fails to start at 20 GB
+        engine_args(budget_gb=14.0)
     message = str(err.value)
-    assert "needs about 22.1 GB" in message and "--neuron.llm_max_allowed_memory_in_gb" in message
-    assert "weights 14.5 GB + KV cache for 8192 tokens 1.1 GB + runtime 6.5 GB" in message
+    assert "needs about 15.8 GB" in message and "--neuron.llm_max_allowed_memory_in_gb" in message
+    assert "weights 14.5 GB + KV cache for 2048 tokens 0.3 GB" in message
     with pytest.raises(LLMError, match="exceeds the 85.5 GB"):
         engine_args(budget_gb=100.0)
-    # A shorter context fits 22 GB; two GPUs make 16 GB enough.
-    with pytest.raises(LLMError):
-        engine_args(budget_gb=22.0)
-    assert engine_args(budget_gb=22.0, max_model_len=2048)["max_model_len"] == 2048
-    assert engine_args(budget_gb=16.0, gpus=2, local_gpu_count=2)["tensor_parallel_size"] == 2
+    # fp8 fits where fp16 does not; two GPUs make 9 GB enough.
+    assert engine_args(budget_gb=14.0, quantization="fp8")["quantization"] == "fp8"
+    assert engine_args(budget_gb=9.0, gpus=2, local_gpu_count=2)["tensor_parallel_size"] == 2
+
+
+def test_compile_caches_live_under_the_state_folder(tmp_path):
+    from prompting.llms.vllm import keep_compile_caches
+
+    env = {"TRITON_CACHE_DIR": "/mine"}
+    caches = keep_compile_caches(str(tmp_path), env)
+    assert caches["VLLM_CACHE_ROOT"] == str(tmp_path / "cache" / "vllm")
+    assert caches["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "inductor")
+    assert caches["TRITON_CACHE_DIR"] == "/mine"  # the operator's own choice wins
 
 
 def test_vllm_executor_and_passthrough():

@@ -1,7 +1,9 @@
-"""GPU memory arithmetic for a decoder-only model: weights, KV cache, budget fit.
+"""GPU memory arithmetic for a decoder-only model: weights, KV cache, engine size.
 
-Used by the vllm backend (to turn a GB budget into ``gpu_memory_utilization`` and to
-refuse a budget that cannot work, with the number that would) and by check_env.
+Used by the vllm backend (to turn a GB budget into vLLM's engine arguments: the
+``gpu_memory_utilization`` pool, max_num_seqs, max_num_batched_tokens and max_model_len,
+so that a 7B fp16 model runs on a 16 GB budget; and to refuse a budget that cannot work,
+with the number that would) and by check_env.
 Everything is computed from the model's config.json; nothing is downloaded.
 """
 
@@ -13,14 +15,24 @@ import os
 from dataclasses import dataclass
 
 GB = 1e9
+MB = 1e6
 # Measured on H100 with vllm 0.24 and the zephyr-7b architecture (fp16, 14.48 GB of
-# weights), benchmarks/results/2026-11-23-h100-budget-sweep.json:
-# * vLLM's own activation profile inside its pool: a 20 GB budget (pool 17.6 GB) failed to
-#   start with 2.05 GB left beside weights and one 8192-token sequence of KV cache.
-VLLM_POOL_OVERHEAD_BYTES = int(3.0 * GB)
-# * memory vLLM uses outside its gpu_memory_utilization pool (engine CUDA context, CUDA
-#   graphs, sampler buffers): peak minus pool was 2.37 GB and 2.92 GB in two runs.
-VLLM_UNACCOUNTED_BYTES = int(3.5 * GB)
+# weights): benchmarks/results/2026-11-23-h100-budget-sweep.json and issue 15's raw runs.
+# * memory vLLM uses outside its gpu_memory_utilization pool (CUDA context, CUDA graphs):
+#   0.55 GB with max_num_seqs 8 (graphs captured up to batch 16), 2.37-2.92 GB with the
+#   defaults (graphs up to batch 512). The graphs' share grows with the largest captured
+#   batch, min(2 * max_num_seqs, 512); a line through both points, rounded up:
+VLLM_OUTSIDE_BASE_BYTES = int(0.5 * GB)
+VLLM_OUTSIDE_PER_GRAPH_BATCH_BYTES = int(4.75 * MB)
+VLLM_MAX_GRAPH_BATCH = 512
+# * inside the pool, vLLM's profile run reserves the activations of one forward pass of
+#   max_num_batched_tokens tokens (the MLP's gate/up/act/down transients dominate:
+#   ACTIVATION_PASSES x intermediate_size values per token) plus fp32 logits and probs of
+#   max_num_seqs rows, plus a fixed slack (compile and cuBLAS workspaces). With the
+#   defaults (16384 tokens, 1024 seqs) this gives 2.44 GB; 20 GB failed there with
+#   2.05 GB left beside weights and KV cache.
+ACTIVATION_PASSES = 4
+VLLM_PROFILE_SLACK_BYTES = int(0.3 * GB)
 # * HF generate: CUDA context and allocator slack besides weights, KV cache and the
 #   activations hf_sequence_bytes counts (batched peak 22.2 GB at a 24 GB budget).
 HF_OVERHEAD_BYTES = int(1.5 * GB)
@@ -33,6 +45,20 @@ BYTES_PER_PARAM = {
     "gptq": 0.5625,
     "fp8": 1,
 }
+# The validator's own prompts (passages of at most 1200 characters, a template, a persona)
+# stay under 1k tokens and it asks for 256 new ones: 2048 tokens of context is all the
+# tasks need. Larger budgets get a longer context first, so operators' own prompts fit.
+TASK_MAX_MODEL_LEN = 2048
+MODEL_LENS = (8192, 4096, TASK_MAX_MODEL_LEN)
+# Engine sizes from the largest to the smallest: (max_num_seqs, max_num_batched_tokens).
+# The smallest is the one measured at 16 GB (raw vLLM: 1.653 s batch 1, peak 16.55 GB).
+ENGINE_SIZES = ((256, 8192), (128, 4096), (64, 4096), (32, 2048), (16, 2048), (8, 1024))
+# A size is chosen only if its KV cache holds this many tokens per sequence slot (the qa
+# prompt plus its 256 new tokens), so that a full batch runs without preemption...
+TOKENS_PER_SEQUENCE = 256
+# ...and a context length only if the KV cache holds two such sequences (a margin for
+# the estimate; vLLM itself refuses below one).
+CONTEXT_MARGIN = 2
 # vLLM caps utilisation so the driver keeps a little room.
 MAX_UTILIZATION = 0.95
 
@@ -96,8 +122,14 @@ def load_model_config(path_or_id: str) -> dict | None:
 
 
 def weight_bytes(shape: ModelShape, dtype: str = "float16", quantization: str = "none") -> int:
-    per = BYTES_PER_PARAM[quantization if quantization not in ("none", None) else dtype]
-    return int(shape.parameters * per)
+    """Bytes of the weights. Quantization methods (fp8, awq, gptq) leave the embeddings
+    and the output head in ``dtype``: only the linear layers of the blocks shrink."""
+    per = BYTES_PER_PARAM[dtype]
+    if quantization in ("none", None):
+        return int(shape.parameters * per)
+    embeddings = shape.vocab_size * shape.hidden_size * (1 if shape.tie_word_embeddings else 2)
+    blocks = shape.parameters - embeddings
+    return int(embeddings * per + blocks * BYTES_PER_PARAM[quantization])
 
 
 def kv_bytes_per_token(shape: ModelShape, dtype: str = "float16") -> int:
@@ -105,19 +137,65 @@ def kv_bytes_per_token(shape: ModelShape, dtype: str = "float16") -> int:
     return 2 * shape.num_layers * shape.num_kv_heads * shape.head_dim * per
 
 
+def graph_batch_sizes(max_num_seqs: int) -> list[int]:
+    """Batch sizes to capture CUDA graphs for: powers of two up to vLLM's own largest,
+    min(2 * max_num_seqs, 512). vLLM's default list has every multiple of 8 as well
+    (35 graphs for 128 sequences instead of 9); each graph is captured at every start,
+    and a batch between two sizes is padded to the next one."""
+    largest = min(2 * max_num_seqs, VLLM_MAX_GRAPH_BATCH)
+    sizes = [1]
+    while sizes[-1] * 2 <= largest:
+        sizes.append(sizes[-1] * 2)
+    return sizes
+
+
+def outside_pool_bytes(max_num_seqs: int) -> int:
+    """What vLLM uses beyond its gpu_memory_utilization pool with this many sequences."""
+    graph_batch = max(graph_batch_sizes(max_num_seqs))
+    return VLLM_OUTSIDE_BASE_BYTES + graph_batch * VLLM_OUTSIDE_PER_GRAPH_BATCH_BYTES
+
+
+def activation_bytes(
+    shape: ModelShape, max_num_seqs: int, max_num_batched_tokens: int, dtype: str, tp: int = 1
+) -> int:
+    """What vLLM's profile run reserves inside the pool for one forward pass."""
+    per = 4 if dtype == "float32" else 2
+    mlp = max_num_batched_tokens * shape.intermediate_size * ACTIVATION_PASSES * per // tp
+    logits = max_num_seqs * shape.vocab_size * 4 * 2
+    return mlp + logits + VLLM_PROFILE_SLACK_BYTES
+
+
 @dataclass(frozen=True)
 class Fit:
-    """How a model fits a per-GPU budget. All byte counts are per GPU."""
+    """One engine size inside a per-GPU budget. All byte counts are per GPU."""
 
     budget_bytes: int
     weights_bytes: int
-    min_kv_bytes: int
-    overhead_bytes: int  # vLLM's activation profile inside the pool + what it uses outside
-    kv_capacity_tokens: int
+    kv_bytes_per_token: int
+    max_model_len: int
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    activation_bytes: int
+    outside_pool_bytes: int
+
+    @property
+    def overhead_bytes(self) -> int:
+        """vLLM's activation profile inside the pool plus what it uses outside."""
+        return self.activation_bytes + self.outside_pool_bytes
+
+    @property
+    def min_kv_bytes(self) -> int:
+        """vLLM's own rule: the KV cache must hold one sequence of max_model_len."""
+        return self.kv_bytes_per_token * self.max_model_len
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        left = self.budget_bytes - self.weights_bytes - self.overhead_bytes
+        return max(0, left // self.kv_bytes_per_token) if self.kv_bytes_per_token else 0
 
     @property
     def needed_bytes(self) -> int:
-        """What --neuron.llm_max_allowed_memory_in_gb must be at least."""
+        """What --neuron.llm_max_allowed_memory_in_gb must be at least for this size."""
         return self.weights_bytes + self.min_kv_bytes + self.overhead_bytes
 
     @property
@@ -129,40 +207,67 @@ class Fit:
     def fits(self) -> bool:
         return self.budget_bytes >= self.needed_bytes
 
+    @property
+    def comfortable(self) -> bool:
+        """Room for a full batch of validator-sized sequences and a context margin."""
+        want = max(
+            self.max_num_seqs * TOKENS_PER_SEQUENCE, CONTEXT_MARGIN * self.max_model_len
+        )
+        return self.kv_capacity_tokens >= want
+
+    def utilization(self, total_bytes: int) -> float:
+        """vLLM's gpu_memory_utilization on a device of ``total_bytes``: the pool is the
+        budget less what vLLM uses outside it, so that the device-wide peak stays inside
+        the budget."""
+        if total_bytes <= 0:
+            raise ValueError("device memory unknown")
+        pool = self.budget_bytes - self.outside_pool_bytes
+        if pool <= 0:
+            raise ValueError(
+                f"a budget of {self.budget_bytes / GB:g} GB leaves nothing for vLLM's pool"
+            )
+        return min(MAX_UTILIZATION, pool / total_bytes)
+
 
 def plan(
     shape: ModelShape,
     budget_gb: float,
-    max_model_len: int,
+    max_model_len: int | None = None,
     tensor_parallel: int = 1,
     dtype: str = "float16",
     quantization: str = "none",
 ) -> Fit:
-    """Per-GPU memory plan: weights and KV cache split across ``tensor_parallel`` GPUs;
-    the minimal KV cache holds one sequence of ``max_model_len`` tokens (vLLM's rule)."""
+    """The largest engine size (sequences, batched tokens, context) that fits the budget.
+
+    Sizes are tried from the largest down (ENGINE_SIZES x MODEL_LENS, or the given
+    context length); the first that holds a full batch of validator-sized sequences
+    wins. If none does, the smallest size is returned: it fits if vLLM can start at all
+    (``Fit.fits``), and otherwise its ``needed_gb`` is the budget to ask for."""
     budget = int(budget_gb * GB)
     weights = weight_bytes(shape, dtype, quantization) // tensor_parallel
     per_token = kv_bytes_per_token(shape, dtype) // tensor_parallel
-    overhead = VLLM_POOL_OVERHEAD_BYTES + VLLM_UNACCOUNTED_BYTES
-    left = budget - weights - overhead
-    return Fit(
-        budget_bytes=budget,
-        weights_bytes=weights,
-        min_kv_bytes=per_token * max_model_len,
-        overhead_bytes=overhead,
-        kv_capacity_tokens=max(0, left // per_token) if per_token else 0,
-    )
-
-
-def utilization(budget_gb: float, total_bytes: int) -> float:
-    """vLLM's gpu_memory_utilization for a GB budget on a device of ``total_bytes``:
-    the pool is the budget less what vLLM uses outside the pool."""
-    if total_bytes <= 0:
-        raise ValueError("device memory unknown")
-    pool = budget_gb * GB - VLLM_UNACCOUNTED_BYTES
-    if pool <= 0:
-        raise ValueError(f"a budget of {budget_gb:g} GB leaves nothing for vLLM's pool")
-    return min(MAX_UTILIZATION, pool / total_bytes)
+    if max_model_len is not None:
+        lens: tuple[int, ...] = (max_model_len,)
+    else:
+        cap = shape.max_position_embeddings
+        lens = tuple(sorted({min(n, cap) for n in MODEL_LENS}, reverse=True))
+    fit = None
+    for seqs, tokens in ENGINE_SIZES:
+        for length in lens:
+            fit = Fit(
+                budget_bytes=budget,
+                weights_bytes=weights,
+                kv_bytes_per_token=per_token,
+                max_model_len=length,
+                max_num_seqs=seqs,
+                max_num_batched_tokens=tokens,
+                activation_bytes=activation_bytes(shape, seqs, tokens, dtype, tensor_parallel),
+                outside_pool_bytes=outside_pool_bytes(seqs),
+            )
+            if fit.comfortable:
+                return fit
+    assert fit is not None
+    return fit
 
 
 def hf_sequence_bytes(
