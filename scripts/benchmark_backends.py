@@ -7,12 +7,12 @@
 
 Each section (and budget) runs in its own subprocess (a clean GPU for each engine) and
 reports: the engine arguments the budget gave, or the refusal (before loading, with the
-figure that works),
-load seconds, seconds per challenge at batch 1 (mean/p50/p95, sequential, as the
+figure that works), load seconds, seconds per challenge at batch 1 (mean/p50/p95, sequential, as the
 ancestor's release notes measured), generated tokens/s for all challenges in one
 batch, and peak GPU memory (device-wide, sampled every 20 ms, so it includes vLLM's
 engine process). ``vllm_raw`` calls ``vllm.LLM`` directly as the reference for our
-``vllm`` backend, with our engine arguments unless ``--raw_args`` (JSON) overrides them. Generation length is fixed (ignore_eos) so runs compare.
+``vllm`` backend, with our engine arguments unless ``--raw_args`` (JSON) overrides them.
+Generation length is fixed (ignore_eos) so runs compare.
 """
 
 from __future__ import annotations

@@ -210,9 +210,7 @@ class Fit:
     @property
     def comfortable(self) -> bool:
         """Room for a full batch of validator-sized sequences and a context margin."""
-        want = max(
-            self.max_num_seqs * TOKENS_PER_SEQUENCE, CONTEXT_MARGIN * self.max_model_len
-        )
+        want = max(self.max_num_seqs * TOKENS_PER_SEQUENCE, CONTEXT_MARGIN * self.max_model_len)
         return self.kv_capacity_tokens >= want
 
     def utilization(self, total_bytes: int) -> float:

@@ -5,10 +5,11 @@ size (``memory.plan``): a ``gpu_memory_utilization`` pool that leaves room for w
 vLLM uses outside it, and max_num_seqs, max_num_batched_tokens and max_model_len small
 enough for the weights, so that a validator can share a GPU with a miner or run a 7B
 model on a 16 GB budget. A budget that cannot work is refused before vLLM starts, with
-the figure that would. Compile caches live under the state folder (fast restarts). ``--neuron.gpus N`` is tensor
-parallel over the first N visible devices; ``--neuron.device cuda:K`` picks the
-K-th visible device by narrowing CUDA_VISIBLE_DEVICES (ordinals or UUIDs) before
-CUDA starts. More GPUs than this host shows means a Ray cluster.
+the figure that would. Compile caches live under the state folder (fast restarts).
+``--neuron.gpus N`` is tensor parallel over the first N visible devices;
+``--neuron.device cuda:K`` picks the K-th visible device by narrowing
+CUDA_VISIBLE_DEVICES (ordinals or UUIDs) before CUDA starts. More GPUs than this host
+shows means a Ray cluster.
 """
 
 from __future__ import annotations
