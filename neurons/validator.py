@@ -7,10 +7,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import sys
+import time
+
+PROCESS_START = time.time()  # before the heavy imports: start-up is measured from here
+
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -51,7 +56,10 @@ def main(argv=None) -> int:
         wallet = open_wallet(config.wallet.name, config.wallet.hotkey, config.wallet.path)
     hotkey = wallet.hotkey.ss58_address
     chain = connect(config, hotkey, wallet)
-    subnet, labels = None, {}
+    startup = {"setup": time.time() - PROCESS_START}  # config, imports, wallet, chain
+    subnet, labels, miners = None, {}, None
+    # The local miners start in a thread while the model loads: both take tens of seconds.
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="startup")
     if local:
         chain.register(
             hotkey, wallet.coldkeypub.ss58_address, stake=10_000.0, validator_permit=True
@@ -63,16 +71,22 @@ def main(argv=None) -> int:
                 config.local.miners,
                 ",".join(config.local.strategies[: config.local.miners]),
             )
-            labels = subnet.start(
-                config.local.strategies,
-                config.local.miners,
-                [
-                    "--reward.relevance_model",
-                    config.reward.relevance_model,
-                    "--reward.pooling",
-                    config.reward.pooling,
-                ],
-            )
+
+            def start_miners() -> dict[int, str]:
+                started = subnet.start(
+                    config.local.strategies,
+                    config.local.miners,
+                    [
+                        "--reward.relevance_model",
+                        config.reward.relevance_model,
+                        "--reward.pooling",
+                        config.reward.pooling,
+                    ],
+                )
+                startup["miners_ready"] = time.time() - PROCESS_START
+                return started
+
+            miners = background.submit(start_miners)
     llm = None
     try:
         if uses_llm_references(config):
@@ -81,12 +95,16 @@ def main(argv=None) -> int:
                 # pay the static-cache compile now, not inside the first step
                 log.info("hf: compile warm-up took %.1f s", llm.warmup())
             log.info("llm: %s", llm.stats.to_dict())
+            startup["llm_ready"] = time.time() - PROCESS_START
         rewards = RewardStack(
             lambda: shared_embedder(
                 config.reward.relevance_model, config.reward.pooling, config.reward.device
             )
         )
         rewards.embedder  # noqa: B018 - load before the first step, not inside it
+        startup["embedder_ready"] = time.time() - PROCESS_START
+        if miners is not None:
+            labels = miners.result()
         telemetry = Telemetry(
             config.neuron.full_path,
             config.wandb,
@@ -96,6 +114,8 @@ def main(argv=None) -> int:
         )
         validator = Validator(config, wallet, chain, llm, rewards, telemetry)
         validator.labels = labels
+        validator.process_start, validator.startup = PROCESS_START, startup
+        startup["loop_start"] = time.time() - PROCESS_START
         log.info(
             "validator %s resumes at step %d (state in %s)",
             hotkey,
@@ -114,6 +134,7 @@ def main(argv=None) -> int:
         print(f"validator.py: error: {exc}", file=sys.stderr)
         return 1
     finally:
+        background.shutdown(wait=True)
         if subnet is not None:
             subnet.stop()
         if llm is not None:

@@ -164,6 +164,14 @@ def test_vllm_budget_becomes_engine_arguments():
     assert "distributed_executor_backend" not in args
     assert set(args) <= RECORDED_VLLM_NAMES and set(VLLM_ARGUMENTS) == RECORDED_VLLM_NAMES
     assert engine_args(budget_gb=24.0)["max_model_len"] == 8192
+    # A 24 GB card with a CUDA context open: the plan shrinks to what is free.
+    free = engine_args(budget_gb=24.0, device_free_bytes=int(23.5e9))
+    assert (
+        free["gpu_memory_utilization"]
+        < engine_args(budget_gb=23.5)["gpu_memory_utilization"] + 1e-9
+    )
+    with pytest.raises(LLMError, match="budget is 15"):
+        engine_args(budget_gb=24.0, device_free_bytes=int(15e9))
     assert "compilation_config" not in engine_args(enforce_eager=True)
 
 

@@ -14,6 +14,7 @@ shows means a Ray cluster.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -104,6 +105,7 @@ def build_engine_args(
     config_json: dict | None,
     budget_gb: float,
     device_total_bytes: int,
+    device_free_bytes: int | None = None,
     gpus: int,
     local_gpu_count: int,
     max_model_len: int | None,
@@ -125,6 +127,17 @@ def build_engine_args(
             f"--neuron.llm_max_allowed_memory_in_gb {budget_gb:g} exceeds the "
             f"{total_gb:.1f} GB of the visible GPU; use at most {total_gb * 0.95:.1f}"
         )
+    if device_free_bytes is not None and budget_gb * memory.GB > device_free_bytes:
+        # Another process holds part of the GPU (or the card is smaller than the default
+        # budget, e.g. a 24 GB card less its CUDA contexts): plan for what is free.
+        free_gb = device_free_bytes / memory.GB
+        log.warning(
+            "budget %g GB exceeds the %.1f GB free on the GPU; planning for %.1f GB",
+            budget_gb,
+            free_gb,
+            free_gb,
+        )
+        budget_gb = free_gb
     vllm_dtype = "float16" if dtype == "auto" else dtype
     if config_json is not None:
         fit = memory.plan(
@@ -171,6 +184,23 @@ def build_engine_args(
     if executor_backend:
         args["distributed_executor_backend"] = executor_backend
     return args
+
+
+def serve_flags(args: dict) -> list[str]:
+    """The same engine arguments as ``vllm serve`` command-line flags, so that a server
+    started for several validators gets the budget arithmetic too."""
+    flags = [args["model"]]
+    for key, value in args.items():
+        if key in ("model", "tokenizer", "disable_log_stats") or value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            flags += [flag] if value else []
+        elif isinstance(value, dict):
+            flags += [flag, json.dumps(value, separators=(",", ":"))]
+        else:
+            flags += [flag, str(value)]
+    return flags
 
 
 def sampling_params(sampling: Sampling):
@@ -225,6 +255,7 @@ class VLLM(LLM):
             config_json=memory.load_model_config(path),
             budget_gb=budget_gb,
             device_total_bytes=total,
+            device_free_bytes=free0,
             gpus=gpus,
             local_gpu_count=torch.cuda.device_count(),
             max_model_len=max_model_len,

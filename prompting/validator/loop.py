@@ -164,6 +164,11 @@ class Validator:
         self._in_flight = 0
         self._background: set[asyncio.Future] = set()
         self._stop = asyncio.Event()
+        # Start-up stages (seconds since the process started, set by neurons/validator.py):
+        # the first committed step's event carries them with startup/first_step, because a
+        # restart costs an operator every second until that step.
+        self.startup: dict[str, float] | None = None
+        self.process_start: float | None = None
 
     async def _in_worker(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
@@ -354,6 +359,15 @@ class Validator:
             **timings,
             **weights_info,
         }
+        if self.startup is not None and self.process_start is not None:
+            event.update({f"startup/{k}": v for k, v in self.startup.items()})
+            event["startup/first_step"] = event["time"] - self.process_start
+            log.info(
+                "first scored step %.1f s after start: %s",
+                event["startup/first_step"],
+                {k: round(v, 1) for k, v in self.startup.items()},
+            )
+            self.startup = None
         if self.telemetry is not None:
             self.telemetry.log(event)
             self.telemetry.scoreboard(
