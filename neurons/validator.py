@@ -58,8 +58,9 @@ def main(argv=None) -> int:
     chain = connect(config, hotkey, wallet)
     startup = {"setup": time.time() - PROCESS_START}  # config, imports, wallet, chain
     subnet, labels, miners = None, {}, None
-    # The local miners start in a thread while the model loads: both take tens of seconds.
-    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="startup")
+    # The local miners start and the relevance embedder loads in threads while the model
+    # loads: each takes seconds to tens of seconds.
+    background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="startup")
     if local:
         chain.register(
             hotkey, wallet.coldkeypub.ss58_address, stake=10_000.0, validator_permit=True
@@ -87,6 +88,17 @@ def main(argv=None) -> int:
                 return started
 
             miners = background.submit(start_miners)
+    rewards = RewardStack(
+        lambda: shared_embedder(
+            config.reward.relevance_model, config.reward.pooling, config.reward.device
+        )
+    )
+
+    def load_embedder() -> None:  # before the first step, not inside it
+        rewards.embedder  # noqa: B018
+        startup["embedder_ready"] = time.time() - PROCESS_START
+
+    embedder = background.submit(load_embedder)
     llm = None
     try:
         if uses_llm_references(config):
@@ -96,13 +108,7 @@ def main(argv=None) -> int:
                 log.info("hf: compile warm-up took %.1f s", llm.warmup())
             log.info("llm: %s", llm.stats.to_dict())
             startup["llm_ready"] = time.time() - PROCESS_START
-        rewards = RewardStack(
-            lambda: shared_embedder(
-                config.reward.relevance_model, config.reward.pooling, config.reward.device
-            )
-        )
-        rewards.embedder  # noqa: B018 - load before the first step, not inside it
-        startup["embedder_ready"] = time.time() - PROCESS_START
+        embedder.result()
         if miners is not None:
             labels = miners.result()
         telemetry = Telemetry(

