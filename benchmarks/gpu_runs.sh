@@ -36,6 +36,10 @@ stage_sweep() {  # fp16 at 14..24 GB: what is refused is refused before loading
 }
 
 stage_fp8() {  # fp8 beside fp16, and raw vLLM with the 16 GB arguments
+  env | grep -iE "inductor|triton|vllm_" || true
+  python3 scripts/benchmark_backends.py --model $MODEL --sections vllm --budgets 16 \
+    --challenges 32 --batch1 5 \
+    --out "$OUT/$DAY-h100-budget-16gb-fp16-recalibrated.json" 2>&1 | tee "$OUT/16gb.log"
   python3 scripts/benchmark_backends.py --model $MODEL --sections vllm --quantization fp8 \
     --budgets 8,9,16,24 --challenges 32 --batch1 5 \
     --out "$OUT/$DAY-h100-budget-sweep-fp8.json" 2>&1 | tee "$OUT/sweep-fp8.log"

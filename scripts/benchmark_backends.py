@@ -31,6 +31,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SECTIONS = ("vllm_raw", "vllm", "hf", "hf_compile")
+ENGINE_MEMORY_LOG = "GiB"  # vLLM logs its memory figures (loading, KV cache, graphs) in GiB
 
 
 def qa_prompts(
@@ -327,6 +328,10 @@ def main(argv=None) -> None:
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if lines:
             report["results"].append(json.loads(lines[-1][7:]))
+            # vLLM's own account of its memory (weights, KV cache, graphs) beside ours
+            report["results"][-1]["engine_memory_log"] = [
+                ln[-200:] for ln in proc.stderr.splitlines() if ENGINE_MEMORY_LOG in ln
+            ][:12]
         else:
             report["results"].append(
                 {"section": name, "budget_gb": budget, "error": proc.stderr[-3000:]}

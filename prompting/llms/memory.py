@@ -17,13 +17,13 @@ from dataclasses import dataclass
 GB = 1e9
 MB = 1e6
 # Measured on H100 with vllm 0.24 and the zephyr-7b architecture (fp16, 14.48 GB of
-# weights): benchmarks/results/2026-11-23-h100-budget-sweep.json and issue 15's raw runs.
-# * memory vLLM uses outside its gpu_memory_utilization pool (CUDA context, CUDA graphs):
-#   0.55 GB with max_num_seqs 8 (graphs captured up to batch 16), 2.37-2.92 GB with the
-#   defaults (graphs up to batch 512). The graphs' share grows with the largest captured
-#   batch, min(2 * max_num_seqs, 512); a line through both points, rounded up:
-VLLM_OUTSIDE_BASE_BYTES = int(0.5 * GB)
-VLLM_OUTSIDE_PER_GRAPH_BATCH_BYTES = int(4.75 * MB)
+# weights), files in benchmarks/results:
+# * memory vLLM uses outside its gpu_memory_utilization pool (its engine process's CUDA
+#   context, CUDA graphs): device peak minus pool, with graphs captured at powers of two
+#   up to 2 * max_num_seqs (graph_batch_sizes), 2026-11-24-h100-budget-sweep-fp16.json:
+#   0.72 GB (8 seqs), 0.70 (32), 0.80 (64), 0.89 GB (128). A line over all four, rounded up:
+VLLM_OUTSIDE_BASE_BYTES = int(0.8 * GB)
+VLLM_OUTSIDE_PER_GRAPH_BATCH_BYTES = int(0.5 * MB)
 VLLM_MAX_GRAPH_BATCH = 512
 # * inside the pool, vLLM's profile run reserves the activations of one forward pass of
 #   max_num_batched_tokens tokens (the MLP's gate/up/act/down transients dominate:
