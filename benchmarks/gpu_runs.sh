@@ -102,16 +102,27 @@ EOF
     card24=/root/card24:"$OUT/card24.log"
 }
 
-stage_startup() {  # cold (fresh machine, new state folder), then warm (same folder)
+stage_cold() {  # first start with a new state folder: compile caches empty
   echo "launch $(date +%s.%N)" | tee "$OUT/vllm-cold.log"
   $VALIDATOR --neuron.llm_backend vllm --neuron.num_concurrent_forwards 8 \
     --neuron.max_steps 24 --neuron.full_path /root/sv 2>&1 | tee -a "$OUT/vllm-cold.log"
-  mkdir -p /root/sv-cold && mv /root/sv/events.jsonl /root/sv-cold/
+  mkdir -p /root/sv-cold && cp /root/sv/events.jsonl /root/sv-cold/
+  python3 scripts/summarize_run.py --out "$OUT/$DAY-h100-startup-cold.json" \
+    cold=/root/sv-cold:"$OUT/vllm-cold.log"
+}
+
+stage_warm() {  # the same state folder again: compile caches kept under it
+  mv /root/sv/events.jsonl /root/sv/events-cold.jsonl
   echo "launch $(date +%s.%N)" | tee "$OUT/vllm-warm.log"
   $VALIDATOR --neuron.llm_backend vllm --neuron.num_concurrent_forwards 8 \
     --neuron.max_steps 26 --neuron.full_path /root/sv 2>&1 | tee -a "$OUT/vllm-warm.log"
   python3 scripts/summarize_run.py --out "$OUT/$DAY-h100-startup.json" \
     cold=/root/sv-cold:"$OUT/vllm-cold.log" warm=/root/sv:"$OUT/vllm-warm.log"
+}
+
+stage_startup() {
+  stage_cold
+  stage_warm
 }
 
 stage_openai() {  # vllm serve with the same engine arguments; the validator as a client
