@@ -32,8 +32,10 @@ def build_answer(config):
             )
         )
     if name == "model":
-        from prompting.llms import Sampling, load_llm
+        from prompting.llms import Sampling, load_llm, preflight
 
+        for warning in preflight.check(config):
+            logging.getLogger("miner").warning(warning)
         return strategies.model(load_llm(config), Sampling.from_config(config))
     if name == "random":
         return strategies.random_text(config.neuron.seed)

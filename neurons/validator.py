@@ -28,7 +28,8 @@ def main(argv=None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from prompting import compat
     from prompting.chain import ChainError, connect
-    from prompting.llms import LLMError, load_llm
+    from prompting.llms import LLMError, load_llm, preflight
+    from prompting.llms.embedded import EmbeddedModelError, resolve_model
     from prompting.network.auth import load_or_create_wallet, open_wallet
     from prompting.rewards.relevance import shared_embedder
     from prompting.rewards.stack import RewardStack
@@ -41,6 +42,15 @@ def main(argv=None) -> int:
     compat.guard_event_loop_policy()
     local = config.chain.network == "local"
     os.makedirs(config.neuron.full_path, exist_ok=True)
+    loads_llm = uses_llm_references(config)
+    try:  # before any miner starts: a model that cannot load is named now, in one line
+        for warning in preflight.check(config, loads_llm):
+            log.warning(warning)
+        if loads_llm:  # embedded models are made once here; local model miners share them
+            resolve_model(config.neuron.model_id, config.neuron.full_path)
+    except (LLMError, EmbeddedModelError) as exc:
+        print(f"validator.py: error: {exc}", file=sys.stderr)
+        return 2
     if local:  # the local subnet keeps its own wallets beside its chain file
         wallet = load_or_create_wallet(
             config.wallet.name,
@@ -75,7 +85,7 @@ def main(argv=None) -> int:
             )
     llm = None
     try:
-        if uses_llm_references(config):
+        if loads_llm:
             llm = load_llm(config)
             if config.neuron.hf_compile and hasattr(llm, "warmup"):
                 # pay the static-cache compile now, not inside the first step

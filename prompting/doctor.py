@@ -22,7 +22,10 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from prompting import compat
-from prompting.llms import memory
+from prompting.config import DEFAULT_MODEL, TINY_MODEL
+from prompting.llms import memory, preflight
+from prompting.llms.base import LLMError
+from prompting.llms.embedded import missing_model, smollm2_path
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 REPO = Path(__file__).resolve().parent.parent
@@ -52,14 +55,14 @@ def read_requirements(names: list[str], root: Path = REPO) -> list[Requirement]:
     reqs = []
     for name in names:
         for line in (root / "requirements" / name).read_text().splitlines():
-            line = line.split("#")[0].strip()
+            line = line.split("#")[0].split(" --")[0].strip()  # drop pip options (--hash)
             if line:
                 reqs.append(Requirement(line))
     return reqs
 
 
 def requirement_files(backend: str) -> list[str]:
-    return ["base.txt", "angle.txt"] + (["vllm.txt"] if backend == "vllm" else [])
+    return ["base.txt", "nodeps.txt"] + (["vllm.txt"] if backend == "vllm" else [])
 
 
 # --- checks ------------------------------------------------------------------------
@@ -108,7 +111,7 @@ def check_angle_transformers(installed=version_of) -> list[Check]:
                 "angle-emb vs transformers",
                 FAIL,
                 "angle-emb missing",
-                "pip install --no-deps -r requirements/angle.txt",
+                "pip install --no-deps -r requirements/nodeps.txt",
             )
         ]
     detail = f"angle-emb {angle} declares {ANGLE_PIN}; transformers {tf}"
@@ -127,7 +130,7 @@ def check_angle_transformers(installed=version_of) -> list[Check]:
                 FAIL,
                 detail + " (angle-emb's pin won)",
                 "pip install 'transformers>=5.5.3,<6' && "
-                "pip install --no-deps -r requirements/angle.txt",
+                "pip install --no-deps -r requirements/nodeps.txt",
             )
         ]
     return [
@@ -350,9 +353,24 @@ def check_fit(
     config, gpu_total_gb: float | None = None, ram_gb: float | None = None
 ) -> list[Check]:
     n = config.neuron
-    if n.model_id == "tiny":
+    if n.model_id == TINY_MODEL:
         return [Check("model fit", OK, "tiny CPU model (a few MB)")]
-    cfg = memory.load_model_config(n.model_id)
+    source = n.model_id
+    if n.model_id == DEFAULT_MODEL:
+        problem = missing_model(n.model_id)
+        if problem:
+            return [Check("model fit", FAIL, problem, "bash scripts/install.sh")]
+        source = str(smollm2_path(n.full_path))
+        if not os.path.isdir(source):
+            return [
+                Check(
+                    "model fit",
+                    OK,
+                    f"{n.model_id}: SmolLM2-135M-Instruct, 0.27 GB fp16, converted from its "
+                    f"wheel on first use into {source}",
+                )
+            ]
+    cfg = memory.load_model_config(source)
     if cfg is None:
         return [
             Check(
@@ -407,6 +425,17 @@ def check_fit(
             )
         ]
     return [Check("model fit", OK, detail)]
+
+
+def check_flags(config) -> list[Check]:
+    """The validator's own start-up check of the model flags, as rows."""
+    try:
+        warnings = preflight.check(config, config.neuron.model_id != TINY_MODEL)
+    except LLMError as exc:
+        return [Check("model flags", FAIL, str(exc))]
+    if not warnings:
+        return [Check("model flags", OK, f"{config.neuron.llm_backend} + {config.neuron.model_id}")]
+    return [Check("model flags", WARN, w) for w in warnings]
 
 
 def check_wallet(config) -> list[Check]:
@@ -502,7 +531,7 @@ def run_all(config, offline: bool = False) -> list[Check]:
         ram = psutil.virtual_memory().total / 1e9
     except ImportError:
         pass
-    rows += check_fit(config, gpu_total_gb=total, ram_gb=ram)
+    rows += check_flags(config) + check_fit(config, gpu_total_gb=total, ram_gb=ram)
     rows += check_wallet(config) + check_chain(config, offline) + check_wandb(config)
     return rows
 

@@ -72,6 +72,8 @@ def validator_cmd(state_dir, *extra):
         "--neuron.full_path",
         str(state_dir),
         "--wandb.off",
+        "--neuron.model_id",
+        "tiny",
         "--local.miners",
         "2",
         "--local.strategies",

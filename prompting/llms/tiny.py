@@ -131,24 +131,17 @@ def build_model(
 
 
 def tiny_model_path(state_dir: str | os.PathLike) -> Path:
-    return Path(state_dir) / "models" / f"tiny-mistral-v{BUILD_VERSION}"
+    from prompting.llms.embedded import models_dir
+
+    return models_dir(state_dir) / f"tiny-mistral-v{BUILD_VERSION}"
 
 
 def ensure_tiny_model(state_dir: str | os.PathLike) -> Path:
-    """Path of the tiny model under ``state_dir``, building it on first use (~5 s)."""
+    """Path of the tiny model in ``state_dir``'s model cache, built on first use (~5 s)."""
     path = tiny_model_path(state_dir)
     if not (path / "prompting_build.json").exists():
         build_model(path, "tiny")
     return path
-
-
-def resolve_model(model_id: str, state_dir: str | os.PathLike) -> str:
-    """Map ``--neuron.model_id`` to what from_pretrained takes ('tiny' -> built path)."""
-    from prompting.config import TINY_MODEL
-
-    if model_id == TINY_MODEL:
-        return str(ensure_tiny_model(state_dir))
-    return os.path.expanduser(model_id) if model_id.startswith(("~", ".", "/")) else model_id
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -108,6 +108,15 @@ class GenerationBatcher:
                     future.set_result((challenge, len(batch)))
 
 
+def gate_event(challenge: Challenge) -> dict:
+    """How the LLM's texts of this challenge fared at the gates, as flat event keys:
+    ``gate/outcome`` and ``gate/rejected/<task>/<stage>/<reason>`` counts."""
+    out = {"gate/outcome": challenge.meta.get("outcome")}
+    for key, count in challenge.meta.get("rejections", {}).items():
+        out[f"gate/rejected/{challenge.task}/{key}"] = count
+    return out
+
+
 def uses_llm_references(config) -> bool:
     """The tiny CPU model writes noise, so its tasks build references without it."""
     return config.neuron.model_id != TINY_MODEL
@@ -350,6 +359,7 @@ class Validator:
             "responses/ok": sum(r.status == OK for r in results),
             "forwards/in_flight": self._in_flight,
             "generate/batch_size": prep.batch_size,
+            **gate_event(challenge),
             **components,
             **timings,
             **weights_info,
