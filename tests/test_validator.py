@@ -169,7 +169,7 @@ def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wall
     from prompting.telemetry import Telemetry
     from prompting.validator.loop import Validator
     from tests.test_network import ServerThread
-    from tests.test_tasks import ANSWER, WRITER_REPLY, ScriptedLLM
+    from tests.test_tasks import RULES, ScriptedLLM
 
     class FlakyLLM(ScriptedLLM):
         def generate(self, prompts, sampling=None):
@@ -178,14 +178,7 @@ def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wall
                 raise LLMError("out of GPU memory generating a batch")
             return super().generate(prompts, sampling)
 
-    llm = FlakyLLM(
-        [
-            ("Write one request", WRITER_REPLY),
-            ("Can you explain how the del", ANSWER),
-            ("Reply exactly as", "Question: What does this passage describe?\nAnswer: Names."),
-            ("Summarize", "Python binds names to objects and looks them up in scopes."),
-        ]
-    )
+    llm = FlakyLLM(RULES)
     v = wallets["validator"]
     rng, lock = random.Random(0), threading.Lock()
 

@@ -60,6 +60,7 @@ def build_challenges(
     batched call, so drafts of concurrent steps, later stages and regenerations of
     rejected texts share batches. Each round draws a new seed: a retry with the seed
     that wrote the rejected text could write it again."""
+    sampling = sampling or Sampling()
     for round_ in range(MAX_ROUNDS if llm is not None else 0):
         asks = [(d, p) for d in drafts if (p := d.task.next_prompt(d)) is not None]
         if not asks:

@@ -21,13 +21,13 @@ _SPECIAL = re.compile(
 )
 _ROLE_LINE = re.compile(
     r"^\s*(?:\*\*)?(?:assistant|user|system|ai|bot|model|response|output|"
-    r"question|instruction|q)(?:\*\*)?\s*[:：](?:\*\*)?\s*",
+    r"question|instruction|answer|summary|request|q)(?:\*\*)?\s*[:：](?:\*\*)?\s*",
     re.IGNORECASE,
 )
 # "Sure! Here is a question you could ask:" and the like, when a whole first line.
 _PREAMBLE = re.compile(
     r"^\s*(?:sure|certainly|of course|okay|ok|absolutely|great)?[!,.]?\s*"
-    r"(?:here(?:'s| is| are)|below is)\b[^\n]{0,80}[:.]\s*(?:\n+|$)",
+    r"(?:here(?:'s| is| are| you go)|below is)\b[^\n]{0,80}[:.]\s*(?:\n+|$)",
     re.IGNORECASE,
 )
 _QUOTES = ('"', "'", "`", "\u201c\u201d", "\u2018\u2019", "\u00ab\u00bb")
