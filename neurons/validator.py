@@ -16,6 +16,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from prompting.config import parse_config  # noqa: E402
 
+# New tokens of the local subnet's model miner: on a 2-core CPU, beside the validator's
+# own generation, 96 tokens fit the default 10 s timeout; 256 often did not.
+LOCAL_MODEL_MINER_TOKENS = 96
+
 
 def main(argv=None) -> int:
     config = parse_config(
@@ -81,6 +85,8 @@ def main(argv=None) -> int:
                     config.reward.relevance_model,
                     "--reward.pooling",
                     config.reward.pooling,
+                    "--neuron.max_tokens",  # a model miner must answer inside the timeout
+                    str(LOCAL_MODEL_MINER_TOKENS),
                 ],
             )
     llm = None
