@@ -99,12 +99,16 @@ def main(argv=None) -> None:
         level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     from prompting import compat
+    from prompting.llms import LLMError
 
     compat.guard_event_loop_policy()
     try:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
         pass
+    except LLMError as exc:  # a model that cannot load: one line, not a traceback
+        print(f"miner.py: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

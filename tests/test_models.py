@@ -98,3 +98,16 @@ def test_the_validator_refuses_a_model_it_cannot_load_before_any_miner_starts(tm
     errors = [ln for ln in proc.stderr.splitlines() if "error" in ln]
     assert len(errors) == 1 and says in errors[0]
     assert not (tmp_path / "miners").exists()  # no miner was started
+
+
+def test_a_model_miner_refuses_a_model_it_cannot_load_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "neurons/miner.py", "--miner.strategy", "model"]
+        + ["--neuron.model_id", str(tmp_path / "nope"), "--neuron.full_path", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith("no such file or folder")
