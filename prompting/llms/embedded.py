@@ -20,7 +20,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from prompting.config import DEFAULT_MODEL, TINY_MODEL
@@ -97,22 +98,31 @@ def convert_smollm2(out: Path, gguf: Path | None = None) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model = model.to(torch.float16)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with building(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / BUILD_FILE).write_text(
             json.dumps({"source": SMOLLM2_WHEEL, "gguf_sha256": digest, "version": SMOLLM2_VERSION})
         )
+    return out
+
+
+@contextmanager
+def building(out: Path) -> Iterator[Path]:
+    """A scratch folder beside ``out`` that becomes ``out`` when the block succeeds: a
+    crash leaves no half-written model, and of two processes building at once the
+    first to finish wins (theirs is as good as ours)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        yield tmp
         try:
             os.rename(tmp, out)
-        except OSError:  # another process finished first; theirs is as good as ours
+        except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out
 
 
 def ensure_smollm2(state_dir: str | os.PathLike) -> Path:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 CHAT_TEMPLATE = (
@@ -112,21 +110,14 @@ def build_model(
     with torch.device(device):
         model = MistralForCausalLM(config).to(getattr(torch, dtype))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    from prompting.llms.embedded import BUILD_FILE, building
+
+    with building(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "prompting_build.json").write_text(
+        (tmp / BUILD_FILE).write_text(
             json.dumps({"preset": preset, "seed": seed, "version": BUILD_VERSION})
         )
-        try:
-            os.rename(tmp, out)
-        except OSError:  # another process finished first; theirs is as good as ours
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
@@ -139,7 +130,9 @@ def tiny_model_path(state_dir: str | os.PathLike) -> Path:
 def ensure_tiny_model(state_dir: str | os.PathLike) -> Path:
     """Path of the tiny model in ``state_dir``'s model cache, built on first use (~5 s)."""
     path = tiny_model_path(state_dir)
-    if not (path / "prompting_build.json").exists():
+    from prompting.llms.embedded import BUILD_FILE
+
+    if not (path / BUILD_FILE).exists():
         build_model(path, "tiny")
     return path
 

@@ -112,6 +112,15 @@ def common(text: str, examples: Iterable[str] = ()) -> str | None:
     return None
 
 
+def _about(text: str, passage: str, kind: str) -> str | None:
+    """A request of ``kind`` must be about the passage without copying it."""
+    if longest_shared_run(text, passage) >= ECHO_RUN_WORDS:
+        return "passage_echo"
+    if grounding(text, passage) < MIN_GROUNDING[kind]:
+        return "ungrounded"
+    return None
+
+
 def question(text: str, passage: str, examples: Iterable[str] = ()) -> str | None:
     """One question about the passage: ends with '?', only one, grounded, not a copy."""
     reason = common(text, examples)
@@ -125,11 +134,7 @@ def question(text: str, passage: str, examples: Iterable[str] = ()) -> str | Non
         return "too_short"
     if len(words(text)) > MAX_QUESTION_WORDS:
         return "too_long"
-    if longest_shared_run(text, passage) >= ECHO_RUN_WORDS:
-        return "passage_echo"
-    if grounding(text, passage) < MIN_GROUNDING["question"]:
-        return "ungrounded"
-    return None
+    return _about(text, passage, "question")
 
 
 def reference(
@@ -166,8 +171,4 @@ def instruction(text: str, passage: str, examples: Iterable[str] = ()) -> str | 
         return "too_long"
     if not (_REQUEST_START.search(text) or "?" in text):
         return "not_a_request"
-    if longest_shared_run(text, passage) >= ECHO_RUN_WORDS:
-        return "passage_echo"
-    if grounding(text, passage) < MIN_GROUNDING["instruction"]:
-        return "ungrounded"
-    return None
+    return _about(text, passage, "instruction")
