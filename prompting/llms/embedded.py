@@ -98,12 +98,16 @@ def convert_smollm2(out: Path, gguf: Path | None = None) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model = model.to(torch.float16)
+    info = {"source": SMOLLM2_WHEEL, "gguf_sha256": digest, "version": SMOLLM2_VERSION}
+    return save_model(out, model, tokenizer, info)
+
+
+def save_model(out: Path, model, tokenizer, info: dict) -> Path:
+    """Write a model folder with its ``BUILD_FILE`` (what made it) atomically."""
     with building(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / BUILD_FILE).write_text(
-            json.dumps({"source": SMOLLM2_WHEEL, "gguf_sha256": digest, "version": SMOLLM2_VERSION})
-        )
+        (tmp / BUILD_FILE).write_text(json.dumps(info))
     return out
 
 

@@ -13,7 +13,6 @@ zephyr-7b``) for GPU benchmarks: speed does not depend on weight values.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -110,15 +109,10 @@ def build_model(
     with torch.device(device):
         model = MistralForCausalLM(config).to(getattr(torch, dtype))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    from prompting.llms.embedded import BUILD_FILE, building
+    from prompting.llms.embedded import save_model
 
-    with building(out) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / BUILD_FILE).write_text(
-            json.dumps({"preset": preset, "seed": seed, "version": BUILD_VERSION})
-        )
-    return out
+    info = {"preset": preset, "seed": seed, "version": BUILD_VERSION}
+    return save_model(out, model, tokenizer, info)
 
 
 def tiny_model_path(state_dir: str | os.PathLike) -> Path:
