@@ -73,6 +73,8 @@ def test_reference_gate(text, reason):
         ("The del statement.", "too_short"),
         ("The del statement is a statement that removes names from namespaces.", "not_a_request"),
         ("Give me a recipe for pancakes with blueberries and maple syrup.", "ungrounded"),
+        ("When del removes a name, the binding is gone from the namespace.", "not_a_request"),
+        ("What a great question. Del removes names. Bindings go. So it goes.", "not_a_request"),
     ],
 )
 def test_instruction_gate(text, reason):

@@ -219,7 +219,7 @@ ANSWER = (
     "AttributeError exception."
 )
 RULES = [
-    ("Write one request", WRITER_REPLY),
+    ("a curious user would ask", WRITER_REPLY),
     ("descriptors return the computed", ANSWER),
     ("Write one question", "Question: What is a block in a Python program?"),
     ("Answer the question", "A block is a piece of Python program text executed as a unit."),
@@ -244,7 +244,7 @@ def test_generic_instruction_two_stages_batched_with_other_tasks():
 
 def test_generic_instruction_falls_back_without_a_usable_request():
     task = TASKS["generic_instruction"](use_llm=True)
-    llm = ScriptedLLM([("Write one request", "</s> Okay.")])
+    llm = ScriptedLLM([("a curious user would ask", "</s> Okay.")])
     (c,) = build_challenges([task.draft(1)], llm, Sampling())
     assert len(llm.batches) == 1 + MAX_RETRIES and c.meta["kind"] == "template"
     assert c.meta["rejections"] == {"instruction/too_short": 1 + MAX_RETRIES}

@@ -38,13 +38,22 @@ _PROMPT_PHRASES = re.compile(
     r"(?i)\b(?:reply with|write one (?:question|request)|that the passage answers|"
     r"the passage above|using the passage|in two or three sentences)\b"
 )
-_REQUEST_START = re.compile(
-    r"(?i)^\s*(?:please\b|can you|could you|would you|will you|i(?:'d| would) like|"
-    r"i need|i want|help me|how|what|why|when|where|which|who|is|are|do|does|should|"
-    r"explain|describe|compare|give|show|write|list|tell|summari[sz]e|suggest|"
-    r"recommend|outline|walk me|create|provide|advise|illustrate|teach|define|discuss)\b"
+# A request opens with an imperative, or is a question (then its first sentence ends
+# with "?"); a small model often writes a statement or an answer instead.
+_IMPERATIVE = re.compile(
+    r"(?i)^\s*(?:please|i(?:'d| would) like|i need|i want|help me|explain|describe|"
+    r"compare|give|show|write|list|tell|summari[sz]e|suggest|recommend|outline|walk me|"
+    r"create|provide|advise|illustrate|teach|define|discuss)\b"
 )
-MIN_GROUNDING = {"question": 0.5, "reference": 0.3, "instruction": 0.25}
+_QUESTION_START = re.compile(
+    r"(?i)^\s*(?:how|what|why|when|where|which|who|is|are|do|does|did|should|can|could|"
+    r"would|will)\b[^.!?]*\?"
+)
+_SENTENCE = re.compile(r"[.!?](?:\s|$)")
+MAX_REQUEST_SENTENCES = 2
+# Share of content words found in the passage. The generic instruction's answer gets a
+# lower bar: its miners see only the request, so its answer may reach beyond the passage.
+MIN_GROUNDING = {"question": 0.5, "reference": 0.3, "open_reference": 0.2, "instruction": 0.25}
 ECHO_RUN_WORDS = 10  # a verbatim run this long copied from the passage is an echo
 MAX_QUESTION_WORDS = 40
 MIN_REFERENCE_WORDS = 3
@@ -138,10 +147,15 @@ def question(text: str, passage: str, examples: Iterable[str] = ()) -> str | Non
 
 
 def reference(
-    text: str, prompt: str, passage: str = "", examples: Iterable[str] = ()
+    text: str,
+    prompt: str,
+    passage: str = "",
+    examples: Iterable[str] = (),
+    grounding_kind: str = "reference",
 ) -> str | None:
     """An answer to ``prompt`` (the request it answers): no labels, not the request
-    repeated, grounded in ``passage`` when the task has one."""
+    repeated, grounded in ``passage`` when the task has one (``grounding_kind`` names
+    the bar in MIN_GROUNDING)."""
     reason = common(text, examples)
     if reason:
         return reason
@@ -154,7 +168,7 @@ def reference(
         have = len(words(passage))
         if have >= 40 and longest_shared_run(text, passage) >= 0.6 * have:
             return "passage_echo"
-        if grounding(text, passage) < MIN_GROUNDING["reference"]:
+        if grounding(text, passage) < MIN_GROUNDING[grounding_kind]:
             return "ungrounded"
     return None
 
@@ -169,6 +183,8 @@ def instruction(text: str, passage: str, examples: Iterable[str] = ()) -> str | 
         return "too_short"
     if n > INSTRUCTION_WORDS[1]:
         return "too_long"
-    if not (_REQUEST_START.search(text) or "?" in text):
+    if not (_IMPERATIVE.search(text) or _QUESTION_START.search(text)):
+        return "not_a_request"
+    if len(_SENTENCE.findall(text)) > MAX_REQUEST_SENTENCES:
         return "not_a_request"
     return _about(text, passage, "instruction")

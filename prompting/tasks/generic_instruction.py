@@ -1,6 +1,6 @@
 """Open instructions: the validator's LLM writes a request a user might send about a
-passage's subject, in the challenge's persona voice, then answers that same request;
-its answer is the reference, judged by relevance and rouge.
+passage's subject; miners get it in the challenge's persona voice, and the LLM answers
+that same message; its answer is the reference, judged by relevance and rouge.
 
 Two gated LLM stages (few-shot), each batched with the other drafts in flight.
 Without a real model, or when a stage keeps failing its gate, the request comes from
@@ -24,14 +24,11 @@ class GenericInstructionTask(Task):
     stages = ("instruction", "answer")
     stage_tokens = {"instruction": 64, "answer": 160}
 
-    def _writer(self, asker: str, passage: str) -> str:
-        return t.INSTRUCTION_WRITER.format(asker=asker, passage=passage)
-
     def stage_prompt(self, draft: Draft, stage: str) -> Prompt:
         if stage == "instruction":
-            asker = self.voice(draft.seed).describe()
-            examples = [(self._writer(asker, p), r) for p, r, _ in t.INSTRUCTION_EXAMPLES]
-            return few_shot(examples, self._writer(asker, draft.document.text))
+            writer = t.INSTRUCTION_WRITER.format
+            examples = [(writer(passage=p), r) for p, r, _ in t.INSTRUCTION_EXAMPLES]
+            return few_shot(examples, writer(passage=draft.document.text))
         examples = [(r, a) for _, r, a in t.INSTRUCTION_EXAMPLES]
         return few_shot(examples, self._asked(draft))
 
@@ -42,13 +39,14 @@ class GenericInstructionTask(Task):
     def check(self, draft: Draft, stage: str, text: str) -> tuple[str, str | None]:
         passage = draft.document.text
         if stage == "instruction":
-            writer = self._writer(self.voice(draft.seed).describe(), passage)
+            writer = t.INSTRUCTION_WRITER.format(passage=passage)
             request = cleaners.clean(text, cleaners.INSTRUCTION, writer)
             examples = [r for _, r, _ in t.INSTRUCTION_EXAMPLES]
             return request, gates.instruction(request, passage, examples)
         answer = cleaners.clean(text, cleaners.REFERENCE, self._asked(draft))
         examples = [a for _, _, a in t.INSTRUCTION_EXAMPLES]
-        return answer, gates.reference(answer, draft.accepted[0], passage, examples)
+        reason = gates.reference(answer, draft.accepted[0], passage, examples, "open_reference")
+        return answer, reason
 
     def finish(self, draft: Draft) -> Challenge:
         doc = draft.document

@@ -56,10 +56,12 @@ DATE_QUESTIONS = (
 DATE_CHALLENGE = (
     "Answer with the date, using the passage.\n\nPassage:\n{passage}\n\nQuestion: {question}"
 )
+# No persona here: a small model told who asks writes about the asker, not the
+# passage (measured: 3 of 12 requests usable with one, 7 of 12 without). The accepted
+# request reaches miners in the persona's voice all the same.
 INSTRUCTION_WRITER = (
-    "Write one request that {asker} might send to an AI assistant about the subject of "
-    "this passage: a task to explain, compare, give an example or advise. Reply with the "
-    "request only, in their words.\n\nPassage:\n{passage}"
+    "Write one question a curious user would ask an AI assistant about this passage. "
+    "Reply with the question only.\n\nPassage:\n{passage}"
 )
 INSTRUCTION_EXAMPLES = (  # (passage, request, answer)
     (
