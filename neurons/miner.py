@@ -43,6 +43,7 @@ def build_answer(config):
 
 
 async def serve(config) -> None:
+    from prompting import instance
     from prompting.chain import connect
     from prompting.network.auth import Authorizer, CallerPolicy, load_or_create_wallet, open_wallet
     from prompting.network.server import bind, create_app, make_server
@@ -52,6 +53,9 @@ async def serve(config) -> None:
         config.wallet.name, config.wallet.hotkey, config.wallet.path
     )
     hotkey = wallet.hotkey.ss58_address
+    # One process per hotkey on this machine. A local miner restarted with its validator
+    # waits a moment for the one it replaces, which leaves within a second.
+    instance.hold_hotkey(hotkey, wait_s=5.0 if config.miner.exit_with_parent else 0.0)
     chain = connect(config, hotkey, wallet)
     answer = build_answer(config)
     authorizer = Authorizer(
@@ -99,6 +103,7 @@ def main(argv=None) -> None:
         level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     from prompting import compat
+    from prompting.instance import AlreadyRunning
     from prompting.llms import LLMError
 
     compat.guard_event_loop_policy()
@@ -106,7 +111,7 @@ def main(argv=None) -> None:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
         pass
-    except LLMError as exc:  # a model that cannot load: one line, not a traceback
+    except (LLMError, AlreadyRunning) as exc:  # one line, not a traceback
         print(f"miner.py: error: {exc}", file=sys.stderr)
         sys.exit(2)
 

@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     )
     for noisy in ("httpx", "httpcore", "transformers", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from prompting import compat
+    from prompting import compat, instance
     from prompting.chain import ChainError, connect
     from prompting.llms import LLMError, load_llm, preflight
     from prompting.llms.embedded import EmbeddedModelError, resolve_model
@@ -64,6 +64,11 @@ def main(argv=None) -> int:
     else:
         wallet = open_wallet(config.wallet.name, config.wallet.hotkey, config.wallet.path)
     hotkey = wallet.hotkey.ss58_address
+    try:  # one validator per state folder and per hotkey on this machine
+        instance.hold_state_and_hotkey(config.neuron.full_path, hotkey, "validator")
+    except instance.AlreadyRunning as exc:
+        print(f"validator.py: error: {exc}", file=sys.stderr)
+        return 2
     chain = connect(config, hotkey, wallet)
     subnet, labels = None, {}
     if local:

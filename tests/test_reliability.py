@@ -93,6 +93,47 @@ def logged_steps(state_dir) -> list[int]:
     return [json.loads(line)["step"] for line in events.read_text().splitlines() if line]
 
 
+def test_a_second_validator_on_one_state_folder_refuses_and_names_the_first(tmp_path):
+    """Two validators on one state folder would interleave events and steal each
+    other's miners: the second exits at once with one line naming the first; once the
+    first is killed (-9: the kernel drops its lock) the folder is free again."""
+    state_dir = tmp_path / "state"
+    lock = state_dir / "validator.lock"
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    first = subprocess.Popen(
+        validator_cmd(state_dir, "--local.miners", "0"),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        assert wait_for(lambda: lock.exists() and f"pid {first.pid}" in lock.read_text(), 60)
+        second = subprocess.run(
+            validator_cmd(state_dir, "--local.miners", "0"),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert second.returncode == 2
+        (line,) = [ln for ln in second.stderr.splitlines() if "error" in ln]
+        assert f"pid {first.pid}" in line and "already in use" in line
+    finally:
+        first.kill()
+        first.wait()
+    third = subprocess.run(
+        validator_cmd(state_dir, "--local.miners", "1", "--neuron.max_steps", "1"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert third.returncode == 0, third.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_validator_killed_with_sigkill_resumes_at_its_last_step(tmp_path):
     """kill -9 of the real validator at random points, three times, then a resume: the
