@@ -179,8 +179,24 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
         default=0.1,
         help="weight of the newest reward in each uid's moving average",
     )
-    a("--neuron.epoch_length", type=posint, default=10, help="steps between set_weights")
-    a("--neuron.resync_every", type=posint, default=5, help="steps between metagraph syncs")
+    a(
+        "--neuron.epoch_length",
+        type=posint,
+        default=10,
+        help="steps between set_weights (never sooner than the subnet's weights_rate_limit)",
+    )
+    a(
+        "--neuron.resync_seconds",
+        type=nonneg,
+        default=120.0,
+        help="seconds between metagraph syncs",
+    )
+    a(
+        "--neuron.min_step_seconds",
+        type=nonneg,
+        default=1.0,
+        help="least seconds between step starts: bounds each miner's query rate",
+    )
     a("--neuron.max_steps", type=nonnegint, default=0, help="stop after N steps (0 = run forever)")
     a("--neuron.step_interval", type=nonneg, default=0.0, help="seconds to sleep between steps")
     a(
@@ -258,6 +274,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--netuid", type=nonnegint, default=1, help="subnet uid")
     g.add_argument("--chain.timeout", type=pos, default=30.0, help="seconds per chain call")
+    g.add_argument(
+        "--chain.weights_version",
+        type=nonnegint,
+        default=None,
+        help="version_key sent with weights (default: the subnet's weights_version)",
+    )
     g = p.add_argument_group("wallet")
     g.add_argument("--wallet.name", default="default", help="coldkey wallet name")
     g.add_argument("--wallet.hotkey", default="default", help="hotkey name")
@@ -322,6 +344,17 @@ def _add_miner_only(p: argparse.ArgumentParser) -> None:
         help="how the reference miner answers",
     )
     g.add_argument("--miner.host", default="127.0.0.1", help="address to listen on")
+    g.add_argument(
+        "--miner.external_ip",
+        default=None,
+        help="address published on a real chain (default: this host's outward address)",
+    )
+    g.add_argument(
+        "--miner.external_port",
+        type=_bounded(int, 1, 65535),
+        default=None,
+        help="port published on a real chain (default: the listening port)",
+    )
     g.add_argument(
         "--miner.port",
         type=_bounded(int, 0, 65535),

@@ -208,6 +208,7 @@ def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wall
             neuron__full_path=str(tmp_path),
             neuron__model_id="scripted",
             neuron__num_concurrent_forwards=4,
+            neuron__min_step_seconds=0.0,
             neuron__max_steps=12,
             neuron__sample_size=3,
             neuron__timeout=3.0,
