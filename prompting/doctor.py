@@ -462,23 +462,88 @@ def check_wallet(config) -> list[Check]:
     return [Check("wallet", OK, f"hotkey {key}")]
 
 
-def check_chain(config, offline: bool) -> list[Check]:
-    net = config.chain.network
+def check_chain(config, offline: bool, client_factory=None) -> list[Check]:
+    """A real network: reachable; this hotkey registered on the netuid, with a validator
+    permit and stake; the weights rate limit and version the validator will follow."""
+    net, netuid = config.chain.network, config.netuid
     if net == "local" or offline:
         return [Check("chain", OK, f"{net}: not contacted" + (" (--offline)" if offline else ""))]
     from prompting.chain.bittensor import BittensorChain
 
+    chain = BittensorChain(
+        net, netuid, None, timeout=min(config.chain.timeout, 10), client_factory=client_factory
+    )
     try:
-        block = BittensorChain(
-            net, config.netuid, None, timeout=min(config.chain.timeout, 10)
-        ).block()
+        block = chain.block()
+        neurons = chain.metagraph()
+        params = chain.hyperparameters()
     except Exception as exc:  # noqa: BLE001 - any failure is the row's content
         return [
             Check(
-                "chain", FAIL, f"{net}: {exc}", "check the network / endpoint, or --offline to skip"
+                "chain",
+                FAIL,
+                f"{net} netuid {netuid}: {exc}",
+                "check the network / endpoint and --netuid, or --offline to skip",
             )
         ]
-    return [Check("chain", OK, f"{net} reachable, block {block}")]
+    rows = [Check("chain", OK, f"{net} reachable, block {block}, netuid {netuid}")]
+    hotkey = _hotkey_ss58(config)
+    if hotkey is None:  # the wallet row says why
+        return rows
+    me = next((n for n in neurons if n.hotkey == hotkey), None)
+    if me is None:
+        wallet = f"--wallet.name {config.wallet.name} --wallet.hotkey {config.wallet.hotkey}"
+        return rows + [
+            Check(
+                "registration",
+                FAIL,
+                f"hotkey {hotkey} is not registered on netuid {netuid}",
+                f"btcli subnets register --netuid {netuid} {wallet}",
+            )
+        ]
+    rows.append(Check("registration", OK, f"uid {me.uid}"))
+    if me.validator_permit:
+        rows.append(Check("validator permit", OK, f"stake {me.stake:,.1f}"))
+    else:
+        rows.append(
+            Check(
+                "validator permit",
+                WARN,
+                f"none (stake {me.stake:,.1f}): the chain will refuse this hotkey's weights",
+                "add stake to this hotkey (btcli stake add) until it earns a permit",
+            )
+        )
+    limit = int(params.get("weights_rate_limit") or 0)
+    version = params.get("weights_version")
+    sent = config.chain.weights_version
+    detail = (
+        f"rate limit {limit} blocks (~{limit * chain.block_seconds / 60:.0f} min), "
+        f"weights_version {version}, commit-reveal "
+        f"{'on' if params.get('commit_reveal_weights_enabled') else 'off'}"
+    )
+    if sent is not None and version is not None and sent < int(version):
+        return rows + [
+            Check(
+                "weights",
+                FAIL,
+                f"{detail}; --chain.weights_version {sent} is older: weights will be refused",
+                "drop --chain.weights_version (the subnet's is sent by default)",
+            )
+        ]
+    return rows + [Check("weights", OK, detail)]
+
+
+def _hotkey_ss58(config) -> str | None:
+    """This wallet's hotkey address, or None when the key file cannot be read."""
+    try:
+        import bittensor as bt
+
+        wallet = bt.Wallet(
+            name=config.wallet.name, hotkey=config.wallet.hotkey, path=config.wallet.path
+        )
+        return wallet.hotkey.ss58_address
+    except Exception:  # noqa: BLE001 - check_wallet reports the cause
+        return None
 
 
 def check_wandb(config, installed=version_of) -> list[Check]:
