@@ -54,7 +54,7 @@ class TaskSampler:
 
 
 def build_challenges(
-    drafts: Sequence[Draft], llm: LLM | None, sampling: Sampling
+    drafts: Sequence[Draft], llm: LLM | None, sampling: Sampling | None = None
 ) -> list[Challenge]:
     """Finish drafts. Each round generates every pending prompt of every draft in one
     batched call, so drafts of concurrent steps, later stages and regenerations of
