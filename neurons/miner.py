@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,8 +33,10 @@ def build_answer(config):
             )
         )
     if name == "model":
-        from prompting.llms import Sampling, load_llm
+        from prompting.llms import Sampling, load_llm, preflight
 
+        for warning in preflight.check(config):
+            logging.getLogger("miner").warning(warning)
         return strategies.model(load_llm(config), Sampling.from_config(config))
     if name == "random":
         return strategies.random_text(config.neuron.seed)
@@ -41,6 +44,7 @@ def build_answer(config):
 
 
 async def serve(config) -> None:
+    from prompting import instance
     from prompting.chain import connect
     from prompting.network.auth import Authorizer, CallerPolicy, load_or_create_wallet, open_wallet
     from prompting.network.server import bind, create_app, make_server
@@ -50,6 +54,9 @@ async def serve(config) -> None:
         config.wallet.name, config.wallet.hotkey, config.wallet.path
     )
     hotkey = wallet.hotkey.ss58_address
+    # One process per hotkey on this machine. A local miner restarted with its validator
+    # waits a moment for the one it replaces, which leaves within a second.
+    instance.hold_hotkey(hotkey, wait_s=5.0 if config.miner.exit_with_parent else 0.0)
     chain = connect(config, hotkey, wallet)
     answer = build_answer(config)
     authorizer = Authorizer(
@@ -73,12 +80,43 @@ async def serve(config) -> None:
     logging.getLogger("miner").info(
         "miner %s (%s) listening on %s:%d", hotkey, config.miner.strategy, config.miner.host, port
     )
+    if not local:
+        publish_endpoint(chain, config, port)
     watcher = (
         asyncio.ensure_future(exit_with_parent(server)) if config.miner.exit_with_parent else None
     )
     await serving
     if watcher is not None:
         watcher.cancel()
+
+
+def outward_ip() -> str:
+    """This host's address on its default route (no packet is sent: connecting a UDP
+    socket only picks the route). Behind NAT, pass --miner.external_ip."""
+    from prompting.chain import ChainError
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("8.8.8.8", 80))
+            return s.getsockname()[0]
+    except OSError as exc:
+        raise ChainError(
+            f"cannot tell this host's address ({exc}); pass --miner.external_ip"
+        ) from None
+
+
+def publish_endpoint(chain, config, port: int) -> None:
+    """Serve our endpoint on the chain (bt.ServeAxon) unless it already shows it."""
+    ip = config.miner.external_ip or outward_ip()
+    port = config.miner.external_port or port
+    published = chain.serve(ip, port)
+    logging.getLogger("miner").info(
+        "endpoint %s:%d %s on netuid %d",
+        ip,
+        port,
+        "published" if published else "already on chain, not re-published",
+        config.netuid,
+    )
 
 
 async def exit_with_parent(server, every_s: float = 1.0) -> None:
@@ -97,12 +135,18 @@ def main(argv=None) -> None:
         level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     from prompting import compat
+    from prompting.chain import ChainError
+    from prompting.instance import AlreadyRunning
+    from prompting.llms import LLMError
 
     compat.guard_event_loop_policy()
     try:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
         pass
+    except (LLMError, AlreadyRunning, ChainError) as exc:  # one line, not a traceback
+        print(f"miner.py: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

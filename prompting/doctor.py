@@ -22,7 +22,10 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from prompting import compat
-from prompting.llms import memory
+from prompting.config import DEFAULT_MODEL, TINY_MODEL
+from prompting.llms import memory, preflight
+from prompting.llms.base import LLMError
+from prompting.llms.embedded import missing_model, smollm2_path
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 REPO = Path(__file__).resolve().parent.parent
@@ -52,14 +55,14 @@ def read_requirements(names: list[str], root: Path = REPO) -> list[Requirement]:
     reqs = []
     for name in names:
         for line in (root / "requirements" / name).read_text().splitlines():
-            line = line.split("#")[0].strip()
+            line = line.split("#")[0].split(" --")[0].strip()  # drop pip options (--hash)
             if line:
                 reqs.append(Requirement(line))
     return reqs
 
 
 def requirement_files(backend: str) -> list[str]:
-    return ["base.txt", "angle.txt"] + (["vllm.txt"] if backend == "vllm" else [])
+    return ["base.txt", "nodeps.txt"] + (["vllm.txt"] if backend == "vllm" else [])
 
 
 # --- checks ------------------------------------------------------------------------
@@ -108,7 +111,7 @@ def check_angle_transformers(installed=version_of) -> list[Check]:
                 "angle-emb vs transformers",
                 FAIL,
                 "angle-emb missing",
-                "pip install --no-deps -r requirements/angle.txt",
+                "pip install --no-deps -r requirements/nodeps.txt",
             )
         ]
     detail = f"angle-emb {angle} declares {ANGLE_PIN}; transformers {tf}"
@@ -127,7 +130,7 @@ def check_angle_transformers(installed=version_of) -> list[Check]:
                 FAIL,
                 detail + " (angle-emb's pin won)",
                 "pip install 'transformers>=5.5.3,<6' && "
-                "pip install --no-deps -r requirements/angle.txt",
+                "pip install --no-deps -r requirements/nodeps.txt",
             )
         ]
     return [
@@ -350,9 +353,24 @@ def check_fit(
     config, gpu_total_gb: float | None = None, ram_gb: float | None = None
 ) -> list[Check]:
     n = config.neuron
-    if n.model_id == "tiny":
+    if n.model_id == TINY_MODEL:
         return [Check("model fit", OK, "tiny CPU model (a few MB)")]
-    cfg = memory.load_model_config(n.model_id)
+    source = n.model_id
+    if n.model_id == DEFAULT_MODEL:
+        problem = missing_model(n.model_id)
+        if problem:
+            return [Check("model fit", FAIL, problem, "bash scripts/install.sh")]
+        source = str(smollm2_path(n.full_path))
+        if not os.path.isdir(source):
+            return [
+                Check(
+                    "model fit",
+                    OK,
+                    f"{n.model_id}: SmolLM2-135M-Instruct, 0.27 GB fp16, converted from its "
+                    f"wheel on first use into {source}",
+                )
+            ]
+    cfg = memory.load_model_config(source)
     if cfg is None:
         return [
             Check(
@@ -413,6 +431,17 @@ def check_fit(
     return [Check("model fit", OK, detail)]
 
 
+def check_flags(config) -> list[Check]:
+    """The validator's own start-up check of the model flags, as rows."""
+    try:
+        warnings = preflight.check(config, config.neuron.model_id != TINY_MODEL)
+    except LLMError as exc:
+        return [Check("model flags", FAIL, str(exc))]
+    if not warnings:
+        return [Check("model flags", OK, f"{config.neuron.llm_backend} + {config.neuron.model_id}")]
+    return [Check("model flags", WARN, w) for w in warnings]
+
+
 def check_wallet(config) -> list[Check]:
     if config.chain.network == "local":
         return [Check("wallet", OK, "local subnet: wallets are created under the state folder")]
@@ -437,23 +466,88 @@ def check_wallet(config) -> list[Check]:
     return [Check("wallet", OK, f"hotkey {key}")]
 
 
-def check_chain(config, offline: bool) -> list[Check]:
-    net = config.chain.network
+def check_chain(config, offline: bool, client_factory=None) -> list[Check]:
+    """A real network: reachable; this hotkey registered on the netuid, with a validator
+    permit and stake; the weights rate limit and version the validator will follow."""
+    net, netuid = config.chain.network, config.netuid
     if net == "local" or offline:
         return [Check("chain", OK, f"{net}: not contacted" + (" (--offline)" if offline else ""))]
     from prompting.chain.bittensor import BittensorChain
 
+    chain = BittensorChain(
+        net, netuid, None, timeout=min(config.chain.timeout, 10), client_factory=client_factory
+    )
     try:
-        block = BittensorChain(
-            net, config.netuid, None, timeout=min(config.chain.timeout, 10)
-        ).block()
+        block = chain.block()
+        neurons = chain.metagraph()
+        params = chain.hyperparameters()
     except Exception as exc:  # noqa: BLE001 - any failure is the row's content
         return [
             Check(
-                "chain", FAIL, f"{net}: {exc}", "check the network / endpoint, or --offline to skip"
+                "chain",
+                FAIL,
+                f"{net} netuid {netuid}: {exc}",
+                "check the network / endpoint and --netuid, or --offline to skip",
             )
         ]
-    return [Check("chain", OK, f"{net} reachable, block {block}")]
+    rows = [Check("chain", OK, f"{net} reachable, block {block}, netuid {netuid}")]
+    hotkey = _hotkey_ss58(config)
+    if hotkey is None:  # the wallet row says why
+        return rows
+    me = next((n for n in neurons if n.hotkey == hotkey), None)
+    if me is None:
+        wallet = f"--wallet.name {config.wallet.name} --wallet.hotkey {config.wallet.hotkey}"
+        return rows + [
+            Check(
+                "registration",
+                FAIL,
+                f"hotkey {hotkey} is not registered on netuid {netuid}",
+                f"btcli subnets register --netuid {netuid} {wallet}",
+            )
+        ]
+    rows.append(Check("registration", OK, f"uid {me.uid}"))
+    if me.validator_permit:
+        rows.append(Check("validator permit", OK, f"stake {me.stake:,.1f}"))
+    else:
+        rows.append(
+            Check(
+                "validator permit",
+                WARN,
+                f"none (stake {me.stake:,.1f}): the chain will refuse this hotkey's weights",
+                "add stake to this hotkey (btcli stake add) until it earns a permit",
+            )
+        )
+    limit = int(params.get("weights_rate_limit") or 0)
+    version = params.get("weights_version")
+    sent = config.chain.weights_version
+    detail = (
+        f"rate limit {limit} blocks (~{limit * chain.block_seconds / 60:.0f} min), "
+        f"weights_version {version}, commit-reveal "
+        f"{'on' if params.get('commit_reveal_weights_enabled') else 'off'}"
+    )
+    if sent is not None and version is not None and sent < int(version):
+        return rows + [
+            Check(
+                "weights",
+                FAIL,
+                f"{detail}; --chain.weights_version {sent} is older: weights will be refused",
+                "drop --chain.weights_version (the subnet's is sent by default)",
+            )
+        ]
+    return rows + [Check("weights", OK, detail)]
+
+
+def _hotkey_ss58(config) -> str | None:
+    """This wallet's hotkey address, or None when the key file cannot be read."""
+    try:
+        import bittensor as bt
+
+        wallet = bt.Wallet(
+            name=config.wallet.name, hotkey=config.wallet.hotkey, path=config.wallet.path
+        )
+        return wallet.hotkey.ss58_address
+    except Exception:  # noqa: BLE001 - check_wallet reports the cause
+        return None
 
 
 def check_wandb(config, installed=version_of) -> list[Check]:
@@ -506,7 +600,7 @@ def run_all(config, offline: bool = False) -> list[Check]:
         ram = psutil.virtual_memory().total / 1e9
     except ImportError:
         pass
-    rows += check_fit(config, gpu_total_gb=total, ram_gb=ram)
+    rows += check_flags(config) + check_fit(config, gpu_total_gb=total, ram_gb=ram)
     rows += check_wallet(config) + check_chain(config, offline) + check_wandb(config)
     return rows
 

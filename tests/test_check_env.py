@@ -168,3 +168,50 @@ def test_wallet_and_wandb(tmp_path, wallets):
     assert statuses(doctor.check_wandb(config, {}.get)) == ["warn"]
     config.wandb.off = True
     assert statuses(doctor.check_wandb(config)) == ["ok"]
+
+
+def test_check_env_on_a_real_network_names_each_fix(tmp_path, wallets):
+    """Through a fake SyncClient: registration, permit and the weights rules, each row
+    with the fix when it fails."""
+    from types import SimpleNamespace
+
+    from tests.test_chain import RecordedClient, sdk_neuron
+
+    me = wallets["validator"].hotkey.ss58_address
+
+    def neuron(uid, hotkey, permit):
+        row = sdk_neuron(uid, permit=permit, stake_tao=5000)
+        return type(row)(**{**row.__dict__, "hotkey": hotkey})
+
+    def rows(graph, params=None, **flags):
+        config = parse_config(
+            "check_env",
+            ["--chain.network", "finney", "--wallet.path", str(tmp_path / "wallets")]
+            + ["--wallet.name", "validator"]
+            + [a for k, v in flags.items() for a in (f"--chain.{k}", str(v))],
+        )
+        client = RecordedClient("finney", graph=SimpleNamespace(neurons=graph))
+        client.hyperparameters.update(params or {})
+        return {r.name: r for r in doctor.check_chain(config, False, lambda n: client)}
+
+    import shutil
+
+    shutil.copytree(wallets["validator"].path, tmp_path / "wallets", dirs_exist_ok=True)
+    missing = rows([neuron(0, "5Other", True)])
+    assert missing["chain"].status == "ok" and "block 4242" in missing["chain"].detail
+    assert missing["registration"].status == "fail"
+    assert "btcli subnets register --netuid 1" in missing["registration"].fix
+    no_permit = rows([neuron(0, "5Other", True), neuron(1, me, False)])
+    assert no_permit["registration"].detail == "uid 1"
+    assert (
+        no_permit["validator permit"].status == "warn"
+        and "stake" in no_permit["validator permit"].fix
+    )
+    good = rows([neuron(0, me, True)], {"weights_version": 2013, "weights_rate_limit": 100})
+    assert good["validator permit"].status == "ok"
+    assert (
+        good["weights"].status == "ok"
+        and "rate limit 100 blocks (~20 min)" in good["weights"].detail
+    )
+    old = rows([neuron(0, me, True)], {"weights_version": 2013}, weights_version=7)
+    assert old["weights"].status == "fail" and "drop --chain.weights_version" in old["weights"].fix

@@ -72,6 +72,8 @@ def validator_cmd(state_dir, *extra):
         "--neuron.full_path",
         str(state_dir),
         "--wandb.off",
+        "--neuron.model_id",
+        "tiny",
         "--local.miners",
         "2",
         "--local.strategies",
@@ -89,6 +91,47 @@ def logged_steps(state_dir) -> list[int]:
     if not events.exists():
         return []
     return [json.loads(line)["step"] for line in events.read_text().splitlines() if line]
+
+
+def test_a_second_validator_on_one_state_folder_refuses_and_names_the_first(tmp_path):
+    """Two validators on one state folder would interleave events and steal each
+    other's miners: the second exits at once with one line naming the first; once the
+    first is killed (-9: the kernel drops its lock) the folder is free again."""
+    state_dir = tmp_path / "state"
+    lock = state_dir / "validator.lock"
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    first = subprocess.Popen(
+        validator_cmd(state_dir, "--local.miners", "0"),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        assert wait_for(lambda: lock.exists() and f"pid {first.pid}" in lock.read_text(), 60)
+        second = subprocess.run(
+            validator_cmd(state_dir, "--local.miners", "0"),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert second.returncode == 2
+        (line,) = [ln for ln in second.stderr.splitlines() if "error" in ln]
+        assert f"pid {first.pid}" in line and "already in use" in line
+    finally:
+        first.kill()
+        first.wait()
+    third = subprocess.run(
+        validator_cmd(state_dir, "--local.miners", "1", "--neuron.max_steps", "1"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert third.returncode == 0, third.stderr[-2000:]
 
 
 @pytest.mark.slow
@@ -179,8 +222,10 @@ class FaultyChain(LocalChain):
         self.fail_metagraph = 0
         self.fail_weights = 0
         self.weight_calls = 0
+        self.metagraph_calls = 0
 
     def metagraph(self):
+        self.metagraph_calls += 1
         if self.fail_metagraph:
             self.fail_metagraph -= 1
             raise ChainError("metagraph sync timed out after 30 s")
@@ -218,38 +263,82 @@ def test_chain_faults_keep_scores_and_retry_weights(tmp_path, wallets):
         Authorizer(CallerPolicy(0, frozenset({v.hotkey.ss58_address})), None),
     )
     try:
-        chain = FaultyChain(str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address)
+        chain = FaultyChain(
+            str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address, block_seconds=0.05
+        )
         chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
         chain.register(m.hotkey.ss58_address, "c", endpoint=f"127.0.0.1:{server.port}")
         config = default_config(
             neuron__full_path=str(tmp_path),
             neuron__epoch_length=2,
-            neuron__resync_every=1,
+            neuron__resync_seconds=0.0,
             neuron__seed=0,
             neuron__task_weights={"math": 1.0},
         )
         validator = Validator(config, v, chain, None, ConstantStack())
 
+        async def steps(n):
+            return [(await validator.step()).step for _ in range(n)]
+
         async def scenario():
             chain.fail_metagraph = 1
             assert await validator.step() is None  # no metagraph yet: skipped, not crashed
-            results = [await validator.step() for _ in range(2)]  # step 2 sets weights
-            assert [r.step for r in results] == [1, 2] and chain.weight_calls == 1
+            assert await steps(2) == [1, 2] and chain.weight_calls == 1  # set at step 2
             chain.fail_weights, chain.fail_metagraph = 2, 1
-            # sync fails once (the last metagraph is used); weights are due at step 4,
-            # fail there and at step 5, and succeed at step 6
-            results = [await validator.step() for _ in range(3)]
-            assert [r.step for r in results] == [3, 4, 5] and validator.weights_due
-            assert (await validator.step()).step == 6
+            # sync fails once (the last metagraph is used); weights are due at step 4 and
+            # refused (a reset names no wait: RETRY_BLOCKS, 0.5 s); step 5 does not retry
+            assert await steps(3) == [3, 4, 5] and chain.weight_calls == 2
+            await asyncio.sleep(0.55)
+            # refused again, naming 12 blocks (0.6 s): steps 6 and 7 wait it out
+            assert await steps(1) == [6] and chain.weight_calls == 3
+            assert await steps(1) == [7] and chain.weight_calls == 3 and validator.weights_due
+            await asyncio.sleep(0.65)
+            assert await steps(1) == [8]
             await validator.client.aclose()
 
         asyncio.run(scenario())
         assert chain.weight_calls == 4 and not validator.weights_due
-        assert validator.state.scores[1] == pytest.approx(1 - 0.9**6)  # six rewards of 1.0
-        assert validator.state.last_weights_step == 6
+        assert validator.state.scores[1] == pytest.approx(1 - 0.9**8)  # eight rewards of 1.0
+        assert validator.state.last_weights_step == 8
         assert chain.weights()[-1]["uids"] == [1]
     finally:
         server.stop()
+
+
+def test_failing_miners_cannot_speed_up_steps_or_chain_calls(tmp_path, wallets):
+    """Every miner refuses at once, weights are due every step and the subnet limits
+    them to one per 5 blocks: the step rate stays under the floor and the metagraph
+    and weights calls under their cadence, instead of thousands of steps a minute."""
+    v = wallets["validator"]
+    chain = FaultyChain(
+        str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address, block_seconds=0.1
+    )
+    chain.set_weights_rate_limit(5)  # 0.5 s
+    chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
+    for i in range(4):  # nothing listens there
+        chain.register(f"5Miner{i}", f"c{i}", endpoint="127.0.0.1:9", stake=1.0)
+    config = default_config(
+        neuron__full_path=str(tmp_path),
+        neuron__epoch_length=1,
+        neuron__resync_seconds=1.0,
+        neuron__min_step_seconds=0.2,
+        neuron__unreachable_cooldown_s=0.0,
+        neuron__seed=0,
+        neuron__task_weights={"math": 1.0},
+    )
+    validator = Validator(config, v, chain, None, ConstantStack())
+    seconds = 3.0
+
+    async def run_for():
+        asyncio.get_running_loop().call_later(seconds, validator.request_stop)
+        await validator.run()
+
+    asyncio.run(run_for())
+    steps = validator.state.step
+    assert 5 <= steps <= seconds / 0.2 + 1
+    assert chain.metagraph_calls <= seconds / 1.0 + 1
+    assert 2 <= chain.weight_calls <= seconds / 0.5 + 1
+    assert chain.weights()  # some weights landed, inside the limit
 
 
 def test_a_failing_step_is_logged_and_the_loop_goes_on(tmp_path, wallets):

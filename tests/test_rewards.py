@@ -149,18 +149,19 @@ def test_replayed_challenges_are_identical():
     ]
 
 
-def test_llm_text_is_used_when_it_parses(tiny_llm):
+def test_llm_text_is_used_when_it_passes_the_gates(tiny_llm):
     qa = TASKS["qa"](use_llm=True)
-    draft = qa.draft(5)
-    draft.outputs = [
-        "Sure! Here you go:\n**Question:** What does the passage describe?\nAnswer: Functions."
-    ]
+    draft = qa.draft(5)  # the passage on del
+    question = "What does deletion of a name remove?"
+    answer = "It removes the binding of that name from the local or global namespace."
+    qa.receive(draft, f"Sure! Here you go:\n**Question:** {question}")
+    qa.receive(draft, f"Answer: {answer}")
     c = qa.finish(draft)
-    assert c.meta["kind"] == "llm" and c.reference == "Functions."
-    assert c.meta["question"] == "What does the passage describe?"
+    assert c.meta["kind"] == "llm" and c.reference == answer
+    assert c.meta["llm_request"] == question and question in c.prompt_text
     assert replay(c) == c
     noise = build_challenges([qa.draft(5)], tiny_llm, None)[0]
-    assert noise.meta["kind"] == "cloze" and len(noise.llm_outputs) == 1  # noise -> cloze
+    assert noise.meta["kind"] == "cloze" and noise.meta["outcome"] == "fallback"
 
 
 def test_stack_time_for_64_completions(embedder):

@@ -15,6 +15,7 @@ from prompting.protocol import PromptRequest
 from prompting.rewards.dates import date_reward, parse_dates
 from prompting.rewards.stack import RewardStack
 from prompting.tasks import TASKS, build_challenges, cleaners, replay
+from prompting.tasks.base import MAX_RETRIES
 from prompting.tasks.personas import MOODS, PERSONAS, voice_for
 
 
@@ -208,47 +209,55 @@ def test_holiday_passages_are_stable_and_varied():
 # --- generic_instruction and multi-stage batching -------------------------------------------
 
 
+# Replies grounded in the passages of seed 4 (attribute access, code blocks, try).
 WRITER_REPLY = (
     "<|assistant|>\nSure! Here is a request:\n\n"
-    '"Can you explain how the del statement interacts with global names?"</s>'
+    '"Can you explain how descriptors return the computed attribute value?"</s>'
 )
-ANSWER = "The del statement removes a binding; for a global name it needs a global statement."
+ANSWER = (
+    "A descriptor's __get__() method returns the computed attribute value or raises an "
+    "AttributeError exception."
+)
+RULES = [
+    ("a curious user would ask", WRITER_REPLY),
+    ("descriptors return the computed", ANSWER),
+    ("Write one question", "Question: What is a block in a Python program?"),
+    ("Answer the question", "A block is a piece of Python program text executed as a unit."),
+    ("Summarize", "If no except clause matches, the search for a handler continues outside."),
+]
 
 
 def test_generic_instruction_two_stages_batched_with_other_tasks():
-    llm = ScriptedLLM(
-        [
-            ("Write one request", WRITER_REPLY),
-            ("Can you explain how the del", ANSWER),
-            ("Reply exactly as", "Question: What is deleted here?\nAnswer: A binding."),
-            ("Summarize", "A summary that has more than five words in it."),
-        ]
-    )
+    llm = ScriptedLLM(RULES)
     tasks = [TASKS[n](use_llm=True) for n in ("generic_instruction", "qa", "summarization")]
     drafts = [t.draft(4) for t in tasks]
     generic, qa, summary = build_challenges(drafts, llm, Sampling())
-    assert [len(b) for b in llm.batches] == [3, 1]  # stage 1 of all three, then stage 2
-    instruction = "Can you explain how the del statement interacts with global names?"
+    assert [len(b) for b in llm.batches] == [3, 2]  # stage 1 of all three, then stage 2
+    instruction = "Can you explain how descriptors return the computed attribute value?"
     assert generic.meta["kind"] == "llm" and generic.reference == ANSWER
     assert generic.prompt_text == voice_for("generic_instruction", 4).phrase(instruction)
     assert llm.batches[1][0] == generic.prompt_text  # the reference answers what miners get
     assert generic.llm_outputs == [WRITER_REPLY, ANSWER] and replay(generic) == generic
     assert qa.meta["kind"] == "llm" and summary.meta["kind"] == "llm"
+    assert {c.meta["outcome"] for c in (generic, qa, summary)} == {"first_try"}
 
 
 def test_generic_instruction_falls_back_without_a_usable_request():
     task = TASKS["generic_instruction"](use_llm=True)
-    llm = ScriptedLLM([("Write one request", "</s> Okay.")])
+    llm = ScriptedLLM([("a curious user would ask", "</s> Okay.")])
     (c,) = build_challenges([task.draft(1)], llm, Sampling())
-    assert len(llm.batches) == 1 and c.meta["kind"] == "template"
+    assert len(llm.batches) == 1 + MAX_RETRIES and c.meta["kind"] == "template"
+    assert c.meta["rejections"] == {"instruction/too_short": 1 + MAX_RETRIES}
     assert c.reference == c.context and c.reference.split(". ")[0][:40] in c.prompt_text
     assert replay(c) == c
 
 
 def test_generic_instruction_stages_on_the_tiny_model(tiny_llm):
     """The real HF backend through both stages (its text is noise, so only the plumbing
-    is checked: two outputs recorded, no special tokens reach the miner, replayable)."""
+    is checked: every output recorded, the noise rejected, no special tokens reach the
+    miner, replayable)."""
     task = TASKS["generic_instruction"](use_llm=True)
     (c,) = build_challenges([task.draft(2)], tiny_llm, Sampling(max_tokens=24, seed=0))
-    assert 1 <= len(c.llm_outputs) <= 2 and replay(c) == c
+    assert c.meta["outcome"] == "fallback" and replay(c) == c
+    assert len(c.llm_outputs) == sum(c.meta["rejections"].values()) == 1 + MAX_RETRIES
     assert "<|" not in c.prompt_text and "</s>" not in c.prompt_text

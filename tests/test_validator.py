@@ -72,10 +72,13 @@ def run_validator(state_dir, *args, timeout=420):
 
 @pytest.mark.slow
 def test_local_subnet_end_to_end_and_resume(tmp_path):
-    """The whole local subnet: 5 miners as subprocesses, real signatures, real scoring."""
+    """The whole local subnet: 5 miners as subprocesses, real signatures, real scoring
+    (the random-weight model: this test is about the plumbing, not the text)."""
     state_dir = tmp_path / "state"
     proc = run_validator(
         state_dir,
+        "--neuron.model_id",
+        "tiny",
         "--neuron.max_steps",
         "8",
         "--local.miners",
@@ -112,12 +115,40 @@ def test_local_subnet_end_to_end_and_resume(tmp_path):
     assert saved["step"] == 8 and saved["last_weights_step"] == 8
 
     proc = run_validator(
-        state_dir, "--neuron.max_steps", "10", "--local.miners", "2", "--neuron.timeout", "3"
+        state_dir,
+        *("--neuron.model_id", "tiny", "--neuron.max_steps", "10"),
+        *("--local.miners", "2", "--neuron.timeout", "3"),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumes at step 8" in proc.stderr
     events = [json.loads(line) for line in open(state_dir / "events.jsonl")]
     assert [e["step"] for e in events][-2:] == [9, 10]
+
+
+@pytest.mark.slow
+def test_default_run_has_the_real_model_write_challenges_and_a_model_miner(tmp_path):
+    """The defaults: SmolLM2 writes every qa challenge through the gates, a model miner
+    answers with it too, and each event says how the gates fared."""
+    state_dir = tmp_path / "state"
+    proc = run_validator(
+        state_dir,
+        *("--neuron.max_steps", "3", "--neuron.task_weights", "qa=1"),
+        *("--local.miners", "2", "--local.strategies", "retrieval,model"),
+        *("--neuron.timeout", "30"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no LLM is loaded" not in proc.stderr
+    events = [json.loads(line) for line in open(state_dir / "events.jsonl")]
+    assert len(events) == 3
+    for e in events:
+        assert e["gate/outcome"] in ("first_try", "regenerated", "fallback")
+        assert e["llm_outputs"], "the real model wrote nothing"
+        rejected = sum(v for k, v in e.items() if k.startswith("gate/rejected/qa/"))
+        accepted = len(e["llm_outputs"]) - rejected  # qa: a question, then its answer
+        assert accepted == 2 if e["gate/outcome"] != "fallback" else accepted < 2
+    model_uid = 2  # uid 0 is the validator, then the miners in --local.strategies order
+    answers = [c for e in events for u, c in zip(e["uids"], e["completions"]) if u == model_uid]
+    assert any(a.strip() for a in answers), "the model miner answered nothing"
 
 
 def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wallets, embedder):
@@ -138,7 +169,7 @@ def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wall
     from prompting.telemetry import Telemetry
     from prompting.validator.loop import Validator
     from tests.test_network import ServerThread
-    from tests.test_tasks import ANSWER, WRITER_REPLY, ScriptedLLM
+    from tests.test_tasks import RULES, ScriptedLLM
 
     class FlakyLLM(ScriptedLLM):
         def generate(self, prompts, sampling=None):
@@ -147,14 +178,7 @@ def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wall
                 raise LLMError("out of GPU memory generating a batch")
             return super().generate(prompts, sampling)
 
-    llm = FlakyLLM(
-        [
-            ("Write one request", WRITER_REPLY),
-            ("Can you explain how the del", ANSWER),
-            ("Reply exactly as", "Question: What does this passage describe?\nAnswer: Names."),
-            ("Summarize", "Python binds names to objects and looks them up in scopes."),
-        ]
-    )
+    llm = FlakyLLM(RULES)
     v = wallets["validator"]
     rng, lock = random.Random(0), threading.Lock()
 
@@ -184,6 +208,7 @@ def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wall
             neuron__full_path=str(tmp_path),
             neuron__model_id="scripted",
             neuron__num_concurrent_forwards=4,
+            neuron__min_step_seconds=0.0,
             neuron__max_steps=12,
             neuron__sample_size=3,
             neuron__timeout=3.0,

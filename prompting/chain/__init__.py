@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import os
 
-from prompting.chain.base import Chain, ChainError, Neuron, WeightsResult, normalize
+from prompting.chain.base import (
+    Chain,
+    ChainError,
+    Neuron,
+    WeightsResult,
+    normalize,
+    retry_after_blocks,
+)
 
 __all__ = [
     "Chain",
@@ -12,6 +19,7 @@ __all__ = [
     "Neuron",
     "WeightsResult",
     "normalize",
+    "retry_after_blocks",
     "connect",
     "local_chain_path",
 ]
@@ -31,4 +39,10 @@ def connect(config, hotkey: str, wallet=None) -> Chain:
         )
     from prompting.chain.bittensor import BittensorChain
 
-    return BittensorChain(config.chain.network, config.netuid, wallet, timeout=config.chain.timeout)
+    return BittensorChain(
+        config.chain.network,
+        config.netuid,
+        wallet,
+        timeout=config.chain.timeout,
+        version_key=config.chain.weights_version,
+    )

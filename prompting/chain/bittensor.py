@@ -1,19 +1,27 @@
 """The real chain: bittensor 11's ``SyncClient`` for finney, test or a ws:// endpoint.
 
 This module only maps: SDK metagraph rows -> our Neuron records, our weights -> a
-``bt.SetWeights`` intent, SDK failures -> ChainError. Each call runs under
-``--chain.timeout`` so a stuck websocket cannot stall the validator.
+``bt.SetWeights`` intent (with the subnet's ``weights_version`` as ``version_key``),
+a miner's endpoint -> a ``bt.ServeAxon`` intent, SDK failures -> ChainError. Each
+call runs under ``--chain.timeout`` so a stuck websocket cannot stall the validator.
+
+``bt.SetWeights`` conforms the weights to the subnet's limits itself and submits
+them in plaintext, or as a timelocked commit when the subnet runs commit-reveal; the
+hyperparameters say which, and every result names the path taken.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from prompting.chain.base import ChainError, Neuron, WeightsResult, normalize
 
+log = logging.getLogger(__name__)
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="chain")
+BLOCK_SECONDS = 12.0  # subtensor's block time (finney, test)
 
 
 def neuron_from_sdk(row: Any) -> Neuron:
@@ -29,12 +37,12 @@ def neuron_from_sdk(row: Any) -> Neuron:
     )
 
 
-def result_from_sdk(result: Any) -> WeightsResult:
+def result_from_sdk(result: Any, path: str = "") -> WeightsResult:
     """``bittensor.result.ExtrinsicResult`` -> WeightsResult."""
     message = result.message or ("ok" if result.success else "failed")
     if not result.success and result.error is not None:
         message = f"{message}: {result.error}"
-    return WeightsResult(bool(result.success), message)
+    return WeightsResult(bool(result.success), message, path=path)
 
 
 class BittensorChain:
@@ -45,11 +53,14 @@ class BittensorChain:
         wallet,
         timeout: float = 30.0,
         client_factory: Callable[[str], Any] | None = None,
+        version_key: int | None = None,
     ):
         self.network = network
         self.netuid = netuid
         self.wallet = wallet
         self.timeout = timeout
+        self.version_key = version_key  # None: the subnet's weights_version
+        self.block_seconds = BLOCK_SECONDS
         self._factory = client_factory
         self._client = None
 
@@ -84,16 +95,68 @@ class BittensorChain:
     def block(self) -> int:
         return int(self._call("block", lambda c: c.block))
 
+    def hyperparameters(self) -> dict:
+        """The subnet's hyperparameters by name (weights_version, weights_rate_limit,
+        commit_reveal_weights_enabled, ...)."""
+        found = self._call(
+            "hyperparameters", lambda c: c.subnets.subnet_hyperparameters(self.netuid)
+        )
+        if found is None:
+            raise ChainError(f"subnet {self.netuid} does not exist on {self.network}")
+        return found
+
+    def weights_rate_limit(self) -> int:
+        return int(self.hyperparameters().get("weights_rate_limit") or 0)
+
     def set_weights(self, uids: Sequence[int], weights: Sequence[float]) -> WeightsResult:
         uids, weights = normalize(uids, weights)
         if not uids:
             return WeightsResult(False, "no positive weights to set")
+        params = self.hyperparameters()
+        version = self.version_key
+        if version is None:
+            version = int(params.get("weights_version") or 0)
+        path = "commit_reveal" if params.get("commit_reveal_weights_enabled") else "set_weights"
+
+        def submit(client):
+            import bittensor as bt
+
+            intent = bt.SetWeights(
+                netuid=self.netuid, uids=uids, weights=weights, version_key=version
+            )
+            return client.execute(intent, self.wallet)
+
+        result = result_from_sdk(self._call("set_weights", submit), path)
+        log.info(
+            "weights for %d uids via %s (version_key %d): %s",
+            len(uids),
+            "a timelocked commit (commit-reveal)" if path == "commit_reveal" else "set_weights",
+            version,
+            result.message,
+        )
+        return result
+
+    def serve(self, ip: str, port: int) -> bool:
+        """Publish this hotkey's endpoint (``bt.ServeAxon``) unless the chain already
+        shows it: the chain rate-limits serving. True when it was published now."""
+        hotkey = self.wallet.hotkey.ss58_address
+        mine = next((n for n in self.metagraph() if n.hotkey == hotkey), None)
+        if mine is None:
+            raise ChainError(
+                f"hotkey {hotkey} is not registered on netuid {self.netuid}: "
+                f"btcli subnets register --netuid {self.netuid}"
+            )
+        if mine.endpoint == f"{ip}:{port}":
+            return False
 
         def submit(client):
             import bittensor as bt
 
             return client.execute(
-                bt.SetWeights(netuid=self.netuid, uids=uids, weights=weights), self.wallet
+                bt.ServeAxon(netuid=self.netuid, ip=ip, port=int(port)), self.wallet
             )
 
-        return result_from_sdk(self._call("set_weights", submit))
+        result = self._call("serve_axon", submit)
+        if not result.success:
+            raise ChainError(f"serve_axon {ip}:{port} refused: {result_from_sdk(result).message}")
+        return True

@@ -101,9 +101,26 @@ class LocalChain:
                 return WeightsResult(False, "weights name a uid that does not exist")
             block = int((time.time() - state["genesis"]) / self.block_seconds)
             history = state["weights"].setdefault(self.hotkey, [])
+            limit = int(state.get("weights_rate_limit", 0))
+            if history and block - history[-1]["block"] < limit:
+                wait = limit - (block - history[-1]["block"])
+                return WeightsResult(
+                    False, f"weights were set {limit - wait} blocks ago; retry in ~{wait} blocks"
+                )
             history.append({"block": block, "uids": uids, "weights": weights})
             del history[:-WEIGHTS_HISTORY]
-        return WeightsResult(True, f"weights for {len(uids)} uids set at block {block}", block)
+        return WeightsResult(
+            True, f"weights for {len(uids)} uids set at block {block}", block, "set_weights"
+        )
+
+    def weights_rate_limit(self) -> int:
+        with self._locked(write=False) as state:
+            return int(state.get("weights_rate_limit", 0))
+
+    def set_weights_rate_limit(self, blocks: int) -> None:
+        """The simulation's ``weights_rate_limit`` hyperparameter (0: none)."""
+        with self._locked() as state:
+            state["weights_rate_limit"] = int(blocks)
 
     # --- administration of the simulation --------------------------------------------
 

@@ -23,7 +23,7 @@ from prompting.llms.base import (
     Sampling,
     render_chat,
 )
-from prompting.llms.tiny import resolve_model
+from prompting.llms.embedded import resolve_model
 
 log = logging.getLogger(__name__)
 

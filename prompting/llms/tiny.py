@@ -13,10 +13,7 @@ zephyr-7b``) for GPU benchmarks: speed does not depend on weight values.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 CHAT_TEMPLATE = (
@@ -112,43 +109,26 @@ def build_model(
     with torch.device(device):
         model = MistralForCausalLM(config).to(getattr(torch, dtype))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "prompting_build.json").write_text(
-            json.dumps({"preset": preset, "seed": seed, "version": BUILD_VERSION})
-        )
-        try:
-            os.rename(tmp, out)
-        except OSError:  # another process finished first; theirs is as good as ours
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    from prompting.llms.embedded import save_model
+
+    info = {"preset": preset, "seed": seed, "version": BUILD_VERSION}
+    return save_model(out, model, tokenizer, info)
 
 
 def tiny_model_path(state_dir: str | os.PathLike) -> Path:
-    return Path(state_dir) / "models" / f"tiny-mistral-v{BUILD_VERSION}"
+    from prompting.llms.embedded import models_dir
+
+    return models_dir(state_dir) / f"tiny-mistral-v{BUILD_VERSION}"
 
 
 def ensure_tiny_model(state_dir: str | os.PathLike) -> Path:
-    """Path of the tiny model under ``state_dir``, building it on first use (~5 s)."""
+    """Path of the tiny model in ``state_dir``'s model cache, built on first use (~5 s)."""
     path = tiny_model_path(state_dir)
-    if not (path / "prompting_build.json").exists():
+    from prompting.llms.embedded import BUILD_FILE
+
+    if not (path / BUILD_FILE).exists():
         build_model(path, "tiny")
     return path
-
-
-def resolve_model(model_id: str, state_dir: str | os.PathLike) -> str:
-    """Map ``--neuron.model_id`` to what from_pretrained takes ('tiny' -> built path)."""
-    from prompting.config import TINY_MODEL
-
-    if model_id == TINY_MODEL:
-        return str(ensure_tiny_model(state_dir))
-    return os.path.expanduser(model_id) if model_id.startswith(("~", ".", "/")) else model_id
 
 
 def main(argv: list[str] | None = None) -> None:

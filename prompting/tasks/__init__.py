@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 
 from prompting.llms.base import LLM, Sampling
-from prompting.tasks.base import Challenge, Draft, Task
+from prompting.tasks.base import MAX_RETRIES, Challenge, Draft, Task
 from prompting.tasks.date_qa import DateQATask
 from prompting.tasks.debugging import DebuggingTask
 from prompting.tasks.generic_instruction import GenericInstructionTask
@@ -25,7 +26,9 @@ TASKS: dict[str, type[Task]] = {
         GenericInstructionTask,
     )
 }
-MAX_STAGES = 4  # LLM rounds a draft may ask for (generic_instruction uses 2)
+# Batched LLM rounds one build may take: every stage of the longest task, each tried
+# up to 1 + MAX_RETRIES times.
+MAX_ROUNDS = max(len(cls.stages) for cls in TASKS.values()) * (1 + MAX_RETRIES)
 
 __all__ = ["TASKS", "Challenge", "Draft", "Task", "TaskSampler", "build_challenges", "replay"]
 
@@ -51,17 +54,24 @@ class TaskSampler:
 
 
 def build_challenges(
-    drafts: Sequence[Draft], llm: LLM | None, sampling: Sampling
+    drafts: Sequence[Draft], llm: LLM | None, sampling: Sampling | None = None
 ) -> list[Challenge]:
     """Finish drafts. Each round generates every pending prompt of every draft in one
-    batched call, so drafts of concurrent steps and multi-stage tasks share batches."""
-    for _ in range(MAX_STAGES if llm is not None else 0):
+    batched call, so drafts of concurrent steps, later stages and regenerations of
+    rejected texts share batches. Each round draws a new seed: a retry with the seed
+    that wrote the rejected text could write it again."""
+    sampling = sampling or Sampling()
+    for round_ in range(MAX_ROUNDS if llm is not None else 0):
         asks = [(d, p) for d in drafts if (p := d.task.next_prompt(d)) is not None]
         if not asks:
             break
-        generations = llm.generate([p for _, p in asks], sampling)
+        cap = max(d.task.stage_tokens.get(d.stage, sampling.max_tokens) for d, _ in asks)
+        params = replace(sampling, max_tokens=min(sampling.max_tokens, cap))
+        if sampling.seed is not None:
+            params = replace(params, seed=sampling.seed + round_)
+        generations = llm.generate([p for _, p in asks], params)
         for (draft, _), generation in zip(asks, generations):
-            draft.outputs.append(generation.text)
+            draft.task.receive(draft, generation.text)
     return [d.task.finish(d) for d in drafts]
 
 
@@ -70,5 +80,6 @@ def replay(challenge: Challenge, passages=None) -> Challenge:
     dataset it was drawn from, if not the offline default)."""
     task = TASKS[challenge.task](use_llm=bool(challenge.llm_outputs), passages=passages)
     draft = task.draft(challenge.seed)
-    draft.outputs = list(challenge.llm_outputs)
+    for text in challenge.llm_outputs:
+        task.receive(draft, text)
     return task.finish(draft)

@@ -1,17 +1,22 @@
-"""Challenges and the two-phase task interface.
+"""Challenges and the staged task interface.
 
-A task first *drafts* a challenge from a source document (no model needed). While
-its ``next_prompt`` names a prompt for the validator's LLM, the validator generates
-the pending prompts of all drafts in flight in one batched call and appends each
-text to its draft's ``outputs`` (a task may need several stages: an instruction,
-then its reference answer). Then the task *finishes* each draft. A challenge
-records its task, source id, seed and the LLM texts it used, so ``replay`` rebuilds
-it exactly. Every challenge is phrased in a persona's voice (see ``personas``).
+A task first *drafts* a challenge from a source document (no model needed). Tasks
+that use the validator's LLM name their ``stages`` (say, a question, then its
+answer); while a draft has a stage left, ``next_prompt`` gives that stage's prompt,
+and the validator generates the pending prompts of all drafts in flight in one
+batched call and hands each text back through ``receive``. ``receive`` cleans it and
+runs the stage's gate (``gates.py``): an accepted text moves the draft on, a rejected
+one is asked for again in the next batch, up to ``MAX_RETRIES`` times, after which
+the task *finishes* with its fallback built without the LLM. A challenge records its
+task, source id, seed and every LLM text it was given (rejected ones too), so
+``replay`` rebuilds it exactly. Every challenge is phrased in a persona's voice.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,13 +55,46 @@ class Draft:
     seed: int
     document: Any
     state: dict[str, Any] = field(default_factory=dict)
-    outputs: list[str] = field(default_factory=list)  # the validator LLM's texts so far
+    outputs: list[str] = field(default_factory=list)  # every LLM text received, in order
+    accepted: list[str] = field(default_factory=list)  # cleaned texts that passed, by stage
+    rejections: list[str] = field(default_factory=list)  # "stage/reason", in order
+    tries: int = 0  # rejected tries of the current stage
+    gave_up: bool = False  # a stage ran out of tries: the task's fallback is used
+
+    @property
+    def stage(self) -> str | None:
+        """The LLM stage this draft waits on; None when it is done or gave up."""
+        if self.gave_up or len(self.accepted) >= len(self.task.stages):
+            return None
+        return self.task.stages[len(self.accepted)]
+
+    @property
+    def complete(self) -> bool:
+        """Every LLM stage produced an accepted text."""
+        return bool(self.task.stages) and len(self.accepted) == len(self.task.stages)
+
+    def gate_meta(self) -> dict[str, Any]:
+        """How the LLM's texts fared: outcome and rejection counts (in every event)."""
+        if not self.outputs:
+            outcome = "no_llm"
+        elif not self.complete:
+            outcome = "fallback"
+        else:
+            outcome = "regenerated" if self.rejections else "first_try"
+        return {"outcome": outcome, "rejections": dict(Counter(self.rejections))}
+
+
+MAX_RETRIES = 2  # regenerations of a rejected stage before the fallback
 
 
 class Task:
     name: str = "task"
     rewards: dict[str, float] = {}
     penalties: tuple[str, ...] = ("empty", "too_long", "echo", "refusal")
+    stages: tuple[str, ...] = ()  # LLM stages, in order; none: the task needs no LLM
+    # New tokens a stage needs at most: a batch stops when its longest stage is done, so
+    # a question is not given the room of an essay (--neuron.max_tokens caps them all).
+    stage_tokens: dict[str, int] = {}
 
     def __init__(self, use_llm: bool = False, passages=None):
         self.use_llm = use_llm
@@ -76,8 +114,31 @@ class Task:
         return Draft(self, seed, self.passages.get(self.rng(seed)))
 
     def next_prompt(self, draft: Draft) -> Prompt | None:
-        """What to ask the validator's LLM next, given ``draft.outputs``; None: done."""
-        return None
+        """What to ask the validator's LLM next; None: the draft is ready to finish."""
+        stage = draft.stage
+        return self.stage_prompt(draft, stage) if self.use_llm and stage else None
+
+    def receive(self, draft: Draft, text: str) -> None:
+        """Take the LLM's text for the draft's current stage: clean, gate, move on or
+        count the rejection (and give up after ``MAX_RETRIES`` regenerations)."""
+        draft.outputs.append(text)
+        stage = draft.stage
+        cleaned, reason = self.check(draft, stage, text)
+        if reason is None:
+            draft.accepted.append(cleaned)
+            draft.tries = 0
+            return
+        draft.rejections.append(f"{stage}/{reason}")
+        draft.tries += 1
+        draft.gave_up = draft.tries > MAX_RETRIES
+
+    def stage_prompt(self, draft: Draft, stage: str) -> Prompt:
+        """The prompt of ``stage`` for this draft (tasks with stages override)."""
+        raise NotImplementedError
+
+    def check(self, draft: Draft, stage: str, text: str) -> tuple[str, str | None]:
+        """(cleaned text, rejection reason or None) for the LLM's text of ``stage``."""
+        raise NotImplementedError
 
     def finish(self, draft: Draft) -> Challenge:
         raise NotImplementedError
@@ -101,9 +162,17 @@ class Task:
             rewards=dict(self.rewards),
             penalties=tuple(self.penalties),
             llm_outputs=list(draft.outputs),
-            meta={**meta, **voice.meta()},
+            meta={**meta, **voice.meta(), **draft.gate_meta()},
         )
 
 
 def user(content: str) -> list[dict]:
     return [{"role": "user", "content": content}]
+
+
+def few_shot(examples: Sequence[tuple[str, str]], content: str) -> list[dict]:
+    """A chat that shows the model worked (request, reply) pairs, then asks ``content``."""
+    messages: list[dict] = []
+    for request, reply in examples:
+        messages += [{"role": "user", "content": request}, {"role": "assistant", "content": reply}]
+    return messages + user(content)

@@ -21,16 +21,18 @@ _SPECIAL = re.compile(
 )
 _ROLE_LINE = re.compile(
     r"^\s*(?:\*\*)?(?:assistant|user|system|ai|bot|model|response|output|"
-    r"question|instruction|q)(?:\*\*)?\s*[:：](?:\*\*)?\s*",
+    r"question|instruction|answer|summary|request|q)(?:\*\*)?\s*[:：](?:\*\*)?\s*",
     re.IGNORECASE,
 )
 # "Sure! Here is a question you could ask:" and the like, when a whole first line.
 _PREAMBLE = re.compile(
     r"^\s*(?:sure|certainly|of course|okay|ok|absolutely|great)?[!,.]?\s*"
-    r"(?:here(?:'s| is| are)|below is)\b[^\n]{0,80}[:.]\s*(?:\n+|$)",
+    r"(?:here(?:'s| is| are| you go)|below is)\b[^\n]{0,80}[:.]\s*(?:\n+|$)",
     re.IGNORECASE,
 )
 _QUOTES = ('"', "'", "`", "\u201c\u201d", "\u2018\u2019", "\u00ab\u00bb")
+_FINAL = ".!?\"')]`*”’"  # characters a finished text may end with
+_SENTENCE_STOP = re.compile(r"[.!?][\"')”’]?(?=\s)")
 _ECHO_MIN_CHARS = 24  # a shorter overlap with the prompt is coincidence, not an echo
 
 
@@ -94,6 +96,16 @@ def drop_prompt_echo(text: str, prompt: str = "") -> str:
     return "\n".join(kept).strip()
 
 
+def drop_unfinished(text: str, prompt: str = "") -> str:
+    """Cut a text that stopped mid-sentence (out of tokens) back to its last full
+    sentence; a text with no full sentence is left as it is."""
+    text = text.strip()
+    if not text or text[-1] in _FINAL:
+        return text
+    ends = [m.end() for m in _SENTENCE_STOP.finditer(text)]
+    return text[: ends[-1]].strip() if ends else text
+
+
 Step = Callable[[str, str], str]
 STEPS: dict[str, Step] = {
     "special_tokens": strip_special_tokens,
@@ -102,11 +114,13 @@ STEPS: dict[str, Step] = {
     "role_prefix": strip_role_prefix,
     "quotes": strip_quotes,
     "first_question": cut_at_first_question,
+    "unfinished": drop_unfinished,
 }
 # What a reference or free text gets; questions and instructions add their own steps.
 TEXT = ("special_tokens", "prompt_echo", "preamble", "role_prefix")
 QUESTION = (*TEXT, "quotes", "first_question", "quotes")
 INSTRUCTION = (*TEXT, "quotes")
+REFERENCE = (*TEXT, "unfinished")  # a reference must not stop mid-sentence
 
 
 def clean(text: str, steps: Sequence[str] = TEXT, prompt: str = "") -> str:

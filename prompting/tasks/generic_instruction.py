@@ -1,22 +1,19 @@
 """Open instructions: the validator's LLM writes a request a user might send about a
-passage's subject, in the challenge's persona voice, then answers that same request;
-its answer is the reference, judged by relevance and rouge.
+passage's subject; miners get it in the challenge's persona voice, and the LLM answers
+that same message; its answer is the reference, judged by relevance and rouge.
 
-Two LLM stages, each batched with the other drafts in flight. Without a real model
-(or when the written request is unusable after cleaning) the request comes from a
-template about the passage's first sentence and the reference is the passage itself.
+Two gated LLM stages (few-shot), each batched with the other drafts in flight.
+Without a real model, or when a stage keeps failing its gate, the request comes from
+a template about the passage's first sentence and the reference is the passage.
 """
 
 from __future__ import annotations
 
 from prompting.datasets.offline import _SENTENCE_END
 from prompting.llms.base import Prompt
-from prompting.rewards.text import words
-from prompting.tasks import cleaners
+from prompting.tasks import cleaners, gates
 from prompting.tasks import templates as t
-from prompting.tasks.base import Challenge, Draft, Task, user
-
-MIN_WORDS, MAX_WORDS = 4, 80  # a usable request's length
+from prompting.tasks.base import Challenge, Draft, Task, few_shot
 
 
 class GenericInstructionTask(Task):
@@ -24,34 +21,38 @@ class GenericInstructionTask(Task):
     rewards = {"relevance": 0.6, "rouge": 0.4}
     penalties = ("empty", "too_long", "echo", "refusal", "diversity")
 
-    def _writer(self, draft: Draft) -> str:
-        asker = self.voice(draft.seed).describe()
-        return t.INSTRUCTION_WRITER.format(asker=asker, passage=draft.document.text)
+    stages = ("instruction", "answer")
+    stage_tokens = {"instruction": 64, "answer": 160}
 
-    def _instruction(self, draft: Draft) -> str | None:
-        """The LLM's request after cleaning, or None when there is none worth sending."""
-        if not draft.outputs:
-            return None
-        text = cleaners.clean(draft.outputs[0], cleaners.INSTRUCTION, self._writer(draft))
-        return text if MIN_WORDS <= len(words(text)) <= MAX_WORDS else None
+    def stage_prompt(self, draft: Draft, stage: str) -> Prompt:
+        if stage == "instruction":
+            writer = t.INSTRUCTION_WRITER.format
+            examples = [(writer(passage=p), r) for p, r, _ in t.INSTRUCTION_EXAMPLES]
+            return few_shot(examples, writer(passage=draft.document.text))
+        examples = [(r, a) for _, r, a in t.INSTRUCTION_EXAMPLES]
+        return few_shot(examples, self._asked(draft))
 
-    def next_prompt(self, draft: Draft) -> Prompt | None:
-        if not self.use_llm:
-            return None
-        if not draft.outputs:
-            return user(self._writer(draft))
-        instruction = self._instruction(draft)
-        if len(draft.outputs) == 1 and instruction is not None:
-            return user(self.voice(draft.seed).phrase(instruction))  # what the miners get
-        return None
+    def _asked(self, draft: Draft) -> str:
+        """What the miners get: the accepted request in the persona's voice."""
+        return self.voice(draft.seed).phrase(draft.accepted[0])
+
+    def check(self, draft: Draft, stage: str, text: str) -> tuple[str, str | None]:
+        passage = draft.document.text
+        if stage == "instruction":
+            writer = t.INSTRUCTION_WRITER.format(passage=passage)
+            request = cleaners.clean(text, cleaners.INSTRUCTION, writer)
+            examples = [r for _, r, _ in t.INSTRUCTION_EXAMPLES]
+            return request, gates.instruction(request, passage, examples)
+        answer = cleaners.clean(text, cleaners.REFERENCE, self._asked(draft))
+        examples = [a for _, _, a in t.INSTRUCTION_EXAMPLES]
+        reason = gates.reference(answer, draft.accepted[0], passage, examples, "open_reference")
+        return answer, reason
 
     def finish(self, draft: Draft) -> Challenge:
         doc = draft.document
-        instruction = self._instruction(draft)
-        if instruction is not None and len(draft.outputs) == 2:
-            reference = cleaners.clean(draft.outputs[1], cleaners.TEXT)
-            if len(words(reference)) >= 5:
-                return self.challenge(draft, instruction, reference, doc.text, kind="llm")
+        if draft.complete:
+            request, answer = draft.accepted
+            return self.challenge(draft, request, answer, doc.text, kind="llm", llm_request=request)
         sentence = _SENTENCE_END.split(doc.text)[0]
         template = self.rng(draft.seed).choice(t.INSTRUCTIONS)
         return self.challenge(

@@ -1,32 +1,23 @@
 """Question answering about a passage.
 
-With a real model the validator's LLM writes the question and its answer from the
-passage. With the tiny CPU model (whose text is noise) and whenever the LLM's reply
-cannot be parsed, the task builds a cloze instead: a key phrase of one sentence is
-blanked and that phrase is the reference, so scores still mean something.
+With a real model the validator's LLM works in two gated stages: it writes one
+question the passage answers (few-shot), then answers that question from the
+passage exactly as the miners are asked it; the answer is the reference. With the
+tiny CPU model (whose text is noise), and when a stage keeps failing its gate, the
+task builds a cloze instead: a key phrase of one sentence is blanked and that
+phrase is the reference, so scores still mean something.
 """
 
 from __future__ import annotations
 
-import re
-
 from prompting.datasets.offline import _SENTENCE_END
 from prompting.llms.base import Prompt
 from prompting.rewards.text import words
-from prompting.tasks import cleaners
+from prompting.tasks import cleaners, gates
 from prompting.tasks import templates as t
-from prompting.tasks.base import Challenge, Draft, Task, user
+from prompting.tasks.base import Challenge, Draft, Task, few_shot
 
-_B = r"(?:\*\*)?"  # markdown bold around a label
-_QA = re.compile(
-    rf"Question{_B}\s*:{_B}\s*(.+?)\s*{_B}Answer{_B}\s*:{_B}\s*(.+)", re.DOTALL | re.IGNORECASE
-)
-STOPWORDS = frozenset(
-    "the a an and or of to in on for with by is are was were be been this that these those "
-    "it its as at from which when if then than not no can may must will would should into "
-    "such also only any all each other more most some there their they them has have had "
-    "used using use does do".split()
-)
+EXAMPLES = t.QUESTION_EXAMPLES
 
 
 def key_phrase(sentence: str, rng) -> str | None:
@@ -35,7 +26,8 @@ def key_phrase(sentence: str, rng) -> str | None:
     runs, run = [], []
     for tok in tokens:
         word = tok.strip(".,;:!?()\"'“”")
-        if word.isalpha() and len(word) >= 4 and word.lower() not in STOPWORDS and word == tok:
+        content = word.isalpha() and len(word) >= 4 and word.lower() not in gates.STOPWORDS
+        if content and word == tok:
             run.append(word)
         else:
             if run:
@@ -55,34 +47,41 @@ class QATask(Task):
     rewards = {"rouge": 0.5, "relevance": 0.5}
     penalties = ("empty", "too_long", "echo", "refusal", "diversity")
 
-    def _writer(self, draft: Draft) -> str:
-        asker = self.voice(draft.seed).describe()
-        return t.QA_WRITER.format(passage=draft.document.text, asker=asker)
+    stages = ("question", "answer")
+    stage_tokens = {"question": 48, "answer": 96}
 
-    def next_prompt(self, draft: Draft) -> Prompt | None:
-        if not self.use_llm or draft.outputs:
-            return None
-        return user(self._writer(draft))
+    def stage_prompt(self, draft: Draft, stage: str) -> Prompt:
+        if stage == "question":
+            examples = [(t.QUESTION_WRITER.format(passage=p), q) for p, q, _ in EXAMPLES]
+            return few_shot(examples, t.QUESTION_WRITER.format(passage=draft.document.text))
+        examples = [(t.QA_CHALLENGE.format(passage=p, question=q), a) for p, q, a in EXAMPLES]
+        return few_shot(examples, self._asked(draft))
+
+    def _asked(self, draft: Draft) -> str:
+        """The challenge text miners get (before the persona's wording)."""
+        return t.QA_CHALLENGE.format(passage=draft.document.text, question=draft.accepted[0])
+
+    def check(self, draft: Draft, stage: str, text: str) -> tuple[str, str | None]:
+        passage = draft.document.text
+        if stage == "question":
+            asked = t.QUESTION_WRITER.format(passage=passage)
+            question = cleaners.clean(text, cleaners.QUESTION, asked)
+            return question, gates.question(question, passage, [q for _, q, _ in EXAMPLES])
+        answer = cleaners.clean(text, cleaners.REFERENCE, self._asked(draft))
+        examples = [a for _, _, a in EXAMPLES]
+        return answer, gates.reference(answer, draft.accepted[0], passage, examples)
 
     def finish(self, draft: Draft) -> Challenge:
-        doc = draft.document
-        raw = ""
-        if draft.outputs:  # labels stay: the parse below needs them
-            steps = ("special_tokens", "prompt_echo", "preamble")
-            raw = cleaners.clean(draft.outputs[0], steps, self._writer(draft))
-        match = _QA.search(raw)
-        if match:
-            question = cleaners.clean(match.group(1), cleaners.QUESTION)
-            answer = cleaners.clean(match.group(2), cleaners.TEXT)
-            if len(words(question)) >= 3 and words(answer):
-                return self.challenge(
-                    draft,
-                    t.QA_CHALLENGE.format(passage=doc.text, question=question),
-                    answer,
-                    doc.text,
-                    kind="llm",
-                    question=question,
-                )
+        if draft.complete:
+            question, answer = draft.accepted
+            return self.challenge(
+                draft,
+                self._asked(draft),
+                answer,
+                draft.document.text,
+                kind="llm",
+                llm_request=question,
+            )
         return self._cloze(draft)
 
     def _cloze(self, draft: Draft) -> Challenge:

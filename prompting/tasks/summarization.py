@@ -1,7 +1,9 @@
-"""Summarize a passage; the reference is the validator LLM's summary.
+"""Summarize a passage; the reference is the validator LLM's summary (one gated
+stage, few-shot, asked exactly as the miners are).
 
-With the tiny CPU model the reference is the passage's lead (its first sentences),
-the classic extractive baseline, so rewards stay meaningful without a real model.
+With the tiny CPU model, or when the summary keeps failing its gate, the reference
+is the passage's lead (its first sentences), the classic extractive baseline, so
+rewards stay meaningful without a real model.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 from prompting.datasets.offline import _SENTENCE_END
 from prompting.llms.base import Prompt
 from prompting.rewards.text import words
-from prompting.tasks import cleaners
+from prompting.tasks import cleaners, gates
 from prompting.tasks import templates as t
-from prompting.tasks.base import Challenge, Draft, Task, user
+from prompting.tasks.base import Challenge, Draft, Task, few_shot
 
 LEAD_SENTENCES = 2
+MIN_WORDS = 8  # a summary shorter than this says nothing
 
 
 class SummarizationTask(Task):
@@ -21,16 +24,27 @@ class SummarizationTask(Task):
     rewards = {"rouge": 0.4, "relevance": 0.6}
     penalties = ("empty", "too_long", "echo", "refusal", "diversity")
 
-    def next_prompt(self, draft: Draft) -> Prompt | None:
-        if not self.use_llm or draft.outputs:
-            return None
-        return user(t.SUMMARY_WRITER.format(passage=draft.document.text))
+    stages = ("summary",)
+    stage_tokens = {"summary": 128}
+
+    def stage_prompt(self, draft: Draft, stage: str) -> Prompt:
+        examples = [(t.SUMMARY_CHALLENGE.format(passage=p), r) for p, r in t.SUMMARY_EXAMPLES]
+        return few_shot(examples, t.SUMMARY_CHALLENGE.format(passage=draft.document.text))
+
+    def check(self, draft: Draft, stage: str, text: str) -> tuple[str, str | None]:
+        passage = draft.document.text
+        summary = cleaners.clean(
+            text, cleaners.REFERENCE, t.SUMMARY_CHALLENGE.format(passage=passage)
+        )
+        if len(words(summary)) < MIN_WORDS:
+            return summary, "too_short"
+        examples = [r for _, r in t.SUMMARY_EXAMPLES]
+        return summary, gates.reference(summary, "", passage, examples)
 
     def finish(self, draft: Draft) -> Challenge:
         doc = draft.document
-        summary = cleaners.clean(draft.outputs[0], cleaners.TEXT) if draft.outputs else ""
-        if len(words(summary)) >= 5:
-            reference, kind = summary, "llm"
+        if draft.complete:
+            reference, kind = draft.accepted[0], "llm"
         else:
             reference = " ".join(_SENTENCE_END.split(doc.text)[:LEAD_SENTENCES])
             kind = "lead"

@@ -6,8 +6,10 @@ N`` keeps N steps in flight: each is *prepared* in order (sync, sample, draft), 
 ``GenerationBatcher`` on the one model thread, their queries share one HTTP client,
 and each step *commits* (scores, weights, state, telemetry) only after the step
 before it, so scores move exactly as in a sequential run over the same results.
-Chain and generation faults are logged and survived: the step is skipped or the
-weights retried next step, the scores are kept.
+Chain calls follow a ``Cadence`` in seconds and blocks, never the step count, and
+step starts keep a floor apart, so fast-failing miners cannot turn into a flood of
+queries or chain calls. Chain and generation faults are logged and survived: the
+step is skipped or the weights retried when the chain allows, the scores are kept.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from prompting import compat
-from prompting.chain import Chain, ChainError, Neuron
+from prompting.chain import Chain, ChainError, Neuron, retry_after_blocks
 from prompting.config import TINY_MODEL
 from prompting.llms.base import LLM, LLMError, Sampling
 from prompting.network.client import OK, MinerClient, QueryResult
@@ -33,6 +35,7 @@ from prompting.tasks import Challenge, Draft, TaskSampler, build_challenges
 from prompting.telemetry import Telemetry
 from prompting.validator import sampling, scoring
 from prompting.validator import state as state_io
+from prompting.validator.cadence import Cadence
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
@@ -108,6 +111,15 @@ class GenerationBatcher:
                     future.set_result((challenge, len(batch)))
 
 
+def gate_event(challenge: Challenge) -> dict:
+    """How the LLM's texts of this challenge fared at the gates, as flat event keys:
+    ``gate/outcome`` and ``gate/rejected/<task>/<stage>/<reason>`` counts."""
+    out = {"gate/outcome": challenge.meta.get("outcome")}
+    for key, count in challenge.meta.get("rejections", {}).items():
+        out[f"gate/rejected/{challenge.task}/{key}"] = count
+    return out
+
+
 def uses_llm_references(config) -> bool:
     """The tiny CPU model writes noise, so its tasks build references without it."""
     return config.neuron.model_id != TINY_MODEL
@@ -150,6 +162,8 @@ class Validator:
             wallet, timeout=config.neuron.timeout, max_body_bytes=config.neuron.max_body_bytes
         )
         self.weights_due = False
+        self.cadence = Cadence(getattr(chain, "block_seconds", 12.0), config.neuron.resync_seconds)
+        self._last_start = float("-inf")  # when the newest step was prepared
         self.failed_steps = 0
         # Model work (generation, embeddings) always runs on this one thread: spread over
         # the default pool's threads, torch's CPU buffers landed in several malloc arenas
@@ -210,9 +224,17 @@ class Validator:
             self.state.last_weights_step = self.state.step
             self.state.last_weights_block = result.block
             info["weights/set"] = 1
+            info["weights/path"] = result.path
+            try:  # the subnet's limit holds the next set back, not our epoch alone
+                limit = await asyncio.to_thread(self.chain.weights_rate_limit)
+            except ChainError as exc:
+                log.warning("weights_rate_limit unknown (%s); assuming none", exc)
+                limit = 0
+            self.cadence.weights_set(limit)
         else:
             message = info.get("weights/error") or (result.message if result else "")
-            log.warning("set_weights failed (%s); will retry next step", message)
+            wait = self.cadence.weights_refused(retry_after_blocks(message))
+            log.warning("set_weights failed (%s); next attempt in %.0f s", message, wait)
             info["weights/set"] = 0
         timings["timings/weights"] = time.perf_counter() - start
         return info
@@ -223,7 +245,8 @@ class Validator:
         """Sync when due, sample miners and draft a challenge; None: no metagraph yet."""
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        if not self.metagraph or self._tickets % self.config.neuron.resync_every == 0:
+        if not self.metagraph or self.cadence.sync_due():
+            self.cadence.synced()
             start = time.perf_counter()
             try:
                 self.apply_metagraph(await asyncio.to_thread(self.chain.metagraph))
@@ -317,7 +340,9 @@ class Validator:
         self.state.step = step
         if step % self.config.neuron.epoch_length == 0:
             self.weights_due = True
-        weights_info = await self.set_weights(timings) if self.weights_due else {}
+        weights_info = {}
+        if self.weights_due and self.cadence.weights_allowed():
+            weights_info = await self.set_weights(timings)
 
         start = time.perf_counter()
         state_io.save(self.state, self.state_path)
@@ -355,6 +380,7 @@ class Validator:
             "responses/ok": sum(r.status == OK for r in results),
             "forwards/in_flight": self._in_flight,
             "generate/batch_size": prep.batch_size,
+            **gate_event(challenge),
             **components,
             **timings,
             **weights_info,
@@ -424,6 +450,12 @@ class Validator:
                     break  # max_steps reached
                 backoff = False
                 for _ in range(max(0, room)):
+                    # a floor between step starts bounds each miner's query rate, even
+                    # when every miner fails at once and steps take no time
+                    await self._sleep(self._last_start + n.min_step_seconds - time.monotonic())
+                    if self._stop.is_set():
+                        break
+                    self._last_start = time.monotonic()
                     prep = await self.prepare()
                     if prep is None:
                         backoff = True
