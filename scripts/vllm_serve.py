@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from prompting.config import parse_config
     from prompting.llms import memory
     from prompting.llms.base import LLMError
-    from prompting.llms.tiny import resolve_model
+    from prompting.llms.embedded import resolve_model
     from prompting.llms.vllm import build_engine_args, keep_compile_caches, serve_flags
 
     argv = list(sys.argv[1:] if argv is None else argv)
