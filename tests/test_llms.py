@@ -306,3 +306,17 @@ def test_openai_backend_gives_up_with_a_clear_error():
     with pytest.raises(LLMError, match="ConnectError"):
         dead.generate(["x"])
     dead.close()
+
+
+def test_serve_flags_carry_the_engine_arguments():
+    """scripts/vllm_serve.py starts `vllm serve` with what the in-process backend uses."""
+    from prompting.llms.vllm import serve_flags
+
+    flags = serve_flags(engine_args(budget_gb=16.4))
+    assert flags[0] == "/m" and "--tokenizer" not in flags and "--enforce-eager" not in flags
+    assert flags[flags.index("--max-num-seqs") + 1] == "8"
+    assert flags[flags.index("--max-num-batched-tokens") + 1] == "1024"
+    assert json.loads(flags[flags.index("--compilation-config") + 1]) == {
+        "cudagraph_capture_sizes": [1, 2, 4, 8, 16]
+    }
+    assert "--enforce-eager" in serve_flags(engine_args(enforce_eager=True))
