@@ -194,8 +194,9 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
     a(
         "--neuron.min_step_seconds",
         type=nonneg,
-        default=1.0,
-        help="least seconds between step starts: bounds each miner's query rate",
+        default=0.25,
+        help="least seconds between step starts: each miner gets at most 4 queries/s (the "
+        "reference miner allows 6/s); a GPU's steps take longer anyway",
     )
     a("--neuron.max_steps", type=nonnegint, default=0, help="stop after N steps (0 = run forever)")
     a("--neuron.step_interval", type=nonneg, default=0.0, help="seconds to sleep between steps")
