@@ -7,7 +7,9 @@
 A miner written by anyone (any language, see docs/protocol.md) joins the validator's
 local chain (``<--neuron.full_path>/local_chain.json``) with its hotkey, coldkey and
 endpoint; the validator queries it beside the reference miners from its next
-metagraph sync (``--neuron.resync_seconds``). Registering again updates the endpoint.
+metagraph sync (``--neuron.resync_seconds``). The registration lives in the chain file,
+so it outlasts validator restarts; registering the same hotkey again keeps its uid and
+updates its endpoint. Bad input ends with one line and exit code 2.
 """
 
 from __future__ import annotations
@@ -15,47 +17,36 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from prompting.config import DEFAULT_STATE_DIR  # noqa: E402
-
-
-def _endpoint(text: str) -> str:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT (got {text!r})")
-    return text
-
-
-def _ss58(text: str) -> str:
-    from bittensor.wallets import is_bittensor_address
-
-    if not is_bittensor_address(text):
-        raise argparse.ArgumentTypeError(f"not an ss58 address: {text!r}")
-    return text
+from prompting.config import DEFAULT_STATE_DIR, _OneLineParser, nonneg  # noqa: E402
+from prompting.network.addresses import endpoint, ss58  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="localnet.py", description=__doc__.split("\n")[0])
+    p = _OneLineParser(prog="localnet.py", description=__doc__.split("\n")[0])
     p.add_argument(
         "--neuron.full_path", dest="state", default=DEFAULT_STATE_DIR, help="validator state"
     )
     p.add_argument("--netuid", type=int, default=1)
     sub = p.add_subparsers(dest="command", required=True)
     reg = sub.add_parser("register", help="register (or update) a miner's hotkey and endpoint")
-    reg.add_argument("--endpoint", type=_endpoint, required=True, help="HOST:PORT it listens on")
-    reg.add_argument("--hotkey", type=_ss58, help="its hotkey (ss58); or --wallet.path")
-    reg.add_argument("--coldkey", type=_ss58, help="its coldkey (ss58); or --wallet.path")
+    reg.add_argument("--endpoint", type=endpoint, required=True, help="HOST:PORT it listens on")
+    reg.add_argument("--hotkey", type=ss58, help="its hotkey (ss58); or --wallet.path")
+    reg.add_argument("--coldkey", type=ss58, help="its coldkey (ss58); or --wallet.path")
     reg.add_argument("--wallet.path", dest="wallet_path", help="read both from this wallet")
     reg.add_argument("--wallet.name", dest="wallet_name", default="default")
     reg.add_argument("--wallet.hotkey", dest="wallet_hotkey", default="default")
-    reg.add_argument("--stake", type=float, default=0.0)
+    reg.add_argument("--stake", type=nonneg, default=0.0)
     sub.add_parser("list", help="print the registered neurons")
     return p
 
 
-def keys(args, fail) -> tuple[str, str]:
+def keys(args: argparse.Namespace, fail: Callable[[str], NoReturn]) -> tuple[str, str]:
+    """The miner's (hotkey, coldkey) ss58 addresses, from flags or from its wallet."""
     if args.wallet_path:
         import bittensor as bt
 
@@ -64,7 +55,7 @@ def keys(args, fail) -> tuple[str, str]:
             return wallet.hotkey.ss58_address, wallet.coldkeypub.ss58_address
         except Exception as exc:  # noqa: BLE001 - keyfile errors vary by cause
             name = f"{args.wallet_name}/{args.wallet_hotkey}"
-            fail(f"cannot read wallet {name} in {args.wallet_path}: {exc}")
+            fail(f"cannot read wallet {name} in {args.wallet_path}: {' '.join(str(exc).split())}")
     if not (args.hotkey and args.coldkey):
         fail("give --hotkey and --coldkey, or --wallet.path")
     return args.hotkey, args.coldkey
@@ -73,6 +64,7 @@ def keys(args, fail) -> tuple[str, str]:
 def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    fail = p.error  # one line, exit code 2
     from prompting.chain import ChainError, local_chain_path
     from prompting.chain.local import LocalChain
 
@@ -83,10 +75,12 @@ def main(argv=None) -> int:
             for n in chain.metagraph():
                 print(f"{n.uid:>4}  {n.hotkey}  {n.endpoint or '-':<22} stake {n.stake:g}")
             return 0
-        hotkey, coldkey = keys(args, lambda msg: p.exit(2, f"localnet.py: error: {msg}\n"))
+        hotkey, coldkey = keys(args, fail)
+        if any(n.hotkey == hotkey and n.validator_permit for n in chain.metagraph()):
+            fail(f"{hotkey} is a validator's hotkey on this subnet; a miner needs its own")
         uid = chain.register(hotkey, coldkey, endpoint=args.endpoint, stake=args.stake)
     except ChainError as exc:
-        p.exit(2, f"localnet.py: error: {exc}\n")
+        fail(str(exc))
     print(f"uid {uid}: {hotkey} at {args.endpoint} on the local subnet in {state}")
     return 0
 

@@ -7,8 +7,10 @@ endpoint through the validator's own client (btauth/1 for that hotkey, the answe
 signature checked), then scores each answer with the validator's reward stack, and
 prints per challenge: status, latency, reward and its components. It signs as the
 local validator's wallet (``<--neuron.full_path>/wallets``; its hotkey is printed, so a
-miner that serves only known callers can allow it). Without ``--with-llm`` the
-challenges are built without the LLM (fast); with it, the configured model writes them.
+miner that serves only known callers can allow it). The model decides as in the
+validator, but the harness defaults to ``--neuron.model_id tiny``: challenges built
+without an LLM, in seconds; ``--neuron.model_id smollm2`` (or any real model) has that
+model write them.
 """
 
 from __future__ import annotations
@@ -22,22 +24,26 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from prompting.config import TASKS, parse_config  # noqa: E402
+from prompting.config import TASKS, TINY_MODEL, parse_config, posint  # noqa: E402
+from prompting.network.addresses import endpoint, ss58  # noqa: E402
 
 
 def extra(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("harness")
-    g.add_argument("--endpoint", dest="harness.endpoint", required=True, help="HOST:PORT")
-    g.add_argument("--hotkey", dest="harness.hotkey", required=True, help="the miner's ss58")
+    g.add_argument(
+        "--endpoint", dest="harness.endpoint", type=endpoint, required=True, help="HOST:PORT"
+    )
+    g.add_argument("--hotkey", dest="harness.hotkey", type=ss58, required=True, help="its ss58")
     g.add_argument("--task", dest="harness.task", choices=TASKS, help="one task (default all)")
-    g.add_argument("-n", dest="harness.n", type=int, default=1, help="challenges per task")
-    g.add_argument("--with-llm", dest="harness.with_llm", action="store_true")
+    g.add_argument("-n", dest="harness.n", type=posint, default=1, help="challenges per task")
     g.add_argument("--json", dest="harness.json", action="store_true", help="JSON lines out")
+    parser.set_defaults(**{"neuron.model_id": TINY_MODEL})  # fast: no LLM unless asked
 
 
 async def run(config) -> list[dict]:
     from prompting.chain import Neuron
-    from prompting.llms import Sampling, load_llm
+    from prompting.llms import LLMError, Sampling, load_llm, preflight
+    from prompting.llms.embedded import EmbeddedModelError
     from prompting.network.auth import load_or_create_wallet
     from prompting.network.client import MinerClient
     from prompting.protocol import PromptRequest
@@ -45,13 +51,21 @@ async def run(config) -> list[dict]:
     from prompting.rewards.stack import RewardStack
     from prompting.tasks import TASKS as TASK_CLASSES
     from prompting.tasks import build_challenges
+    from prompting.validator.loop import uses_llm_references
 
     h = config.harness
     wallet = load_or_create_wallet(
         config.wallet.name, config.wallet.hotkey, os.path.join(config.neuron.full_path, "wallets")
     )
     print(f"signing as validator hotkey {wallet.hotkey.ss58_address}", file=sys.stderr)
-    llm = load_llm(config) if h.with_llm else None
+    llm = None
+    if uses_llm_references(config):
+        try:
+            preflight.check(config)
+            llm = load_llm(config)
+        except (LLMError, EmbeddedModelError) as exc:
+            print(f"miner_harness.py: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     rewards = RewardStack(
         lambda: shared_embedder(
             config.reward.relevance_model, config.reward.pooling, config.reward.device
@@ -105,7 +119,7 @@ def main(argv=None) -> int:
             continue
         parts = " ".join(f"{k}={v}" for k, v in row["components"].items())
         print(
-            f"{row['challenge_id']:<40} {row['status']:<11} {row['latency']:>6.2f} s  "
+            f"{row['challenge_id']:<48} {row['status']:<11} {row['latency']:>6.2f} s  "
             f"reward {row['reward']:.3f}  {parts}  {row['error'][:80]}"
         )
     return 0

@@ -1,22 +1,55 @@
 """Record a signed request and a signed answer of the miner protocol, as JSON.
 
-    python scripts/protocol_vectors.py > vectors.json
+    python scripts/protocol_vectors.py                           # print them
+    python scripts/protocol_vectors.py --write docs/protocol.md  # replace the doc's
 
-Two fresh wallets (a validator and a miner, in a temporary folder) sign exactly what
+Two wallets made from fixed, published seeds (a validator and a miner, in a temporary
+folder; never fund them) sign exactly what
 the validator and the reference miner send: the request with ``prompting``'s client
-signing, the answer with the reference miner's. sr25519 signatures are randomized, so
-each run prints new vectors; any of them must verify. docs/protocol.md carries one
-run's output, and tests/test_protocol_doc.py verifies it with the SDK.
+signing, the answer with the reference miner's. Each carries the exact bytes signed
+(``payload``) for implementations in other languages. sr25519 signatures are
+randomized, so each run records new signatures (the hotkeys stay); any must verify.
+docs/protocol.md carries one run's output, and tests/test_protocol_doc.py verifies it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+SEEDS = {"validator": "0x" + "11" * 32, "miner": "0x" + "22" * 32}  # public test keys
+DOC_BLOCK = re.compile(r"(<!-- vectors -->\n```json\n).*?(\n```)", re.DOTALL)
+
+
+def payload(headers: dict[str, str], method: str, path: str, body: str) -> str:
+    """The btauth/1 bytes that ``headers`` sign (all are text, so shown as a string)."""
+    from bittensor import http_auth
+
+    return http_auth.build_payload(
+        scheme=headers.get(http_auth.HEADER_CRYPTO, "sr25519"),
+        method=method,
+        path=path,
+        body=body.encode(),
+        nonce_ns=int(headers[http_auth.HEADER_NONCE]),
+        sender_ss58=headers[http_auth.HEADER_HOTKEY],
+        receiver_ss58=headers[http_auth.HEADER_RECEIVER],
+    ).decode()
+
+
+def seeded_wallet(name: str, folder: str):
+    """A wallet whose hotkey is made from ``SEEDS[name]``: the same ss58 on every run."""
+    import bittensor as bt
+
+    wallet = bt.Wallet(name=name, hotkey="default", path=folder)
+    wallet.regenerate_hotkey(seed=SEEDS[name], use_password=False, overwrite=True, suppress=True)
+    return wallet
 
 
 def record() -> dict:
@@ -24,8 +57,8 @@ def record() -> dict:
     from prompting.protocol import PROMPT_PATH, ChatMessage, PromptRequest, PromptResponse
 
     with tempfile.TemporaryDirectory() as folder:
-        validator = auth.load_or_create_wallet("validator", "default", folder)
-        miner = auth.load_or_create_wallet("miner", "default", folder)
+        validator = seeded_wallet("validator", folder)
+        miner = seeded_wallet("miner", folder)
         v_hotkey, m_hotkey = validator.hotkey.ss58_address, miner.hotkey.ss58_address
         request = PromptRequest(
             task="qa",
@@ -41,18 +74,45 @@ def record() -> dict:
         answer_headers = auth.sign_response(
             miner.hotkey, PROMPT_PATH, raw, v_hotkey, auth.request_nonce(headers)
         )
+    answer_path = auth.response_target(PROMPT_PATH, auth.request_nonce(headers))
     return {
+        "validator_seed": SEEDS["validator"],
         "validator_hotkey": v_hotkey,
+        "miner_seed": SEEDS["miner"],
         "miner_hotkey": m_hotkey,
         "request": {
             "method": "POST",
             "path": PROMPT_PATH,
             "headers": headers,
             "body": body.decode(),
+            "payload": payload(headers, "POST", PROMPT_PATH, body.decode()),
         },
-        "answer": {"status": 200, "headers": answer_headers, "body": raw.decode()},
+        "answer": {
+            "status": 200,
+            "headers": answer_headers,
+            "body": raw.decode(),
+            "payload": payload(answer_headers, auth.RESPONSE_METHOD, answer_path, raw.decode()),
+        },
     }
 
 
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--write", metavar="DOC", help="replace the vectors block in DOC")
+    args = parser.parse_args(argv)
+    text = json.dumps(record(), indent=2)
+    if not args.write:
+        print(text)
+        return 0
+    with open(args.write) as f:
+        doc = f.read()
+    new, count = DOC_BLOCK.subn(lambda m: m.group(1) + text + m.group(2), doc)
+    if count != 1:
+        parser.exit(2, f"protocol_vectors.py: error: no vectors block in {args.write}\n")
+    with open(args.write, "w") as f:
+        f.write(new)
+    return 0
+
+
 if __name__ == "__main__":
-    print(json.dumps(record(), indent=2))
+    sys.exit(main())

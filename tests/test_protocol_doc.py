@@ -4,6 +4,7 @@ documented command and is scored by the validator and by the miner harness."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from bittensor import http_auth
 
+from prompting.config import TASKS
 from tests.conftest import REPO
 
 DOC = (Path(REPO) / "docs" / "protocol.md").read_text()
@@ -22,6 +24,48 @@ DOC = (Path(REPO) / "docs" / "protocol.md").read_text()
 def vectors() -> dict:
     block = DOC.split("<!-- vectors -->", 1)[1]
     return json.loads(re.search(r"```json\n(.*?)\n```", block, re.DOTALL).group(1))
+
+
+def test_the_vectors_hotkeys_come_from_their_published_seeds(tmp_path):
+    import bittensor as bt
+
+    v = vectors()
+    for role in ("validator", "miner"):
+        wallet = bt.Wallet(name=role, hotkey="default", path=str(tmp_path))
+        wallet.regenerate_hotkey(seed=v[f"{role}_seed"], use_password=False, suppress=True)
+        assert wallet.hotkey.ss58_address == v[f"{role}_hotkey"]
+
+
+def test_the_vectors_payloads_are_the_bytes_btauth_signs():
+    v = vectors()
+    req, ans = v["request"], v["answer"]
+    nonce = req["headers"]["X-Bittensor-Nonce"]
+    for part, method, path in (
+        (req, "POST", "/v1/prompt"),
+        (ans, "RESPONSE", f"/v1/prompt?request_nonce={nonce}"),
+    ):
+        h = part["headers"]
+        lines = part["payload"].split("\n")
+        assert lines == [
+            "btauth/1",
+            "sr25519",
+            method,
+            path,
+            hashlib.sha256(part["body"].encode()).hexdigest(),
+            h["X-Bittensor-Nonce"],
+            h["X-Bittensor-Hotkey"],
+            h["X-Bittensor-Receiver"],
+        ]
+        expected = http_auth.build_payload(
+            scheme="sr25519",
+            method=method,
+            path=path,
+            body=part["body"].encode(),
+            nonce_ns=int(h["X-Bittensor-Nonce"]),
+            sender_ss58=h["X-Bittensor-Hotkey"],
+            receiver_ss58=h["X-Bittensor-Receiver"],
+        )
+        assert part["payload"].encode() == expected
 
 
 def test_the_recorded_exchange_verifies_and_a_changed_byte_does_not():
@@ -48,14 +92,31 @@ def test_the_recorded_exchange_verifies_and_a_changed_byte_does_not():
         nonce_store=http_auth.InMemoryNonceStore(),
     )
     assert signer.hotkey_ss58 == v["miner_hotkey"]
-    with pytest.raises(http_auth.BadSignature):
+    answer_at = int(ans["headers"]["X-Bittensor-Nonce"])
+    path = f"/v1/prompt?request_nonce={nonce}"
+    tampered = (  # (headers, body, path): one changed byte each
+        (ans["headers"], ans["body"].replace("Nothing", "Nothinh"), path),
+        (ans["headers"], ans["body"], f"/v1/prompt?request_nonce={nonce + 1}"),
+        ({**ans["headers"], "X-Bittensor-Nonce": str(answer_at + 1)}, ans["body"], path),
+    )
+    for headers, body, target in tampered:
+        with pytest.raises(http_auth.BadSignature):
+            http_auth.verify(
+                headers,
+                body.encode(),
+                method="RESPONSE",
+                path=target,
+                self_hotkey_ss58=v["validator_hotkey"],
+                now_ns=answer_at,
+                nonce_store=http_auth.InMemoryNonceStore(),
+            )
+    with pytest.raises(http_auth.StaleRequest):  # at any real time, a recording is stale
         http_auth.verify(
             ans["headers"],
-            ans["body"].replace("Nothing", "Anything").encode(),
+            ans["body"].encode(),
             method="RESPONSE",
-            path=f"{req['path']}?request_nonce={nonce}",
+            path=path,
             self_hotkey_ss58=v["validator_hotkey"],
-            now_ns=int(ans["headers"]["X-Bittensor-Nonce"]),
             nonce_store=http_auth.InMemoryNonceStore(),
         )
 
@@ -64,11 +125,20 @@ def test_the_doc_states_the_codes_numbers_and_statuses():
     from prompting.config import default_config
     from prompting.network import client
     from prompting.network.server import BODY_TIMEOUT_S, MAX_REQUEST_BYTES
-    from prompting.protocol import MAX_COMPLETION_CHARS, PROMPT_PATH
+    from prompting.protocol import MAX_COMPLETION_CHARS, PROMPT_PATH, ChatMessage, PromptRequest
 
+    config = default_config()
     assert f"{MAX_REQUEST_BYTES // 1024} KiB" in DOC and PROMPT_PATH in DOC
+    content = ChatMessage.model_fields["content"].metadata[0].max_length
+    assert f"content up to {content:,} characters" in DOC
+    messages = PromptRequest.model_fields["messages"].metadata
+    assert f"list of {messages[0].min_length} to {messages[1].max_length}" in DOC
+    timeout = PromptRequest.model_fields["timeout"].metadata
+    assert f"{timeout[0].gt} < t ≤ {timeout[1].le}" in DOC
+    assert f"`--neuron.timeout`, default {config.neuron.timeout:g} s" in DOC
+    assert f"`--neuron.unreachable_cooldown_s` ({config.neuron.unreachable_cooldown_s:g} s)" in DOC
     assert f"{MAX_COMPLETION_CHARS:,}" in DOC
-    assert default_config().neuron.max_body_bytes == 1 << 20 and "1 MiB" in DOC
+    assert config.neuron.max_body_bytes == 1 << 20 and "1 MiB" in DOC
     assert f"within {BODY_TIMEOUT_S:g} s" in DOC
     assert f"at most {http_auth.DEFAULT_MAX_AGE:g} s old" in DOC
     assert f"at most {http_auth.DEFAULT_ALLOWED_SKEW:g} s in the future" in DOC
@@ -140,6 +210,7 @@ def test_a_miner_written_from_the_doc_joins_and_is_scored(tmp_path):
             harness = run(
                 "scripts/miner_harness.py", "--neuron.full_path", str(state),
                 "--endpoint", endpoint, "--hotkey", hotkey, "--task", "qa", "-n", "2", "--json",
+                "--neuron.model_id", "tiny",
             )  # fmt: skip
             assert harness.returncode == 0, harness.stderr[-2000:]
             rows = [json.loads(line) for line in harness.stdout.splitlines()]
@@ -150,3 +221,80 @@ def test_a_miner_written_from_the_doc_joins_and_is_scored(tmp_path):
         for proc in (good, wrong):
             proc.kill()
             proc.wait()
+
+
+def register(state, *args):
+    return run("scripts/localnet.py", "--neuron.full_path", str(state), "register", *args)
+
+
+def test_register_is_idempotent_outlasts_the_validators_own_and_refuses_bad_input(
+    tmp_path, wallets
+):
+    from prompting.chain import local_chain_path
+    from prompting.chain.local import LocalChain
+
+    state, miner = tmp_path / "state", wallets["miner"]
+    keys = ["--hotkey", miner.hotkey.ss58_address, "--coldkey", miner.coldkeypub.ss58_address]
+    first = register(state, "--endpoint", "http://127.0.0.1:8099/", *keys)
+    assert first.returncode == 0, first.stderr
+    # what a validator starting on this state folder does: itself, then its local miners
+    chain = LocalChain(local_chain_path(str(state)))
+    validator = wallets["validator"].hotkey.ss58_address
+    chain.register(validator, "c", stake=10_000.0, validator_permit=True)
+    chain.register(wallets["miner2"].hotkey.ss58_address, "c", endpoint="127.0.0.1:1")
+    again = register(state, "--endpoint", "127.0.0.1:8100", *keys)
+    assert again.returncode == 0, again.stderr
+    neurons = {n.hotkey: n for n in LocalChain(local_chain_path(str(state))).metagraph()}
+    assert len(neurons) == 3
+    assert (
+        neurons[miner.hotkey.ss58_address].uid,
+        neurons[miner.hotkey.ss58_address].endpoint,
+    ) == (
+        0,
+        "127.0.0.1:8100",
+    )
+    assert first.stdout.split()[1] == again.stdout.split()[1] == "0:"
+
+    bad = {
+        ("--endpoint", "https://127.0.0.1:8099", *keys): "expected HOST:PORT",
+        ("--endpoint", "127.0.0.1:70000", *keys): "expected HOST:PORT",
+        ("--endpoint", "127.0.0.1:8099", "--hotkey", "5Fnot", "--coldkey", "x"): "ss58",
+        ("--endpoint", "127.0.0.1:8099"): "give --hotkey and --coldkey",
+        ("--endpoint", "127.0.0.1:8099", "--wallet.path", str(tmp_path / "none")): "cannot read",
+        (
+            "--endpoint",
+            "127.0.0.1:8099",
+            "--hotkey",
+            validator,
+            "--coldkey",
+            validator,
+        ): "validator",
+    }
+    for args, reason in bad.items():
+        proc = register(state, *args)
+        assert proc.returncode == 2 and reason in proc.stderr, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert len(LocalChain(local_chain_path(str(state))).metagraph()) == 3
+
+
+def test_the_harness_reports_a_closed_port_and_refuses_bad_input(tmp_path, wallets):
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    hotkey = wallets["miner"].hotkey.ss58_address
+    base = ["scripts/miner_harness.py", "--neuron.full_path", str(tmp_path), "--hotkey", hotkey]
+    proc = run(*base, "--endpoint", f"http://127.0.0.1:{port}", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["challenge_id"].split(":")[0] for r in rows] == list(TASKS)
+    assert {(r["status"], r["reward"]) for r in rows} == {("refused", 0.0)}
+    for args, reason in (
+        (["--endpoint", "127.0.0.1"], "expected HOST:PORT"),
+        (["--endpoint", f"127.0.0.1:{port}", "-n", "0"], "-n"),
+        (["--endpoint", f"127.0.0.1:{port}", "--task", "poetry"], "--task"),
+    ):
+        bad = run(*base, *args)
+        assert bad.returncode == 2 and reason in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr

@@ -37,7 +37,7 @@ def verify(headers, body: bytes, path: str, self_hotkey: str, nonce_store=None):
     return caller.hotkey_ss58
 
 
-def _response_target(path: str, request_nonce: str) -> str:
+def response_target(path: str, request_nonce: str) -> str:
     """What a response signature covers besides its body: the request it answers."""
     return f"{path}?request_nonce={request_nonce}"
 
@@ -51,7 +51,7 @@ def sign_response(
     return http_auth.sign(
         signer,
         method=RESPONSE_METHOD,
-        path=_response_target(path, request_nonce),
+        path=response_target(path, request_nonce),
         body=body,
         receiver_ss58=caller_ss58,
     )
@@ -67,7 +67,7 @@ def verify_response(
         headers,
         body,
         method=RESPONSE_METHOD,
-        path=_response_target(path, request_nonce),
+        path=response_target(path, request_nonce),
         self_hotkey_ss58=self_hotkey,
         nonce_store=nonce_store,
     )
