@@ -298,3 +298,14 @@ def test_the_harness_reports_a_closed_port_and_refuses_bad_input(tmp_path, walle
         bad = run(*base, *args)
         assert bad.returncode == 2 and reason in bad.stderr, bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_the_outside_miner_uses_only_the_standard_library_and_bittensor():
+    import ast
+
+    tree = ast.parse((Path(REPO) / "tests" / "outside_miner.py").read_text())
+    roots = {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert roots - sys.stdlib_module_names == {"bittensor"}
