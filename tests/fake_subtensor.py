@@ -80,6 +80,7 @@ class FakeSubtensor:
         }
         self.hidden: set[str] = set()  # hyperparameter names the runtime's map leaves out
         self.executed: list = []  # every intent handed to execute
+        self.attempt_blocks: list[int] = []  # the block of each execute
         self.applied: list[tuple[int, str, dict]] = []  # (block, call, params) the node took
         self.calls: Counter[str] = Counter()
         outer = self
@@ -128,6 +129,7 @@ class FakeSubtensor:
         here), submit, and copy the build's extras into the result's data."""
         self.calls["execute"] += 1
         self.executed.append(intent)
+        self.attempt_blocks.append(self.now())
         built = asyncio.run(intent.build(_Substrate(self), wallet))
         call, extras = (built.call, built.extras) if isinstance(built, BuiltCall) else (built, {})
         return self._apply(call, wallet.hotkey.ss58_address, extras)
