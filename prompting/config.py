@@ -10,6 +10,7 @@ Invalid values end the program with one line naming the flag and what is allowed
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -91,6 +92,16 @@ def _strategies(text: str) -> list[str]:
             f"expected a comma list of {', '.join(STRATEGIES)} (got {text!r})"
         )
     return items
+
+
+def _ip(text: str) -> str:
+    """An IPv4 or IPv6 address, as the chain stores endpoints (no host names)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an IPv4 or IPv6 address (got {text!r})"
+        ) from None
 
 
 def _csv(text: str) -> list[str]:
@@ -347,6 +358,7 @@ def _add_miner_only(p: argparse.ArgumentParser) -> None:
     g.add_argument("--miner.host", default="127.0.0.1", help="address to listen on")
     g.add_argument(
         "--miner.external_ip",
+        type=_ip,
         default=None,
         help="address published on a real chain (default: this host's outward address)",
     )

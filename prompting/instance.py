@@ -16,7 +16,9 @@ import tempfile
 import time
 from typing import IO
 
-HOTKEY_LOCKS = os.path.join(tempfile.gettempdir(), "prompting-hotkeys")
+# Per user: a folder another user made first would refuse our lock files (PermissionError,
+# not a one-line reason); one user's processes are the ones that share wallet files.
+HOTKEY_LOCKS = os.path.join(tempfile.gettempdir(), f"prompting-hotkeys-{os.getuid()}")
 _held: list[IO[str]] = []  # open lock files live as long as the process
 
 

@@ -6,6 +6,7 @@ import pytest
 from prompting.chain import ChainError, normalize, retry_after_blocks
 from prompting.chain.bittensor import BittensorChain, neuron_from_sdk, result_from_sdk
 from prompting.chain.local import LocalChain
+from tests.fake_subtensor import FakeSubtensor, sdk_neuron
 
 
 def _register_many(path, start):
@@ -68,35 +69,6 @@ def test_normalize():
 # --- the bittensor adapter, on the SDK's own types ------------------------------------
 
 
-def sdk_neuron(uid, permit=False, stake_tao=12.5, axon="1.2.3.4:8091"):
-    from bittensor.balance import Balance
-    from bittensor.metagraph import MetagraphNeuron
-
-    zero = Balance(0)
-    return MetagraphNeuron(
-        uid=uid,
-        hotkey=f"hk{uid}",
-        coldkey=f"ck{uid}",
-        active=True,
-        validator_permit=permit,
-        last_update=0,
-        block_at_registration=0,
-        rank=0.0,
-        trust=0.0,
-        consensus=0.0,
-        incentive=0.0,
-        dividends=0.0,
-        pruning_score=0.0,
-        emission=zero,
-        alpha_stake=zero,
-        tao_stake=zero,
-        total_stake=Balance(int(stake_tao * 1e9)),
-        axon=axon,
-        identity=None,
-        commitment=None,
-    )
-
-
 class RecordedClient:
     """Stands in for bittensor.SyncClient (no chain here); returns recorded SDK objects."""
 
@@ -120,6 +92,9 @@ class RecordedClient:
                 return outer.hyperparameters
 
         self.subnets = Subnets()
+
+    def block_time(self):
+        return 12.0
 
     def execute(self, intent, wallet):
         from bittensor.result import ExtrinsicResult
@@ -185,28 +160,51 @@ def test_result_mapping():
     assert not result_from_sdk(ExtrinsicResult(False, "nope")).success
 
 
-def test_set_weights_sends_the_subnets_weights_version_and_names_the_path():
-    client = RecordedClient(
-        "test",
-        hyperparameters={
-            "weights_version": 2013,
-            "weights_rate_limit": 100,
-            "commit_reveal_weights_enabled": True,
-        },
+def test_set_weights_through_the_sdk_sends_weights_version_and_names_the_path(wallets):
+    """The SDK's own SetWeights build against a node in memory: the subnet's
+    weights_version goes out as version_key (read from storage when the runtime's map
+    lacks the name), and the path named is the one the SDK took."""
+    v = wallets["validator"]
+    node = FakeSubtensor(
+        7,
+        [(v.hotkey.ss58_address, True, None), ("hk1", False, "1.2.3.4:1")],
+        WeightsVersionKey=2013,
     )
-    chain = BittensorChain("test", 7, wallet="W", client_factory=lambda n: client)
+    node.hidden.add("weights_version")
+    chain = BittensorChain("test", 7, wallet=v, client_factory=lambda n: node)
     result = chain.set_weights([1], [1.0])
-    assert client.executed[-1].version_key == 2013 and result.path == "commit_reveal"
-    assert chain.weights_rate_limit() == 100
-    pinned = BittensorChain("test", 7, wallet="W", client_factory=lambda n: client, version_key=7)
-    client.hyperparameters["commit_reveal_weights_enabled"] = False
-    result = pinned.set_weights([1], [1.0])
-    assert client.executed[-1].version_key == 7 and result.path == "set_weights"
+    assert result.success and result.path == "set_weights", result
+    assert node.executed[-1].version_key == 2013
+    (block, call, params) = node.applied[-1]
+    assert call == "set_mechanism_weights" and params["version_key"] == 2013
+    assert params["dests"] == [1] and params["weights"] == [65535]
+    node.storage.update(CommitRevealWeightsEnabled=True, LastUpdate=[0, 0])
+    result = chain.set_weights([1], [1.0])
+    assert result.path == "commit_reveal" and "drand round" in result.message
+    assert node.applied[-1][1] == "commit_timelocked_mechanism_weights"
+    # an override older than the subnet's: sent as given, and the node refuses it
+    node.storage.update(CommitRevealWeightsEnabled=False, LastUpdate=[0, 0])
+    pinned = BittensorChain("test", 7, wallet=v, client_factory=lambda n: node, version_key=7)
+    refused = pinned.set_weights([1], [1.0])
+    assert node.executed[-1].version_key == 7
+    assert (
+        not refused.success
+        and refused.path == ""
+        and "IncorrectWeightVersionKey" in (refused.message)
+    )
+
+
+def test_the_sdks_rate_limit_refusal_names_the_blocks_left(wallets):
+    v = wallets["validator"]
+    node = FakeSubtensor(1, [(v.hotkey.ss58_address, True, None), ("hk1", False, None)])
+    node.storage["LastUpdate"] = [node.now() - 40, 0]  # set 40 of 100 blocks ago
+    chain = BittensorChain("test", 1, wallet=v, client_factory=lambda n: node)
+    with pytest.raises(ChainError) as refused:
+        chain.set_weights([1], [1.0])
+    assert retry_after_blocks(str(refused.value)) == 60 and not node.applied
 
 
 def test_rate_limit_refusals_name_the_blocks_to_wait():
-    sdk = "Weights on netuid 7 were last set 40 blocks ago; the rate limit is 100 "
-    assert retry_after_blocks(sdk + "blocks. Retry in ~60 blocks (~720s).") == 60
     assert retry_after_blocks("weights were set 2 blocks ago; retry in ~3 blocks") == 3
     assert retry_after_blocks("connection reset") is None
 
@@ -270,3 +268,36 @@ def test_the_miner_publishes_its_external_address_or_its_own():
         chain, parse_config("miner", [*args, "--miner.external_port", "443"]), 8091
     )
     assert chain.served == [("203.0.113.5", 8091), ("203.0.113.5", 443)]
+
+
+def test_an_endpoint_on_chain_is_not_re_published_ipv6_too(wallets):
+    """ServeAxon through the SDK's build: published once, then recognised as the
+    metagraph prints it (``[v6]:port``), so a restart sends nothing."""
+    m = wallets["miner"]
+    node = FakeSubtensor(2, [("hk0", True, None), (m.hotkey.ss58_address, False, None)])
+    chain = BittensorChain("test", 2, wallet=m, client_factory=lambda n: node)
+    assert chain.serve("2001:db8::7", 8091) is True
+    assert node.applied[-1][2]["ip_type"] == 6 and node.neurons[1][2] == "[2001:db8::7]:8091"
+    assert chain.serve("2001:db8::7", 8091) is False
+    assert chain.serve("203.0.113.5", 8091) is True and node.neurons[1][2] == "203.0.113.5:8091"
+    assert chain.serve("203.0.113.5", 8091) is False
+    assert [c for _, c, _ in node.applied] == ["serve_axon", "serve_axon"]
+
+
+def test_a_miner_address_that_is_no_ip_is_refused_at_the_flag():
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "neurons/miner.py", "--miner.external_ip", "my.host.example"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith(
+        "--miner.external_ip: expected an IPv4 or IPv6 address (got 'my.host.example')"
+    )

@@ -366,3 +366,87 @@ def test_a_failing_step_is_logged_and_the_loop_goes_on(tmp_path, wallets):
     asyncio.run(validator.run())
     assert validator.state.step == 3 and FlakyStack.calls == 4
     assert state_io.load(str(tmp_path / "state.json")).step == 3
+
+
+def test_the_sdks_rate_limit_refusal_is_retried_after_the_blocks_it_names(tmp_path, wallets):
+    """The validator on the real bittensor adapter, the SDK's own SetWeights preflight
+    against a node in memory (blocks of 0.05 s, weights_rate_limit 40 blocks, weights
+    just set by an earlier run), every miner refusing at once and weights due every
+    step: the first attempt is refused with "Retry in ~N blocks", the next comes when
+    those N blocks are over, not on the next step, while the steps run at the floor."""
+    from prompting.chain.bittensor import BittensorChain
+    from tests.fake_subtensor import FakeSubtensor
+
+    v = wallets["validator"]
+    miners = [f"5Miner{i}" for i in range(4)]
+    node = FakeSubtensor(
+        1,
+        [(v.hotkey.ss58_address, True, None)] + [(hk, False, "127.0.0.1:9") for hk in miners],
+        WeightsSetRateLimit=40,
+    )
+    node.block_seconds = 0.05
+    set_before = node.storage["LastUpdate"][0] = node.now()
+    chain = BittensorChain("test", 1, wallet=v, client_factory=lambda n: node)
+    config = default_config(
+        neuron__full_path=str(tmp_path),
+        neuron__epoch_length=1,
+        neuron__resync_seconds=1.0,
+        neuron__min_step_seconds=0.05,
+        neuron__unreachable_cooldown_s=0.0,
+        neuron__seed=0,
+        neuron__task_weights={"math": 1.0},
+    )
+    validator = Validator(config, v, chain, None, ConstantStack())
+    validator.state.hotkeys = [v.hotkey.ss58_address, *miners]  # scores of the earlier run
+    validator.state.scores = [0.0, 0.4, 0.3, 0.2, 0.1]
+    seconds = 3.0
+
+    async def run_for():
+        asyncio.get_running_loop().call_later(seconds, validator.request_stop)
+        await validator.run()
+
+    asyncio.run(run_for())
+    attempts, landed = node.attempt_blocks, [b for b, _, _ in node.applied]
+    steps = validator.state.step
+    assert len(attempts) == 2 and len(landed) == 1  # refused once, then set
+    assert set_before + 40 <= landed[0] <= set_before + 40 + 4  # when allowed, not later
+    assert 20 <= steps <= seconds / 0.05 + 1  # steps went on at the floor meanwhile
+    assert node.calls["metagraph"] <= seconds / 1.0 + 1
+    assert node.calls["hyperparameters"] <= 3  # two attempts, one rate-limit read
+
+
+def test_a_second_miner_with_one_hotkey_refuses_and_names_the_first(tmp_path):
+    """Two processes signing with one hotkey on one machine confuse every validator: the
+    second miner (another state folder, the same wallet) exits with one line naming the
+    first's pid and command."""
+    wallets = str(tmp_path / "wallets")
+
+    def miner(state: str, port_file: str) -> list[str]:
+        return [
+            sys.executable,
+            "neurons/miner.py",
+            *("--miner.strategy", "echo", "--miner.port", "0"),
+            *("--miner.port_file", port_file, "--chain.network", "local"),
+            *("--neuron.full_path", str(tmp_path / state), "--wallet.path", wallets),
+        ]
+
+    port_file = tmp_path / "first.port"
+    first = subprocess.Popen(
+        miner("a", str(port_file)), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert wait_for(port_file.exists, 60), "the first miner did not start"
+        second = subprocess.run(
+            miner("b", str(tmp_path / "second.port")),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        first.kill()
+        first.wait()
+    assert second.returncode == 2
+    (line,) = second.stderr.strip().splitlines()
+    assert line.startswith("miner.py: error: hotkey ") and f"pid {first.pid}:" in line
+    assert "neurons/miner.py" in line and not (tmp_path / "second.port").exists()

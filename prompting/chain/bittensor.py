@@ -6,13 +6,16 @@ a miner's endpoint -> a ``bt.ServeAxon`` intent, SDK failures -> ChainError. Eac
 call runs under ``--chain.timeout`` so a stuck websocket cannot stall the validator.
 
 ``bt.SetWeights`` conforms the weights to the subnet's limits itself and submits
-them in plaintext, or as a timelocked commit when the subnet runs commit-reveal; the
-hyperparameters say which, and every result names the path taken.
+them in plaintext, or as a timelocked commit when the subnet runs commit-reveal. Which
+one it took is in its result: the SDK's executor copies the intent's build extras into
+``ExtrinsicResult.data``, and only the timelocked build has one, ``reveal_round``
+(``bittensor/intents/weights.py``, ``_build_timelocked``); every result names the path.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,7 +24,10 @@ from prompting.chain.base import ChainError, Neuron, WeightsResult, normalize
 
 log = logging.getLogger(__name__)
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="chain")
-BLOCK_SECONDS = 12.0  # subtensor's block time (finney, test)
+BLOCK_SECONDS = 12.0  # subtensor's block time (finney, test) until the chain says its own
+# Storage items of the hyperparameters the validator follows, for runtimes whose
+# ``subnet_hyperparameters`` map lacks a name (the SDK's own CLI fills gaps the same way).
+RULES = ("weights_version", "weights_rate_limit", "commit_reveal_weights_enabled")
 
 
 def neuron_from_sdk(row: Any) -> Neuron:
@@ -37,12 +43,26 @@ def neuron_from_sdk(row: Any) -> Neuron:
     )
 
 
-def result_from_sdk(result: Any, path: str = "") -> WeightsResult:
-    """``bittensor.result.ExtrinsicResult`` -> WeightsResult."""
+def result_from_sdk(result: Any) -> WeightsResult:
+    """``bittensor.result.ExtrinsicResult`` -> WeightsResult, with the path a successful
+    ``SetWeights`` took: a timelocked commit carries its ``reveal_round``."""
     message = result.message or ("ok" if result.success else "failed")
     if not result.success and result.error is not None:
         message = f"{message}: {result.error}"
+    path = ""
+    if result.success:
+        reveal = (result.data or {}).get("reveal_round")
+        path = "set_weights" if reveal is None else "commit_reveal"
+        if reveal is not None:
+            message = f"{message} (revealed at drand round {reveal})"
     return WeightsResult(bool(result.success), message, path=path)
+
+
+def endpoint_text(ip: str, port: int) -> str:
+    """``ip:port`` as the SDK's metagraph prints a served axon (``[v6]:port`` for IPv6),
+    so that an endpoint already on chain is recognised and not re-published."""
+    address = ipaddress.ip_address(ip)
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
 
 class BittensorChain:
@@ -97,10 +117,23 @@ class BittensorChain:
 
     def hyperparameters(self) -> dict:
         """The subnet's hyperparameters by name (weights_version, weights_rate_limit,
-        commit_reveal_weights_enabled, ...)."""
-        found = self._call(
-            "hyperparameters", lambda c: c.subnets.subnet_hyperparameters(self.netuid)
-        )
+        commit_reveal_weights_enabled, ...). A name the runtime's map lacks is read from
+        its storage item: sending version_key 0 by default is what this guards against.
+        Also learns the chain's block time (0.25 s on a fast-blocks localnet)."""
+
+        def read(client) -> dict | None:
+            found = client.subnets.subnet_hyperparameters(self.netuid)
+            if found is None:
+                return None
+            from bittensor.hyperparams import STORAGE_ITEMS
+
+            for name in RULES:
+                if name not in found:
+                    found[name] = client.query(STORAGE_ITEMS[name], [self.netuid])
+            self.block_seconds = float(client.block_time())
+            return found
+
+        found = self._call("hyperparameters", read)
         if found is None:
             raise ChainError(f"subnet {self.netuid} does not exist on {self.network}")
         return found
@@ -116,7 +149,6 @@ class BittensorChain:
         version = self.version_key
         if version is None:
             version = int(params.get("weights_version") or 0)
-        path = "commit_reveal" if params.get("commit_reveal_weights_enabled") else "set_weights"
 
         def submit(client):
             import bittensor as bt
@@ -126,12 +158,15 @@ class BittensorChain:
             )
             return client.execute(intent, self.wallet)
 
-        result = result_from_sdk(self._call("set_weights", submit), path)
+        result = result_from_sdk(self._call("set_weights", submit))
         log.info(
-            "weights for %d uids via %s (version_key %d): %s",
+            "weights for %d uids (version_key %d) %s: %s",
             len(uids),
-            "a timelocked commit (commit-reveal)" if path == "commit_reveal" else "set_weights",
             version,
+            {
+                "set_weights": "set in plaintext",
+                "commit_reveal": "committed, timelocked (commit-reveal)",
+            }.get(result.path, "not set"),
             result.message,
         )
         return result
@@ -146,7 +181,7 @@ class BittensorChain:
                 f"hotkey {hotkey} is not registered on netuid {self.netuid}: "
                 f"btcli subnets register --netuid {self.netuid}"
             )
-        if mine.endpoint == f"{ip}:{port}":
+        if mine.endpoint == endpoint_text(ip, port):
             return False
 
         def submit(client):

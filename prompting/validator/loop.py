@@ -162,7 +162,7 @@ class Validator:
             wallet, timeout=config.neuron.timeout, max_body_bytes=config.neuron.max_body_bytes
         )
         self.weights_due = False
-        self.cadence = Cadence(chain.block_seconds, config.neuron.resync_seconds)
+        self.cadence = Cadence(lambda: chain.block_seconds, config.neuron.resync_seconds)
         self._last_start = float("-inf")  # when the newest step was prepared
         self.failed_steps = 0
         # Model work (generation, embeddings) always runs on this one thread: spread over
