@@ -25,7 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     from prompting.llms import memory
     from prompting.llms.base import LLMError
     from prompting.llms.embedded import resolve_model
-    from prompting.llms.vllm import build_engine_args, keep_compile_caches, serve_flags
+    from prompting.llms.vllm import (
+        build_engine_args,
+        engine_flags,
+        keep_compile_caches,
+        serve_flags,
+    )
 
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -44,16 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_engine_args(
             model_path=path,
             config_json=memory.load_model_config(path),
-            budget_gb=n.llm_max_allowed_memory_in_gb,
             device_total_bytes=total,
-            gpus=n.gpus,
             local_gpu_count=torch.cuda.device_count(),
-            max_model_len=n.max_model_len,
-            dtype=n.dtype,
-            quantization=n.quantization,
-            enforce_eager=n.enforce_eager,
-            executor=n.distributed_executor,
-            seed=n.seed,
+            **engine_flags(config),
         )
     except LLMError as exc:
         print(f"vllm_serve.py: error: {exc}", file=sys.stderr)

@@ -100,6 +100,22 @@ def refusal(fit: memory.Fit, budget_gb: float) -> str:
     )
 
 
+def engine_flags(config) -> dict:
+    """The engine flags of ``--neuron.*`` by the names ``VLLM`` and ``build_engine_args``
+    share: one mapping for the in-process backend and for ``scripts/vllm_serve.py``."""
+    n = config.neuron
+    return dict(
+        budget_gb=n.llm_max_allowed_memory_in_gb,
+        gpus=n.gpus,
+        max_model_len=n.max_model_len,
+        dtype=n.dtype,
+        quantization=n.quantization,
+        enforce_eager=n.enforce_eager,
+        executor=n.distributed_executor,
+        seed=n.seed,
+    )
+
+
 def build_engine_args(
     *,
     model_path: str,
@@ -295,19 +311,7 @@ class VLLM(LLM):
     @classmethod
     def from_config(cls, config) -> VLLM:
         n = config.neuron
-        return cls(
-            n.model_id,
-            budget_gb=n.llm_max_allowed_memory_in_gb,
-            gpus=n.gpus,
-            device=n.device,
-            max_model_len=n.max_model_len,
-            dtype=n.dtype,
-            quantization=n.quantization,
-            enforce_eager=n.enforce_eager,
-            executor=n.distributed_executor,
-            seed=n.seed,
-            state_dir=n.full_path,
-        )
+        return cls(n.model_id, device=n.device, state_dir=n.full_path, **engine_flags(config))
 
     @property
     def tokenizer(self):
