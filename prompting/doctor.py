@@ -26,6 +26,7 @@ from prompting.config import DEFAULT_MODEL, TINY_MODEL
 from prompting.llms import memory, preflight
 from prompting.llms.base import LLMError
 from prompting.llms.embedded import missing_model, smollm2_path
+from prompting.llms.vllm import engine_in_process
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 REPO = Path(__file__).resolve().parent.parent
@@ -388,6 +389,7 @@ def check_fit(
             n.max_model_len,
             n.gpus,
             quantization=n.quantization,
+            engine_in_process=engine_in_process(n.gpus),
         )
         detail = (
             f"needs {fit.needed_gb:.1f} GB per GPU (weights "

@@ -9,9 +9,13 @@ Each section (and budget) runs in its own subprocess (a clean GPU for each engin
 reports: the engine arguments the budget gave, or the refusal (before loading, with the
 figure that works), load seconds, seconds per challenge at batch 1 (mean/p50/p95, sequential, as the
 ancestor's release notes measured), generated tokens/s for all challenges in one
-batch, and peak GPU memory (device-wide, sampled every 20 ms, so it includes vLLM's
-engine process). ``vllm_raw`` calls ``vllm.LLM`` directly as the reference for our
-``vllm`` backend, with our engine arguments unless ``--raw_args`` (JSON) overrides them.
+batch, and peak GPU memory (device-wide, sampled every 20 ms, above the benchmark
+process's own CUDA context, so it includes vLLM's engine process; the context itself is
+reported beside it). ``vllm`` is our backend as the validator runs it (on one GPU the
+engine core inside the process), ``vllm_separate`` the same with vLLM's engine core in
+a process of its own (vLLM's default), ``vllm_raw`` calls ``vllm.LLM`` directly as the
+reference for our ``vllm`` backend, with our engine arguments unless ``--raw_args`` (JSON)
+overrides them.
 Generation length is fixed (ignore_eos) so runs compare.
 """
 
@@ -30,7 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-SECTIONS = ("vllm_raw", "vllm", "hf", "hf_compile")
+SECTIONS = ("vllm_raw", "vllm", "vllm_separate", "hf", "hf_compile")
 ENGINE_MEMORY_LOG = "GiB"  # vLLM logs its memory figures (loading, KV cache, graphs) in GiB
 
 
@@ -69,19 +73,40 @@ def qa_prompts(
     return prompts
 
 
+def device_used_bytes() -> int | None:
+    """Used memory of the first visible GPU as the driver reports it, without opening a
+    CUDA context (nvidia-smi); None where it cannot tell."""
+    index = (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0]
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "-i", index, "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        return int(out.split()[0]) * 2**20
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+
+
 class PeakMemory:
-    """Device-wide used GPU memory above the baseline, sampled in a thread."""
+    """Device-wide used GPU memory above the baseline, sampled in a thread. The baseline
+    is taken after this process's own CUDA context opened; ``context`` is that context's
+    size (what the device used before the process touched CUDA, from nvidia-smi)."""
 
     def __init__(self, interval: float = 0.02):
         import torch
 
         self.torch, self.interval = torch, interval
-        self.peak, self._stop = 0, threading.Event()
+        self.peak, self._stop, self.context = 0, threading.Event(), None
         if not torch.cuda.is_available():  # CPU dry run: nothing to sample
             self._thread = None
             return
+        before = device_used_bytes()
         free, total = torch.cuda.mem_get_info(0)
         self.baseline, self.total = total - free, total
+        if before is not None:
+            self.context = self.baseline - before
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -108,7 +133,7 @@ def summarize(seconds: list[float]) -> dict:
     }
 
 
-def planned(args) -> dict | None:
+def planned(args, in_process: bool) -> dict | None:
     """What the budget arithmetic predicts for this budget (None: no config.json)."""
     from prompting.llms import memory
 
@@ -120,8 +145,10 @@ def planned(args) -> dict | None:
         args.budget_gb,
         tensor_parallel=args.gpus,
         quantization=args.quantization,
+        engine_in_process=in_process,
     )
     return {
+        "engine_in_process": in_process,
         "fits": fit.fits,
         "needed_gb": fit.needed_gb,
         "weights_gb": fit.weights_bytes / 1e9,
@@ -148,8 +175,12 @@ def run_section(name: str, args) -> dict:
         "budget_gb": args.budget_gb,
         "quantization": args.quantization,
     }
+    if name == "vllm_separate":  # vLLM's default: the engine core in a process of its own
+        from prompting.llms.vllm import ENGINE_PROCESS_VARIABLE
+
+        os.environ[ENGINE_PROCESS_VARIABLE] = "1"
     if name.startswith("vllm"):
-        result["plan"] = planned(args)
+        result["plan"] = planned(args, in_process=name == "vllm" and args.gpus == 1)
     if name == "vllm_raw":
         from vllm import LLM, SamplingParams
 
@@ -197,7 +228,7 @@ def run_section(name: str, args) -> dict:
         config = default_config("benchmark")
         n = config.neuron
         n.model_id, n.llm_max_allowed_memory_in_gb = args.model, args.budget_gb
-        n.llm_backend = "vllm" if name == "vllm" else "hf"
+        n.llm_backend = "vllm" if name.startswith("vllm") else "hf"
         n.hf_compile = name == "hf_compile"
         n.gpus, n.quantization = args.gpus, args.quantization
         n.full_path = "/tmp/prompting-bench"
@@ -241,6 +272,7 @@ def run_section(name: str, args) -> dict:
             "seconds_per_challenge": took / len(texts),
         }
     result["peak_gpu_bytes"] = meter.stop()
+    result["own_cuda_context_bytes"] = meter.context
     result["budget_bytes"] = int(args.budget_gb * 1e9)
     return result
 

@@ -8,7 +8,12 @@ from prompting.llms import memory
 from prompting.llms.base import LLMError, Sampling, backend_class, backends
 from prompting.llms.hf import choose_device, choose_dtype
 from prompting.llms.tiny import PRESETS
-from prompting.llms.vllm import VLLM_ARGUMENTS, build_engine_args, narrow_visible_devices
+from prompting.llms.vllm import (
+    VLLM_ARGUMENTS,
+    build_engine_args,
+    engine_in_process,
+    narrow_visible_devices,
+)
 
 ZEPHYR = PRESETS["zephyr-7b"]  # the same keys as zephyr-7b-beta's config.json
 H100 = 81559 * 2**20
@@ -131,6 +136,32 @@ def test_engine_size_follows_the_budget():
     assert memory.plan(shape, 24.0, max_model_len=4096).max_model_len == 4096
     assert memory.graph_batch_sizes(8) == [1, 2, 4, 8, 16]
     assert memory.graph_batch_sizes(1024)[-1] == 512
+
+
+def test_engine_core_in_process_frees_a_cuda_context():
+    """On one GPU the vllm backend runs vLLM's engine core in the validator's process: no
+    second CUDA context, so zephyr-7b fp16 plans inside 16 GB and fp8 inside 8.9."""
+    shape = memory.ModelShape.from_config(ZEPHYR)
+    separate, inside = (memory.plan(shape, 16.0, engine_in_process=p) for p in (False, True))
+    assert not separate.fits and inside.fits and inside.needed_gb == 15.9
+    assert separate.outside_pool_bytes - inside.outside_pool_bytes == (
+        memory.VLLM_ENGINE_CONTEXT_BYTES
+    )
+    assert (inside.max_num_seqs, inside.max_model_len) == (8, memory.TASK_MAX_MODEL_LEN)
+    # the pool plus what vLLM uses outside it stays inside the budget
+    assert inside.utilization(H100) * H100 + inside.outside_pool_bytes <= 16e9
+    assert memory.plan(shape, 8.9, quantization="fp8", engine_in_process=True).fits
+    assert not memory.plan(shape, 8.8, quantization="fp8", engine_in_process=True).fits
+    # one GPU and no word from the operator: in process; tensor parallel or an explicit
+    # VLLM_ENABLE_V1_MULTIPROCESSING=1: vLLM's own engine process
+    assert engine_in_process(1, {}) and engine_in_process(
+        1, {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    )
+    assert not engine_in_process(1, {"VLLM_ENABLE_V1_MULTIPROCESSING": "1"})
+    assert not engine_in_process(2, {})
+    assert engine_args(budget_gb=16.0, engine_in_process=True)["max_num_seqs"] == 8
+    with pytest.raises(LLMError, match="needs about 16.4 GB"):
+        engine_args(budget_gb=16.0)
 
 
 def engine_args(**kw):

@@ -18,12 +18,17 @@ GB = 1e9
 MB = 1e6
 # Measured on H100 with vllm 0.24 and the zephyr-7b architecture (fp16, 14.48 GB of
 # weights), files in benchmarks/results:
-# * memory vLLM uses outside its gpu_memory_utilization pool (its engine process's CUDA
-#   context, CUDA graphs): device peak minus pool, with graphs captured at powers of two
-#   up to 2 * max_num_seqs (graph_batch_sizes): 0.72 GB (8 seqs), 0.70 (32), 0.80 (64),
-#   0.89 GB (128) fp16 (2026-11-24-h100-budget-sweep-fp16.json) and 0.98 GB (128) fp8
-#   (2026-11-24-h100-budget-sweep-fp8.json). A line over all five, rounded up:
-VLLM_OUTSIDE_BASE_BYTES = int(0.85 * GB)
+# * memory vLLM uses outside its gpu_memory_utilization pool: device peak minus pool, with
+#   graphs captured at powers of two up to 2 * max_num_seqs (graph_batch_sizes). With the
+#   engine core in its own process (vLLM's default; always so for tensor parallel and
+#   for vllm serve) that process's CUDA context is most of it: 0.72 GB (8 seqs), 0.70
+#   (32), 0.80 (64), 0.89 GB (128) fp16 (2026-11-24-h100-budget-sweep-fp16.json) and
+#   0.98 GB (128) fp8 (2026-11-24-h100-budget-sweep-fp8.json); a line over all five,
+#   rounded up, is the context plus the base. With the engine core inside the caller's
+#   process (the vllm backend on one GPU) the caller's own context, which exists before
+#   vLLM starts and is not the model's, is all there is: only the base remains.
+VLLM_ENGINE_CONTEXT_BYTES = int(0.5 * GB)
+VLLM_OUTSIDE_BASE_BYTES = int(0.35 * GB)
 VLLM_OUTSIDE_PER_GRAPH_BATCH_BYTES = int(0.5 * MB)
 VLLM_MAX_GRAPH_BATCH = 512
 # * inside the pool, vLLM's profile run reserves the activations of one forward pass of
@@ -152,10 +157,12 @@ def graph_batch_sizes(max_num_seqs: int) -> list[int]:
     return sizes
 
 
-def outside_pool_bytes(max_num_seqs: int) -> int:
-    """What vLLM uses beyond its gpu_memory_utilization pool with this many sequences."""
+def outside_pool_bytes(max_num_seqs: int, engine_in_process: bool = False) -> int:
+    """What vLLM uses beyond its gpu_memory_utilization pool with this many sequences;
+    ``engine_in_process``: the engine core shares the caller's CUDA context."""
     graph_batch = max(graph_batch_sizes(max_num_seqs))
-    return VLLM_OUTSIDE_BASE_BYTES + graph_batch * VLLM_OUTSIDE_PER_GRAPH_BATCH_BYTES
+    context = 0 if engine_in_process else VLLM_ENGINE_CONTEXT_BYTES
+    return context + VLLM_OUTSIDE_BASE_BYTES + graph_batch * VLLM_OUTSIDE_PER_GRAPH_BATCH_BYTES
 
 
 def activation_bytes(
@@ -237,6 +244,7 @@ def plan(
     tensor_parallel: int = 1,
     dtype: str = "float16",
     quantization: str = "none",
+    engine_in_process: bool = False,
 ) -> Fit:
     """The largest engine size (sequences, batched tokens, context) that fits the budget.
 
@@ -263,7 +271,7 @@ def plan(
                 max_num_seqs=seqs,
                 max_num_batched_tokens=tokens,
                 activation_bytes=activation_bytes(shape, seqs, tokens, dtype, tensor_parallel),
-                outside_pool_bytes=outside_pool_bytes(seqs),
+                outside_pool_bytes=outside_pool_bytes(seqs, engine_in_process),
             )
             if fit.comfortable:
                 return fit

@@ -87,6 +87,20 @@ def keep_compile_caches(state_dir: str, environ: dict | None = None) -> dict[str
     return {name: environ[name] for name in COMPILE_CACHES}
 
 
+# vLLM runs its engine core in a process of its own unless this variable is 0. On one GPU
+# the vllm backend runs it in the validator's process instead: the second process costs a
+# second CUDA context (about 0.5 GB, which a 16 GB budget for a 7B fp16 model cannot
+# spare) and imports torch and vLLM again at every start. An operator's own setting wins.
+ENGINE_PROCESS_VARIABLE = "VLLM_ENABLE_V1_MULTIPROCESSING"
+
+
+def engine_in_process(gpus: int, environ: dict | None = None) -> bool:
+    """Whether the vllm backend runs vLLM's engine core in its own process: on one GPU,
+    unless the operator set VLLM_ENABLE_V1_MULTIPROCESSING to 1."""
+    environ = os.environ if environ is None else environ
+    return gpus == 1 and environ.get(ENGINE_PROCESS_VARIABLE, "0").strip() in ("0", "")
+
+
 def refusal(fit: memory.Fit, budget_gb: float) -> str:
     """Why a budget is refused, and the figure that works (the smallest engine size)."""
     return (
@@ -131,13 +145,15 @@ def build_engine_args(
     enforce_eager: bool,
     executor: str,
     seed: int | None,
+    engine_in_process: bool = False,
 ) -> dict:
     """Map our flags to ``vllm.LLM`` keyword arguments, refusing budgets that cannot work.
 
     The engine's size comes from the budget (``memory.plan``): on a small budget fewer
     sequences, smaller prefill chunks and the context the tasks need leave room for the
     weights; CUDA graphs stay on (eager mode made batch 1 2.3-3.4x slower on the H100
-    and saved no memory)."""
+    and saved no memory). With ``engine_in_process`` vLLM's engine core shares the
+    caller's CUDA context, so the pool can be larger by one context."""
     total_gb = device_total_bytes / memory.GB
     if budget_gb > total_gb:
         raise LLMError(
@@ -164,6 +180,7 @@ def build_engine_args(
             tensor_parallel=gpus,
             dtype=vllm_dtype,
             quantization=quantization,
+            engine_in_process=engine_in_process,
         )
         if not fit.fits:
             raise LLMError(refusal(fit, budget_gb))
@@ -178,7 +195,7 @@ def build_engine_args(
         utilization = fit.utilization(device_total_bytes)
     else:  # no config.json on disk: vLLM's own sizes, the pool less its default outside share
         sizes = {"max_model_len": max_model_len} if max_model_len else {}
-        outside = memory.outside_pool_bytes(memory.ENGINE_SIZES[0][0])
+        outside = memory.outside_pool_bytes(memory.ENGINE_SIZES[0][0], engine_in_process)
         utilization = min(
             memory.MAX_UTILIZATION, (budget_gb * memory.GB - outside) / device_total_bytes
         )
@@ -264,6 +281,9 @@ class VLLM(LLM):
                 "the vllm backend needs a CUDA GPU; torch sees none "
                 "(check CUDA_VISIBLE_DEVICES, or use --neuron.llm_backend hf)"
             )
+        in_process = engine_in_process(gpus)
+        if in_process:
+            os.environ[ENGINE_PROCESS_VARIABLE] = "0"
         start = time.perf_counter()
         path = resolve_model(model_id, state_dir)
         free0, total = torch.cuda.mem_get_info(0)
@@ -281,6 +301,7 @@ class VLLM(LLM):
             enforce_eager=enforce_eager,
             executor=executor,
             seed=seed,
+            engine_in_process=in_process,
         )
         log.info("vllm: %s", {k: v for k, v in args.items() if k != "tokenizer"})
         from vllm import LLM as VllmLLM
@@ -304,6 +325,7 @@ class VLLM(LLM):
             extra={
                 "engine_args": {k: v for k, v in args.items() if k not in ("model", "tokenizer")},
                 "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "engine_in_process": in_process,
                 "compile_caches": caches,
             },
         )
