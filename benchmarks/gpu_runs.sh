@@ -44,6 +44,15 @@ stage_inprocess() {  # the engine core inside the validator's process vs in its 
     --out "$OUT/$DAY-$DEV-smallest-budget-fp8-in-process.json" 2>&1 | tee "$OUT/fp8.log"
 }
 
+stage_verify_inprocess() {  # the constants recalibrated from stage_inprocess
+  python3 scripts/benchmark_backends.py --model $MODEL --sections vllm --budgets 16,24 \
+    --challenges 32 --batch1 5 \
+    --out "$OUT/$DAY-$DEV-engine-in-process-final.json" 2>&1 | tee "$OUT/verify.log"
+  python3 scripts/benchmark_backends.py --model $MODEL --sections vllm --quantization fp8 \
+    --budgets 8.9 --challenges 32 --batch1 5 \
+    --out "$OUT/$DAY-$DEV-smallest-budget-fp8-final.json" 2>&1 | tee "$OUT/verify-fp8.log"
+}
+
 stage_sweep() {  # fp16 at 14..24 GB: what is refused is refused before loading
   python3 scripts/benchmark_backends.py --model $MODEL --sections vllm \
     --budgets 14,16,18,20,24 --challenges 32 --batch1 5 \
@@ -144,7 +153,7 @@ stage_separate() {  # after startup: the same run with vLLM's engine core in its
   VLLM_ENABLE_V1_MULTIPROCESSING=1 $VALIDATOR --neuron.llm_backend vllm \
     --neuron.num_concurrent_forwards 8 --neuron.max_steps 24 --neuron.full_path /root/sp 2>&1 \
     | tee -a "$OUT/vllm-separate.log"
-  python3 scripts/summarize_run.py --out "$OUT/$DAY-$DEV-engine-in-process-validator.json" \
+  python3 scripts/summarize_run.py --out "$OUT/$DAY-$DEV-startup-and-step-rate.json" \
     in_process_cold=/root/sv-cold:"$OUT/vllm-cold.log" \
     in_process_warm=/root/sv:"$OUT/vllm-warm.log" \
     separate_warm_caches=/root/sp:"$OUT/vllm-separate.log"

@@ -18,18 +18,19 @@ GB = 1e9
 MB = 1e6
 # Measured on H100 with vllm 0.24 and the zephyr-7b architecture (fp16, 14.48 GB of
 # weights), files in benchmarks/results:
-# * memory vLLM uses outside its gpu_memory_utilization pool: device peak minus pool, with
-#   graphs captured at powers of two up to 2 * max_num_seqs (graph_batch_sizes). With the
-#   engine core in its own process (vLLM's default; always so for tensor parallel and
-#   for vllm serve) that process's CUDA context is most of it: 0.72 GB (8 seqs), 0.70
-#   (32), 0.80 (64), 0.89 GB (128) fp16 (2026-11-24-h100-budget-sweep-fp16.json) and
-#   0.98 GB (128) fp8 (2026-11-24-h100-budget-sweep-fp8.json); a line over all five,
-#   rounded up, is the context plus the base. With the engine core inside the caller's
-#   process (the vllm backend on one GPU) the caller's own context, which exists before
-#   vLLM starts and is not the model's, is all there is: only the base remains.
-VLLM_ENGINE_CONTEXT_BYTES = int(0.5 * GB)
-VLLM_OUTSIDE_BASE_BYTES = int(0.35 * GB)
-VLLM_OUTSIDE_PER_GRAPH_BATCH_BYTES = int(0.5 * MB)
+# * memory vLLM uses outside its gpu_memory_utilization pool (device peak minus pool),
+#   graphs captured at powers of two up to 2 * max_num_seqs (graph_batch_sizes). It grows
+#   with the engine's size: with vLLM's engine core inside the caller's process (the
+#   vllm backend on one GPU, whose own CUDA context exists before vLLM starts and is not
+#   the model's) 0.11 GB at 8 sequences and 0.56 GB at 128 on the H200
+#   (2026-12-02-h200-engine-in-process.json). With the engine core in a process of its
+#   own (vLLM's default; tensor parallel; vllm serve) that process's CUDA context comes
+#   on top: 0.72 GB (8 seqs), 0.70 (32), 0.80 (64), 0.89 (128) on the H100
+#   (2026-11-24-h100-budget-sweep-fp16.json) and 1.33 GB (128) on the H200. A line over
+#   both, rounded up:
+VLLM_ENGINE_CONTEXT_BYTES = int(0.6 * GB)
+VLLM_OUTSIDE_BASE_BYTES = int(0.3 * GB)
+VLLM_OUTSIDE_PER_GRAPH_BATCH_BYTES = int(2 * MB)
 VLLM_MAX_GRAPH_BATCH = 512
 # * inside the pool, vLLM's profile run reserves the activations of one forward pass of
 #   max_num_batched_tokens tokens (the MLP's gate/up/act/down transients dominate:

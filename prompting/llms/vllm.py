@@ -4,9 +4,11 @@ The budget (``--neuron.llm_max_allowed_memory_in_gb``, per GPU) becomes vLLM's e
 size (``memory.plan``): a ``gpu_memory_utilization`` pool that leaves room for what
 vLLM uses outside it, and max_num_seqs, max_num_batched_tokens and max_model_len small
 enough for the weights, so that a validator can share a GPU with a miner or run a 7B
-model in 16.4 GB (9.4 with fp8). A budget that cannot work is refused before vLLM
-starts, with the figure that would. Compile caches live under the state folder, so a
-restart skips torch.compile.
+model in 15.9 GB (8.9 with fp8). A budget that cannot work is refused before vLLM
+starts, with the figure that would. On one GPU vLLM's engine core runs in this
+process (``engine_in_process``): one CUDA context instead of two, and one import of
+vLLM at start. Compile caches live under the state folder, so a restart skips
+torch.compile.
 ``--neuron.gpus N`` is tensor parallel over the first N visible devices;
 ``--neuron.device cuda:K`` picks the K-th visible device by narrowing
 CUDA_VISIBLE_DEVICES (ordinals or UUIDs) before CUDA starts. More GPUs than this host
