@@ -389,7 +389,7 @@ def check_fit(
             n.max_model_len,
             n.gpus,
             quantization=n.quantization,
-            engine_in_process=engine_in_process(n.gpus),
+            engine_in_process=engine_in_process(n.gpus, n.distributed_executor),
         )
         detail = (
             f"needs {fit.needed_gb:.1f} GB per GPU (weights "

@@ -152,10 +152,11 @@ def test_engine_core_in_process_frees_a_cuda_context():
     assert not memory.plan(shape, 9.4, quantization="fp8").fits
     # one GPU and no word from the operator: in process; tensor parallel or an explicit
     # VLLM_ENABLE_V1_MULTIPROCESSING=1: vLLM's own engine process
-    assert engine_in_process(1, {})
-    assert engine_in_process(1, {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"})
-    assert not engine_in_process(1, {"VLLM_ENABLE_V1_MULTIPROCESSING": "1"})
-    assert not engine_in_process(2, {})
+    assert engine_in_process(1, environ={})
+    assert engine_in_process(1, environ={"VLLM_ENABLE_V1_MULTIPROCESSING": "0"})
+    assert not engine_in_process(1, environ={"VLLM_ENABLE_V1_MULTIPROCESSING": "1"})
+    assert not engine_in_process(2, environ={})
+    assert not engine_in_process(1, "ray", environ={})
     assert engine_args(budget_gb=16.0, engine_in_process=True)["max_num_seqs"] == 8
     with pytest.raises(LLMError, match="needs about 16.5 GB"):
         engine_args(budget_gb=16.0, engine_in_process=False)
@@ -258,6 +259,12 @@ def test_vllm_argument_names_exist_in_the_installed_vllm():
         inspect.signature(EngineArgs).parameters
     )
     assert set(VLLM_ARGUMENTS) <= names
+    # the switch that keeps the engine core in the validator's process still exists
+    from vllm import envs
+
+    from prompting.llms.vllm import ENGINE_PROCESS_VARIABLE
+
+    assert ENGINE_PROCESS_VARIABLE in envs.environment_variables
 
 
 class ChatServer:

@@ -96,11 +96,15 @@ def keep_compile_caches(state_dir: str, environ: dict | None = None) -> dict[str
 ENGINE_PROCESS_VARIABLE = "VLLM_ENABLE_V1_MULTIPROCESSING"
 
 
-def engine_in_process(gpus: int, environ: dict | None = None) -> bool:
-    """Whether the vllm backend runs vLLM's engine core in its own process: on one GPU,
-    unless the operator set VLLM_ENABLE_V1_MULTIPROCESSING to 1."""
+def engine_in_process(gpus: int, executor: str = "auto", environ: dict | None = None) -> bool:
+    """Whether vLLM's engine core runs inside the vllm backend's (the validator's)
+    process: on one GPU with vLLM's own executor, unless the operator set
+    VLLM_ENABLE_V1_MULTIPROCESSING to 1 (a Ray executor puts the model in a Ray worker,
+    a process of its own, anyway)."""
     environ = os.environ if environ is None else environ
-    return gpus == 1 and environ.get(ENGINE_PROCESS_VARIABLE, "0").strip() in ("0", "")
+    if gpus != 1 or executor == "ray":
+        return False
+    return environ.get(ENGINE_PROCESS_VARIABLE, "0").strip() in ("0", "")
 
 
 def refusal(fit: memory.Fit, budget_gb: float) -> str:
@@ -283,7 +287,7 @@ class VLLM(LLM):
                 "the vllm backend needs a CUDA GPU; torch sees none "
                 "(check CUDA_VISIBLE_DEVICES, or use --neuron.llm_backend hf)"
             )
-        in_process = engine_in_process(gpus)
+        in_process = engine_in_process(gpus, executor)
         if in_process:
             os.environ[ENGINE_PROCESS_VARIABLE] = "0"
         start = time.perf_counter()
