@@ -92,7 +92,7 @@ def device_used_bytes() -> int | None:
 class PeakMemory:
     """Device-wide used GPU memory above the baseline, sampled in a thread. The baseline
     is taken after this process's own CUDA context opened; ``context`` is that context's
-    size (what the device used before the process touched CUDA, from nvidia-smi)."""
+    size: the baseline less what nvidia-smi saw used before the process touched CUDA."""
 
     def __init__(self, interval: float = 0.02):
         import torch

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 GB = 1e9
 MB = 1e6
-# Measured on H100 with vllm 0.24 and the zephyr-7b architecture (fp16, 14.48 GB of
+# Measured on an H100 and an H200 with vllm 0.24 and the zephyr-7b architecture (fp16, 14.48 GB of
 # weights), files in benchmarks/results:
 # * memory vLLM uses outside its gpu_memory_utilization pool (device peak minus pool),
 #   graphs captured at powers of two up to 2 * max_num_seqs (graph_batch_sizes). It grows

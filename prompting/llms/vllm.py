@@ -91,7 +91,7 @@ def keep_compile_caches(state_dir: str, environ: dict | None = None) -> dict[str
 
 # vLLM runs its engine core in a process of its own unless this variable is 0. On one GPU
 # the vllm backend runs it in the validator's process instead: the second process costs a
-# second CUDA context (about 0.5 GB, which a 16 GB budget for a 7B fp16 model cannot
+# second CUDA context (0.55 GB on an H200, which a 16 GB budget for a 7B fp16 model cannot
 # spare) and imports torch and vLLM again at every start. An operator's own setting wins.
 ENGINE_PROCESS_VARIABLE = "VLLM_ENABLE_V1_MULTIPROCESSING"
 
