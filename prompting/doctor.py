@@ -383,14 +383,18 @@ def check_fit(
         ]
     shape = memory.ModelShape.from_config(cfg)
     if n.llm_backend == "vllm":
-        fit = memory.plan(
-            shape,
-            n.llm_max_allowed_memory_in_gb,
-            n.max_model_len,
-            n.gpus,
-            quantization=n.quantization,
-            engine_in_process=engine_in_process(n.gpus, n.distributed_executor),
-        )
+
+        def vllm_plan(quantization: str, budget_gb: float) -> memory.Fit:
+            return memory.plan(
+                shape,
+                budget_gb,
+                n.max_model_len,
+                n.gpus,
+                quantization=quantization,
+                engine_in_process=engine_in_process(n.gpus, n.distributed_executor),
+            )
+
+        fit = vllm_plan(n.quantization, n.llm_max_allowed_memory_in_gb)
         detail = (
             f"needs {fit.needed_gb:.1f} GB per GPU (weights "
             f"{fit.weights_bytes / 1e9:.1f} + KV {fit.max_model_len} tokens); budget "
@@ -404,7 +408,13 @@ def check_fit(
                     FAIL,
                     detail,
                     f"raise --neuron.llm_max_allowed_memory_in_gb to {fit.needed_gb:.1f} "
-                    "or lower --neuron.max_model_len",
+                    "or lower --neuron.max_model_len"
+                    + (
+                        ", or add --neuron.quantization fp8 (needs "
+                        f"{vllm_plan('fp8', 0).needed_gb:.1f})"  # budget 0: the smallest size
+                        if n.quantization == "none"
+                        else ""
+                    ),
                 )
             ]
         if gpu_total_gb is not None and n.llm_max_allowed_memory_in_gb > gpu_total_gb:
