@@ -175,12 +175,14 @@ def run_section(name: str, args) -> dict:
         "budget_gb": args.budget_gb,
         "quantization": args.quantization,
     }
-    if name == "vllm_separate":  # vLLM's default: the engine core in a process of its own
-        from prompting.llms.vllm import ENGINE_PROCESS_VARIABLE
-
-        os.environ[ENGINE_PROCESS_VARIABLE] = "1"
     if name.startswith("vllm"):
-        result["plan"] = planned(args, in_process=name == "vllm" and args.gpus == 1)
+        from prompting.llms.vllm import ENGINE_PROCESS_VARIABLE, engine_in_process
+
+        if name == "vllm_separate":  # vLLM's default: the engine core in a process of its own
+            os.environ[ENGINE_PROCESS_VARIABLE] = "1"
+        # raw vLLM keeps its own engine process; our backend follows the backend's rule
+        in_process = name != "vllm_raw" and engine_in_process(args.gpus)
+        result["plan"] = planned(args, in_process)
     if name == "vllm_raw":
         from vllm import LLM, SamplingParams
 
