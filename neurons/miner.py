@@ -10,14 +10,40 @@ It serves only callers the chain lists with a validator permit or at least
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
+import signal
 import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from prompting.config import parse_config  # noqa: E402
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_FLAG = "--miner.exit_with_parent"
+
+
+def die_with_parent(argv: list[str]) -> int | None:
+    """With ``--miner.exit_with_parent PID``: leave as soon as PID, the validator that
+    started us, dies, even by kill -9, even while a model loads (minutes, for a large
+    one). Runs first thing, before any import that takes time: on Linux the kernel then
+    sends SIGTERM at the parent's death (PR_SET_PDEATHSIG); and a parent that died
+    before that call has already handed us to another process, so the parent is checked
+    to still be PID. Returns PID (``exit_with_parent`` polls it as well: the only guard
+    where prctl does not exist)."""
+    if PARENT_FLAG not in argv[:-1]:
+        return None
+    value = argv[argv.index(PARENT_FLAG) + 1]
+    if not value.isdigit():
+        return None  # parse_config names the bad value
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != int(value):
+        print(f"miner.py: parent process {value} is gone; not starting", file=sys.stderr)
+        sys.exit(0)
+    return int(value)
 
 
 def build_answer(config):
@@ -82,9 +108,8 @@ async def serve(config) -> None:
     )
     if not local:
         publish_endpoint(chain, config, port)
-    watcher = (
-        asyncio.ensure_future(exit_with_parent(server)) if config.miner.exit_with_parent else None
-    )
+    parent = config.miner.exit_with_parent
+    watcher = asyncio.ensure_future(exit_with_parent(server, parent)) if parent else None
     await serving
     if watcher is not None:
         watcher.cancel()
@@ -119,17 +144,18 @@ def publish_endpoint(chain, config, port: int) -> None:
     )
 
 
-async def exit_with_parent(server, every_s: float = 1.0) -> None:
-    """Stop when the process that started us is gone (a validator killed with -9 cannot
-    stop its local miners; they notice being re-parented and leave)."""
-    parent = os.getppid()
+async def exit_with_parent(server, parent: int, every_s: float = 1.0) -> None:
+    """Stop when ``parent``, the process that started us, is gone: a validator killed
+    with -9 cannot stop its local miners. The fallback of ``die_with_parent``'s signal,
+    for systems without prctl: we notice being re-parented and leave."""
     while os.getppid() == parent:
         await asyncio.sleep(every_s)
     logging.getLogger("miner").warning("parent process %d is gone; stopping", parent)
     server.should_exit = True
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
+    die_with_parent(sys.argv[1:] if argv is None else argv)
     config = parse_config("miner", argv, prog="miner.py", description=__doc__.split("\n")[0])
     logging.basicConfig(
         level=config.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

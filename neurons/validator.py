@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from prompting.config import parse_config  # noqa: E402
+from prompting.config import TINY_MODEL, parse_config  # noqa: E402
 
 # New tokens of the local subnet's model miner: on a 2-core CPU, beside the validator's
 # own generation, 96 tokens fit the default 10 s timeout; 256 often did not.
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     from prompting.rewards.relevance import shared_embedder
     from prompting.rewards.stack import RewardStack
     from prompting.telemetry import Telemetry
-    from prompting.validator.localnet import LocalSubnet
+    from prompting.validator.localnet import LocalSubnet, LocalSubnetError
     from prompting.validator.loop import Validator, uses_llm_references
 
     log = logging.getLogger("validator")
@@ -92,8 +92,8 @@ def main(argv=None) -> int:
                 ",".join(config.local.strategies[: config.local.miners]),
             )
 
-            def start_miners() -> dict[int, str]:
-                started = subnet.start(
+            try:  # spawned from this (main) thread: they die with the process
+                subnet.spawn(
                     config.local.strategies,
                     config.local.miners,
                     [
@@ -103,8 +103,17 @@ def main(argv=None) -> int:
                         config.reward.pooling,
                         "--neuron.max_tokens",  # a model miner must answer inside the timeout
                         str(LOCAL_MODEL_MINER_TOKENS),
+                        # a validator on the tiny model runs for speed (tests): its model
+                        # miner too, instead of converting and running SmolLM2 on the CPU
+                        *(["--neuron.model_id", TINY_MODEL] if not loads_llm else []),
                     ],
                 )
+            except LocalSubnetError as exc:
+                print(f"validator.py: error: {exc}", file=sys.stderr)
+                return 1
+
+            def start_miners() -> dict[int, str]:
+                started = subnet.wait_ready()
                 startup["miners_ready"] = time.time() - PROCESS_START
                 return started
 
@@ -119,6 +128,11 @@ def main(argv=None) -> int:
         rewards.embedder  # noqa: B018
         startup["embedder_ready"] = time.time() - PROCESS_START
 
+    try:  # transformers imported here, whole, before two threads would import it at once
+        compat.import_angle()
+    except compat.CompatError as exc:
+        print(f"validator.py: error: {exc}", file=sys.stderr)
+        return 1
     embedder = background.submit(load_embedder)
     llm = None
     try:
@@ -157,7 +171,7 @@ def main(argv=None) -> int:
                 f"{score:.4f}"
             )
         telemetry.close()
-    except (LLMError, ChainError, compat.CompatError) as exc:
+    except (LLMError, ChainError, compat.CompatError, LocalSubnetError) as exc:
         print(f"validator.py: error: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -11,6 +11,13 @@ Each shim names the failure it prevents; tests/test_compat.py reproduces each on
   training and 4-bit loading). vLLM needs transformers>=5.5.3. We install angle-emb
   without its pins (see requirements/) and import it with inert stand-ins for the
   two training-only modules, then check the transformers names it uses exist.
+* transformers in threads: the validator loads its LLM in the main thread while the
+  relevance embedder loads in another; two threads importing transformers for the first
+  time break each other's imports ("cannot import name 'AutoModelForCausalLM'", or the
+  angle-emb check below finding none of the names it needs in a half-imported module).
+  The validator imports angle-emb (and with it transformers) before it starts threads,
+  and the imports that may run beside another thread's (the HF backend's, angle-emb's)
+  take one lock: ``import_transformers``, ``import_angle``.
 * pydantic: the miner API models use pydantic 2 (model_validate, model_dump_json);
   bittensor 6.x needed pydantic<2. We fail early with the fix if pydantic 1 is found.
 * glibc heap: torch and the tokenizers free CPU buffers that glibc keeps mapped, so a
@@ -32,6 +39,7 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +63,8 @@ ANGLE_TRANSFORMERS_NAMES = (
 ANGLE_TRAINING_ONLY_MODULES = ("bitsandbytes", "datasets")
 
 PYDANTIC_FIX = "pip install 'pydantic>=2.6,<3'"
+# One import of a heavy library at a time in this process (see the module doc).
+_IMPORT_LOCK = threading.RLock()
 
 
 class CompatError(RuntimeError):
@@ -82,6 +92,20 @@ def guard_event_loop_policy() -> bool:
         "threads get an event loop (avoids 'There is no current event loop in thread')"
     )
     return True
+
+
+# --- transformers in threads -------------------------------------------------------
+
+
+def import_transformers(*names: str) -> tuple:
+    """transformers' ``names`` (``import_transformers("AutoTokenizer")[0]``), imported
+    whole before any other thread may import it: resolving a name of transformers' lazy
+    module imports its submodule, so that happens under the lock too. A name that does
+    not exist raises AttributeError."""
+    with _IMPORT_LOCK:
+        import transformers
+
+        return tuple(getattr(transformers, name) for name in names)
 
 
 # --- pydantic ---------------------------------------------------------------------
@@ -125,23 +149,24 @@ def _training_only_stand_ins() -> Iterator[list[str]]:
 
 def import_angle():
     """Import angle_emb against whatever transformers is installed; return AnglE."""
-    if "angle_emb" in sys.modules:
-        return sys.modules["angle_emb"].AnglE
-    import transformers
+    with _IMPORT_LOCK:  # the check judges a whole module, never a half-imported one
+        if "angle_emb" in sys.modules:
+            return sys.modules["angle_emb"].AnglE
+        import transformers
 
-    missing = [n for n in ANGLE_TRANSFORMERS_NAMES if not hasattr(transformers, n)]
-    if missing:
-        raise CompatError(
-            f"transformers {transformers.__version__} lacks {', '.join(missing)} that "
-            "angle-emb uses; install a transformers release in requirements/base.txt"
-        )
-    if importlib.util.find_spec("angle_emb") is None:
-        raise CompatError("angle-emb is not installed: pip install --no-deps angle-emb==0.6.1")
-    with _training_only_stand_ins() as added:
-        if added:
-            log.debug("compat: importing angle_emb with stand-ins for %s", ", ".join(added))
-        module = importlib.import_module("angle_emb")
-    return module.AnglE
+        missing = [n for n in ANGLE_TRANSFORMERS_NAMES if not hasattr(transformers, n)]
+        if missing:
+            raise CompatError(
+                f"transformers {transformers.__version__} lacks {', '.join(missing)} that "
+                "angle-emb uses; install a transformers release in requirements/base.txt"
+            )
+        if importlib.util.find_spec("angle_emb") is None:
+            raise CompatError("angle-emb is not installed: pip install --no-deps angle-emb==0.6.1")
+        with _training_only_stand_ins() as added:
+            if added:
+                log.debug("compat: importing angle_emb with stand-ins for %s", ", ".join(added))
+            module = importlib.import_module("angle_emb")
+        return module.AnglE
 
 
 # --- glibc heap -----------------------------------------------------------------------

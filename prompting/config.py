@@ -397,8 +397,10 @@ def _add_miner_only(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--miner.exit_with_parent",
-        action="store_true",
-        help="stop when the starting process dies (set by --local.miners)",
+        type=posint,
+        default=None,
+        metavar="PID",
+        help="stop when process PID, the one that started this miner, dies (set by --local.miners)",
     )
     g.add_argument(
         "--miner.port_file",

@@ -57,5 +57,28 @@ def hold_state_and_hotkey(state_dir: str, hotkey: str, role: str) -> None:
     hold_hotkey(hotkey)
 
 
+def hotkey_lock(hotkey: str) -> str:
+    return os.path.join(HOTKEY_LOCKS, f"{hotkey}.lock")
+
+
 def hold_hotkey(hotkey: str, wait_s: float = 0.0) -> None:
-    hold(os.path.join(HOTKEY_LOCKS, f"{hotkey}.lock"), f"hotkey {hotkey}", wait_s)
+    hold(hotkey_lock(hotkey), f"hotkey {hotkey}", wait_s)
+
+
+def holder(path: str) -> tuple[int, str] | None:
+    """(pid, command line) of the live process holding the lock at ``path``; None when
+    nobody holds it. Only a live holder keeps an flock, so the text it wrote is current
+    (pid 0: held, by a process that has not written its name yet)."""
+    try:
+        f = open(path)
+    except FileNotFoundError:
+        return None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            head, _, command = f.read().partition(": ")
+            pid = head.removeprefix("pid ")
+            return (int(pid), command) if pid.isdigit() else (0, "")
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return None

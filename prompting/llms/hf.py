@@ -61,8 +61,12 @@ class HFLLM(LLM):
         budget_gb: float | None = None,
     ):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from prompting.compat import import_transformers
+
+        AutoModelForCausalLM, AutoTokenizer = import_transformers(  # noqa: N806
+            "AutoModelForCausalLM", "AutoTokenizer"
+        )
         start = time.perf_counter()
         self._torch = torch
         self.device = choose_device(device, torch.cuda.is_available())
