@@ -16,7 +16,9 @@ MAX_COMPLETION_CHARS = 64_000  # longer completions are cut before scoring
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # unknown fields are ignored at every level (docs/protocol.md 2): a later validator
+    # may add some, and a miner must not refuse it for that
+    model_config = ConfigDict(extra="ignore")
     role: Literal["system", "user", "assistant"]
     content: str = Field(max_length=200_000)
 

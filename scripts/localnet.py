@@ -4,6 +4,9 @@
     python scripts/localnet.py register --endpoint HOST:PORT --hotkey SS58 --coldkey SS58
     python scripts/localnet.py list
 
+``--neuron.full_path`` (the validator's state folder) and ``--netuid`` go before or after
+the command's name.
+
 A miner written by anyone (any language, see docs/protocol.md) joins the validator's
 local chain (``<--neuron.full_path>/local_chain.json``) with its hotkey, coldkey and
 endpoint; the validator queries it beside the reference miners from its next
@@ -26,14 +29,24 @@ from prompting.config import DEFAULT_STATE_DIR, _OneLineParser, nonneg  # noqa: 
 from prompting.network.addresses import endpoint, ss58  # noqa: E402
 
 
+def common(p: argparse.ArgumentParser, default: object) -> None:
+    """The flags every command takes, before or after its name (``default`` SUPPRESS in
+    the subcommands, so one given before the name is not overwritten there)."""
+    p.add_argument(
+        "--neuron.full_path",
+        dest="state",
+        default=DEFAULT_STATE_DIR if default is None else default,
+        help="the validator's state folder (its local_chain.json)",
+    )
+    p.add_argument("--netuid", type=int, default=1 if default is None else default)
+
+
 def parser() -> argparse.ArgumentParser:
     p = _OneLineParser(prog="localnet.py", description=__doc__.split("\n")[0])
-    p.add_argument(
-        "--neuron.full_path", dest="state", default=DEFAULT_STATE_DIR, help="validator state"
-    )
-    p.add_argument("--netuid", type=int, default=1)
+    common(p, None)
     sub = p.add_subparsers(dest="command", required=True)
     reg = sub.add_parser("register", help="register (or update) a miner's hotkey and endpoint")
+    common(reg, argparse.SUPPRESS)
     reg.add_argument("--endpoint", type=endpoint, required=True, help="HOST:PORT it listens on")
     reg.add_argument("--hotkey", type=ss58, help="its hotkey (ss58); or --wallet.path")
     reg.add_argument("--coldkey", type=ss58, help="its coldkey (ss58); or --wallet.path")
@@ -41,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("--wallet.name", dest="wallet_name", default="default")
     reg.add_argument("--wallet.hotkey", dest="wallet_hotkey", default="default")
     reg.add_argument("--stake", type=nonneg, default=0.0)
-    sub.add_parser("list", help="print the registered neurons")
+    common(sub.add_parser("list", help="print the registered neurons"), argparse.SUPPRESS)
     return p
 
 

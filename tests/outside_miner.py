@@ -5,7 +5,9 @@ of the passage in the challenge (or the whole prompt), which scores above zero.
     python tests/outside_miner.py --wallet.path DIR [--port 8099] [--sign-wrong]
 
 ``--sign-wrong`` signs answers with another hotkey, as a miner answering for someone
-else would: the validator must record them as ``forged``.
+else would: the validator must record them as ``forged``. ``--skip CHECK`` leaves out
+one check of the protocol (``replay``, ``forms``, ``caller``), as a careless miner
+would: the conformance check must name the rule it breaks.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import bittensor as bt
@@ -20,6 +23,11 @@ from bittensor import http_auth
 
 PATH = "/v1/prompt"
 MAX_BODY = 256 * 1024
+FORMS = {  # protocol 3.1: each header value in one form
+    "x-bittensor-nonce": re.compile(r"[1-9][0-9]{0,19}"),
+    "x-bittensor-signature": re.compile(r"0x[0-9a-f]{128}"),
+    "x-bittensor-crypto": re.compile(r"sr25519|ed25519"),
+}
 
 
 def wallet_at(path: str, name: str) -> bt.Wallet:
@@ -36,7 +44,18 @@ def answer_text(request: dict) -> str:
     return " ".join(passage.split(". ")[:2])[:1000]
 
 
-def make_handler(me: bt.Wallet, signer: bt.Wallet):
+def validators(chain_file: str | None) -> set[str] | None:
+    """Hotkeys the local chain lists (protocol 4); None: no chain file given."""
+    if chain_file is None:
+        return None
+    try:
+        with open(chain_file) as f:
+            return {n["hotkey"] for n in json.load(f)["neurons"]}
+    except FileNotFoundError:  # no validator has started there yet
+        return set()
+
+
+def make_handler(me: bt.Wallet, signer: bt.Wallet, chain_file: str | None, skip: set[str]):
     my_hotkey = me.hotkey.ss58_address
 
     class Handler(BaseHTTPRequestHandler):
@@ -53,23 +72,40 @@ def make_handler(me: bt.Wallet, signer: bt.Wallet):
             self._send(status, json.dumps({"error": reason}).encode())
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's hook
-            if self.path != PATH:
+            if self.path.split("?")[0] != PATH:
                 return self._refuse(404, "not found")
-            size = int(self.headers.get("Content-Length") or 0)
+            if self.headers.get("Content-Length") is None:  # chunked: protocol 1 allows 411
+                return self._refuse(411, "Content-Length required")
+            size = int(self.headers["Content-Length"])
             if size > MAX_BODY:
                 return self._refuse(413, "body too large")
             body = self.rfile.read(size)
             headers = dict(self.headers.items())
-            try:  # on the raw bytes, before parsing (protocol 2.1)
+            bad = [k for k, v in headers.items() if k.lower() in FORMS]
+            bad = [k for k in bad if not FORMS[k.lower()].fullmatch(headers[k])]
+            if bad and "forms" not in skip:
+                return self._refuse(401, f"{bad[0]} is not in its form")
+            try:  # on the raw bytes, before parsing, for the target as sent (protocol 3.3)
                 caller = http_auth.verify(
-                    headers, body, method="POST", path=PATH, self_hotkey_ss58=my_hotkey
+                    headers,
+                    body,
+                    method="POST",
+                    path=self.path,
+                    self_hotkey_ss58=my_hotkey,
+                    nonce_store=http_auth.InMemoryNonceStore() if "replay" in skip else None,
                 )
             except http_auth.AuthError as exc:
                 return self._refuse(401, str(exc))
+            known = validators(chain_file)
+            if known is not None and caller.hotkey_ss58 not in known and "caller" not in skip:
+                return self._refuse(403, "caller is not registered on this subnet")
             try:
                 request = json.loads(body)
+                fields = ("task", "challenge_id", "messages", "timeout", "step")
+                if not all(k in request for k in fields):
+                    raise KeyError("a field is missing")
                 text = answer_text(request)
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):
                 return self._refuse(422, "not a prompt request")
             raw = json.dumps({"completion": text, "timings": {}}).encode()
             nonce = next(v for k, v in headers.items() if k.lower() == "x-bittensor-nonce")
@@ -94,10 +130,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--port-file", help="write the bound port here once listening")
     parser.add_argument("--sign-wrong", action="store_true", help="sign with another hotkey")
+    parser.add_argument(
+        "--chain-file", help="serve only hotkeys this local chain lists (<state>/local_chain.json)"
+    )
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=("replay", "forms", "caller")
+    )
     args = parser.parse_args()
     me = wallet_at(args.wallet_path, "default")
     signer = wallet_at(args.wallet_path, "someone-else") if args.sign_wrong else me
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(me, signer))
+    handler = make_handler(me, signer, args.chain_file, set(args.skip))
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:

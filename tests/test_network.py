@@ -359,3 +359,38 @@ def test_rate_limit_is_per_caller_and_concurrency_is_capped(wallets):
     finally:
         release.set()
         server.stop()
+
+
+def test_the_miner_verifies_the_request_target_as_sent_with_its_query(wallets, miner):
+    """btauth/1 signs the target as sent (docs/protocol.md 3.2): a request signed for
+    /v1/prompt?x=1 and sent there is served; one signed for /v1/prompt is not, there."""
+    m_hotkey = wallets["miner"].hotkey.ss58_address
+    body = request().model_dump_json().encode()
+    url = f"http://127.0.0.1:{miner.port}{PROMPT_PATH}?x=1"
+    for signed_for, status in ((f"{PROMPT_PATH}?x=1", 200), (PROMPT_PATH, 401)):
+        h = auth.sign(wallets["validator"], signed_for, body, m_hotkey)
+        assert httpx.post(url, content=body, headers=h, timeout=5).status_code == status
+
+
+def test_the_validator_refuses_an_answer_whose_headers_are_not_in_their_one_form(wallets):
+    """What the miner may not send, the validator does not take either: an answer with
+    an upper-case signature, or a nonce with a leading zero, is not verified."""
+    from bittensor import http_auth
+
+    v, m = wallets["validator"], wallets["miner"]
+    body, nonce = b'{"completion": "x"}', "1796000000000000000"
+    for change in (
+        lambda h: {**h, "X-Bittensor-Signature": "0x" + h["X-Bittensor-Signature"][2:].upper()},
+        lambda h: {**h, "X-Bittensor-Nonce": "0" + h["X-Bittensor-Nonce"]},
+        lambda h: {**h, "X-Bittensor-Signature": h["X-Bittensor-Signature"][2:]},
+    ):
+        headers = auth.sign_response(m, PROMPT_PATH, body, v.hotkey.ss58_address, nonce)
+        store = http_auth.InMemoryNonceStore()
+        assert (
+            auth.verify_response(headers, body, PROMPT_PATH, v.hotkey.ss58_address, nonce, store)
+            == m.hotkey.ss58_address
+        )
+        with pytest.raises(http_auth.MalformedAuth):
+            auth.verify_response(
+                change(headers), body, PROMPT_PATH, v.hotkey.ss58_address, nonce, store
+            )

@@ -6,14 +6,36 @@ wallets in a folder of their own, with no password.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from prompting.chain.base import Neuron
 
 RESPONSE_METHOD = "RESPONSE"  # signs a miner's answer; never valid as a request
+# The one wire form of each btauth/1 header value (docs/protocol.md, 2.2). The SDK's
+# verify takes more (a nonce with leading zeros or a sign, whose signed line is then
+# its integer; a signature without 0x or in upper case; a crypto type by number), and
+# an implementation in another language that signs or checks the header's text as
+# sent would disagree with it on each of them; so both sides here refuse them.
+HEADER_FORMS = {
+    "x-bittensor-nonce": re.compile(r"[1-9][0-9]{0,19}"),
+    "x-bittensor-signature": re.compile(r"0x[0-9a-f]{128}"),
+    "x-bittensor-crypto": re.compile(r"sr25519|ed25519"),
+}
+
+
+def check_form(headers: Mapping[str, str]) -> None:
+    """Raise MalformedAuth for a btauth/1 header present in another form than the one
+    the protocol names (missing headers are the SDK's verify's to refuse)."""
+    from bittensor.http_auth import MalformedAuth
+
+    for key, value in headers.items():
+        form = HEADER_FORMS.get(key.lower())
+        if form is not None and not form.fullmatch(value):
+            raise MalformedAuth(f"{key} is not in its one form ({form.pattern})")
 
 
 def sign(wallet, path: str, body: bytes, receiver_ss58: str) -> dict[str, str]:
@@ -23,9 +45,11 @@ def sign(wallet, path: str, body: bytes, receiver_ss58: str) -> dict[str, str]:
 
 
 def verify(headers, body: bytes, path: str, self_hotkey: str, nonce_store=None):
-    """Return the caller's hotkey; raise bittensor.http_auth.AuthError subclasses."""
+    """Return the caller's hotkey; raise bittensor.http_auth.AuthError subclasses.
+    ``path``: the request target as received, its query string included."""
     from bittensor import http_auth
 
+    check_form(headers)
     caller = http_auth.verify(
         headers,
         body,
@@ -63,6 +87,7 @@ def verify_response(
     """The hotkey that signed a miner's response to our request; raises AuthError."""
     from bittensor import http_auth
 
+    check_form(headers)
     signer = http_auth.verify(
         headers,
         body,

@@ -1,9 +1,10 @@
 """The miner's HTTP server: a Starlette app with a pluggable answer function.
 
-Order of checks on ``POST /v1/prompt``: body size and body deadline (413, 408),
-btauth/1 signature, receiver, freshness and replay (401), caller policy against the
-metagraph (403), per-caller rate limit (429), concurrency (503), request shape (422),
-then the answer function. Refusals carry a short reason and never a traceback. An
+Order of checks on ``POST /v1/prompt`` (docs/protocol.md, section 5): body size and
+body deadline (413, 408), btauth/1 header forms, signature over the request target as
+sent, receiver, freshness and replay (401), caller policy against the metagraph (403),
+per-caller rate limit (429), concurrency (503), request shape (422), then the answer
+function. Refusals carry a short reason and never a traceback. An
 answer is signed with the miner's hotkey for the caller and the request's nonce, so a
 validator can tell who wrote it (see ``MinerClient``).
 
@@ -59,6 +60,14 @@ class RateLimiter:
         return True
 
 
+def request_target(request: Request) -> str:
+    """The request target as the client sent it (what btauth/1 signs): the path, still
+    percent-encoded, and ``?query`` when there is a query."""
+    path = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string", b"")
+    return (path + b"?" + query if query else path).decode("latin-1")
+
+
 def _refuse(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
@@ -102,7 +111,7 @@ def create_app(
         from bittensor.http_auth import AuthError
 
         try:
-            caller = verify(request.headers, body, request.url.path, hotkey)
+            caller = verify(request.headers, body, request_target(request), hotkey)
         except AuthError as exc:
             return _refuse(401, f"{type(exc).__name__}: {exc}"[:200])
         reason = authorizer.reason_to_refuse(caller)
