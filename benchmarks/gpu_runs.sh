@@ -3,6 +3,8 @@
 # stage per argument, in order:
 #   bash benchmarks/gpu_runs.sh install sweep fp8 quality card24 startup openai ancestor
 #   bash benchmarks/gpu_runs.sh install inprocess startup separate        # 2026-12-02
+#   bash benchmarks/gpu_runs.sh install throughput          # 2026-12-02, issue 21, 1st call
+#   bash benchmarks/gpu_runs.sh process_budget fp8_repeat    # issue 21, 2nd call (warm)
 # On a machine prepared as ../shared/gpu/README.md says (wheel parts copied into
 # /root/stage/vllm, the validator's into /root/stage/v, the SmolLM2 GGUF parts and the
 # gguf wheel into /root/stage/smol); results and logs go to $OUT (default ./out).
@@ -22,6 +24,50 @@ PIP="python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/s
 VALIDATOR="python3 neurons/validator.py --neuron.model_id $MODEL --local.miners 8
   --local.strategies retrieval,random,echo,empty --wandb.off --neuron.timeout 5
   --neuron.seed 2"
+
+# Issue 21: the 64-miner runs and the whole-process budget share one set of compile caches
+# (a warm restart, as an operator's second start; the first run of the lease fills them).
+WARM_CACHES="VLLM_CACHE_ROOT=/root/cache/vllm TORCHINDUCTOR_CACHE_DIR=/root/cache/inductor
+  TRITON_CACHE_DIR=/root/cache/triton"
+# 64 local miners that think (median 3 s, long tail, 5% past the 10 s timeout), cheap
+# strategies (what matters is the validator's throughput, not the answers), the default
+# sample size (16) and task mix, the default 24 GB budget, the embedder on the GPU.
+LOADED="python3 neurons/validator.py --neuron.llm_backend vllm --neuron.model_id $MODEL
+  --local.miners 64 --local.strategies random,echo,empty --local.latency realistic
+  --reward.device cuda --wandb.off --neuron.seed 2"
+
+smi_sampler() {  # device-wide memory and utilization every 100 ms, into $1
+  nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader,nounits \
+    -lms 100 > "$1" &
+  echo $!
+}
+
+stage_throughput() {  # adaptive steps in flight vs today's fixed 8, one lease
+  local smi
+  smi=$(smi_sampler "$OUT/adaptive-smi.csv")
+  timeout 330 env $WARM_CACHES $LOADED --neuron.max_steps 300 --neuron.full_path /root/ta \
+    > "$OUT/adaptive.log" 2>&1
+  kill "$smi"; tail -3 "$OUT/adaptive.log"
+  smi=$(smi_sampler "$OUT/fixed-smi.csv")
+  timeout 170 env $WARM_CACHES $LOADED --neuron.forwards fixed --neuron.num_concurrent_forwards 8 \
+    --neuron.max_steps 100 --neuron.full_path /root/tf > "$OUT/fixed.log" 2>&1
+  kill "$smi"; tail -3 "$OUT/fixed.log"
+  python3 scripts/summarize_run.py --out "$OUT/$DAY-$DEV-64-miners-latency.json" \
+    fixed_8=/root/tf:"$OUT/fixed.log":"$OUT/fixed-smi.csv" \
+    adaptive=/root/ta:"$OUT/adaptive.log":"$OUT/adaptive-smi.csv"
+}
+
+stage_process_budget() {  # the whole process inside its budget: fp16 16 (refused) and its
+  # smallest, fp8 at its smallest, the default 24, and the embedder on the GPU
+  env $WARM_CACHES python3 scripts/benchmark_backends.py --model $MODEL --sections embedder \
+    --out "$OUT/$DAY-$DEV-embedder.json" 2>&1 | tail -2
+  env $WARM_CACHES python3 scripts/benchmark_backends.py --model $MODEL --sections vllm \
+    --budgets 16,16.5,24 --challenges 32 --batch1 5 \
+    --out "$OUT/$DAY-$DEV-process-budget.json" 2>&1 | cut -c1-600
+  env $WARM_CACHES python3 scripts/benchmark_backends.py --model $MODEL --sections vllm \
+    --quantization fp8 --budgets 9.5,9.5,24 --challenges 32 --batch1 5 \
+    --out "$OUT/$DAY-$DEV-process-budget-fp8.json" 2>&1 | cut -c1-600
+}
 
 stage_install() {
   for d in vllm v; do

@@ -85,6 +85,10 @@ async def serve(config) -> None:
     instance.hold_hotkey(hotkey, wait_s=5.0 if config.miner.exit_with_parent else 0.0)
     chain = connect(config, hotkey, wallet)
     answer = build_answer(config)
+    if config.miner.latency:  # benchmarks: a miner that thinks (prompting/miner/latency.py)
+        from prompting.miner.latency import delayed, parse
+
+        answer = delayed(answer, parse(config.miner.latency), config.neuron.seed)
     authorizer = Authorizer(
         CallerPolicy(config.miner.min_stake, frozenset(config.miner.allow)), chain.metagraph
     )

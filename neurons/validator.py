@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     from prompting.chain import ChainError, connect
     from prompting.llms import LLMError, load_llm, preflight
     from prompting.llms.embedded import EmbeddedModelError, resolve_model
+    from prompting.miner.latency import local_miner_args
     from prompting.network.auth import load_or_create_wallet, open_wallet
     from prompting.rewards.relevance import shared_embedder
     from prompting.rewards.stack import RewardStack
@@ -103,6 +104,11 @@ def main(argv=None) -> int:
                         config.reward.pooling,
                         "--neuron.max_tokens",  # a model miner must answer inside the timeout
                         str(LOCAL_MODEL_MINER_TOKENS),
+                        *local_miner_args(
+                            config.local.latency,
+                            config.neuron.miner_query_rate,
+                            config.neuron.timeout,
+                        ),
                         # a validator on the tiny model runs for speed (tests): its model
                         # miner too, instead of converting and running SmolLM2 on the CPU
                         *(["--neuron.model_id", TINY_MODEL] if not loads_llm else []),

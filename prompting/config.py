@@ -104,6 +104,16 @@ def _ip(text: str) -> str:
         ) from None
 
 
+def _latency(text: str) -> str:
+    from prompting.miner.latency import parse  # light: the standard library only
+
+    try:  # refused here, at the flag, not in each local miner
+        parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _csv(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
@@ -203,19 +213,33 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
         help="seconds between metagraph syncs",
     )
     a(
-        "--neuron.min_step_seconds",
-        type=nonneg,
-        default=0.25,
-        help="least seconds between step starts: each miner gets at most 4 queries/s (the "
-        "reference miner allows 6/s); a GPU's steps take longer anyway",
+        "--neuron.miner_query_rate",
+        type=pos,
+        default=4.0,
+        help="queries per second any one miner gets at most (the reference miner allows "
+        "6/s): with N miners and sample size k, at most N*rate/k steps start per second",
     )
     a("--neuron.max_steps", type=nonnegint, default=0, help="stop after N steps (0 = run forever)")
     a("--neuron.step_interval", type=nonneg, default=0.0, help="seconds to sleep between steps")
     a(
+        "--neuron.forwards",
+        choices=("adaptive", "fixed"),
+        default="adaptive",
+        help="adaptive: steps start while generation has room and the miners' rate bound "
+        "allows; fixed: --neuron.num_concurrent_forwards steps in flight",
+    )
+    a(
         "--neuron.num_concurrent_forwards",
         type=posint,
         default=1,
-        help="steps in flight at once (their generations are batched together)",
+        help="fixed: steps in flight at once; adaptive: drafts generated together when the "
+        "backend names no batch size of its own (hf, openai)",
+    )
+    a(
+        "--neuron.max_concurrent_forwards",
+        type=posint,
+        default=512,
+        help="adaptive: most steps in flight at once",
     )
     a(
         "--neuron.full_path",
@@ -340,6 +364,12 @@ def _add_validator_only(p: argparse.ArgumentParser) -> None:
         "strategies include a real-model miner",
     )
     g.add_argument(
+        "--local.latency",
+        type=_latency,
+        default=None,
+        help="answer latency of the local miners, as --miner.latency (e.g. 'realistic')",
+    )
+    g.add_argument(
         "--local.strategies",
         type=_strategies,
         default=list(STRATEGIES),
@@ -388,6 +418,13 @@ def _add_miner_only(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--miner.max_concurrency", type=posint, default=8, help="requests answered at once"
+    )
+    g.add_argument(
+        "--miner.latency",
+        type=_latency,
+        default=None,
+        help="think before answering (benchmarks): 'realistic' (median 3 s, long tail, 3%% "
+        "time out) or median=S,sigma=X,timeouts=P",
     )
     g.add_argument(
         "--miner.rate_limit",

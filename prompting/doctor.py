@@ -26,7 +26,7 @@ from prompting.config import DEFAULT_MODEL, TINY_MODEL
 from prompting.llms import memory, preflight
 from prompting.llms.base import LLMError
 from prompting.llms.embedded import missing_model, smollm2_path
-from prompting.llms.vllm import engine_in_process
+from prompting.llms.vllm import embedder_on_gpu, engine_in_process
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 REPO = Path(__file__).resolve().parent.parent
@@ -392,12 +392,14 @@ def check_fit(
                 n.gpus,
                 quantization=quantization,
                 engine_in_process=engine_in_process(n.gpus, n.distributed_executor),
+                embedder_on_gpu=embedder_on_gpu(config),
             )
 
         fit = vllm_plan(n.quantization, n.llm_max_allowed_memory_in_gb)
         detail = (
-            f"needs {fit.needed_gb:.1f} GB per GPU (weights "
-            f"{fit.weights_bytes / 1e9:.1f} + KV {fit.max_model_len} tokens); budget "
+            f"the process needs {fit.needed_gb:.1f} GB per GPU (weights "
+            f"{fit.weights_bytes / 1e9:.1f} + KV {fit.max_model_len} tokens + runtime, CUDA "
+            f"context included); budget "
             f"{n.llm_max_allowed_memory_in_gb:g} GB holds {fit.kv_capacity_tokens} KV tokens, "
             f"{fit.max_num_seqs} sequences"
         )

@@ -9,13 +9,15 @@ Each section (and budget) runs in its own subprocess (a clean GPU for each engin
 reports: the engine arguments the budget gave, or the refusal (before loading, with the
 figure that works), load seconds, seconds per challenge at batch 1 (mean/p50/p95, sequential, as the
 ancestor's release notes measured), generated tokens/s for all challenges in one
-batch, and peak GPU memory (device-wide, sampled every 20 ms, above the benchmark
-process's own CUDA context, so it includes vLLM's engine process; the context itself is
-reported beside it). ``vllm`` is our backend as the validator runs it (on one GPU the
-engine core inside the process), ``vllm_separate`` the same with vLLM's engine core in
-a process of its own (vLLM's default), ``vllm_raw`` calls ``vllm.LLM`` directly as the
-reference for our ``vllm`` backend, with our engine arguments unless ``--raw_args`` (JSON)
-overrides them.
+batch, and peak GPU memory: device-wide (NVML, sampled every 20 ms) less what was in use
+before the section's process opened CUDA, so it is the whole process (its CUDA context
+included) plus vLLM's engine process if it has one: the figure the budget holds
+(``process_peak_bytes``, beside the pool vLLM was given and the context's own size).
+``embedder`` measures the relevance embedder on the GPU the same way. ``vllm`` is our
+backend as the validator runs it (on one GPU the engine core inside the process),
+``vllm_separate`` the same with vLLM's engine core in a process of its own (vLLM's
+default), ``vllm_raw`` calls ``vllm.LLM`` directly as the reference for our ``vllm``
+backend, with our engine arguments unless ``--raw_args`` (JSON) overrides them.
 Generation length is fixed (ignore_eos) so runs compare.
 """
 
@@ -34,7 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-SECTIONS = ("vllm_raw", "vllm", "vllm_separate", "hf", "hf_compile")
+SECTIONS = ("vllm_raw", "vllm", "vllm_separate", "hf", "hf_compile", "embedder")
 ENGINE_MEMORY_LOG = "GiB"  # vLLM logs its memory figures (loading, KV cache, graphs) in GiB
 
 
@@ -74,9 +76,23 @@ def qa_prompts(
 
 
 def device_used_bytes() -> int | None:
-    """Used memory of the first visible GPU as the driver reports it, without opening a
-    CUDA context (nvidia-smi); None where it cannot tell."""
+    """Used memory of the first visible GPU as the driver reports it (NVML; nvidia-smi
+    where pynvml is missing), without opening a CUDA context; None where it cannot tell."""
     index = (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0]
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = (
+            pynvml.nvmlDeviceGetHandleByIndex(int(index))
+            if index.isdigit()
+            else pynvml.nvmlDeviceGetHandleByUUID(index)
+        )
+        return int(pynvml.nvmlDeviceGetMemoryInfo(handle).used)
+    except ImportError:
+        pass
+    except Exception:  # noqa: BLE001 - NVML errors: no reading
+        return None
     try:
         out = subprocess.run(
             ["nvidia-smi", "-i", index, "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
@@ -90,37 +106,55 @@ def device_used_bytes() -> int | None:
 
 
 class PeakMemory:
-    """Device-wide used GPU memory above the baseline, sampled in a thread. The baseline
-    is taken after this process's own CUDA context opened; ``context`` is that context's
-    size: the baseline less what nvidia-smi saw used before the process touched CUDA."""
+    """Device-wide used GPU memory, sampled in a thread through the driver. ``before``
+    is what was in use before this process opened CUDA, ``context`` that context's
+    size; ``process_peak`` (the peak less ``before``) is everything the process and any
+    engine process of its own held at most: the figure a budget must hold."""
 
     def __init__(self, interval: float = 0.02):
         import torch
 
         self.torch, self.interval = torch, interval
-        self.peak, self._stop, self.context = 0, threading.Event(), None
+        self.peak_device, self._stop, self.context = 0, threading.Event(), None
+        self.total: int | None = None
+        self.before = device_used_bytes()
         if not torch.cuda.is_available():  # CPU dry run: nothing to sample
             self._thread = None
             return
-        before = device_used_bytes()
-        free, total = torch.cuda.mem_get_info(0)
+        free, total = torch.cuda.mem_get_info(0)  # opens this process's CUDA context
         self.baseline, self.total = total - free, total
-        if before is not None:
-            self.context = self.baseline - before
+        if self.before is not None:
+            self.context = self.baseline - self.before
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def _used(self) -> int:
+        used = device_used_bytes()
+        if used is None:
+            free, total = self.torch.cuda.mem_get_info(0)
+            used = total - free
+        return used
+
     def _run(self):
         while not self._stop.is_set():
-            free, total = self.torch.cuda.mem_get_info(0)
-            self.peak = max(self.peak, total - free - self.baseline)
+            self.peak_device = max(self.peak_device, self._used())
             time.sleep(self.interval)
 
     def stop(self) -> int:
+        """Stop sampling; returns the peak above this process's context (earlier files)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        return self.peak
+            return max(0, self.peak_device - self.baseline)
+        return 0
+
+    def record(self, result: dict) -> None:
+        """Stop, and put the figures into a section's result."""
+        result["peak_gpu_bytes"] = self.stop()
+        result["own_cuda_context_bytes"] = self.context
+        if self.before is not None and self.total is not None:
+            result["device_used_before_bytes"] = self.before
+            result["process_peak_bytes"] = self.peak_device - self.before
 
 
 def summarize(seconds: list[float]) -> dict:
@@ -157,17 +191,44 @@ def planned(args, in_process: bool) -> dict | None:
         "max_model_len": fit.max_model_len,
         "kv_capacity_tokens": fit.kv_capacity_tokens,
         "outside_pool_gb": fit.outside_pool_bytes / 1e9,
+        "process_gb": fit.process_bytes / 1e9,
         "activation_gb": fit.activation_bytes / 1e9,
     }
+
+
+def embedder_section(meter: PeakMemory) -> dict:
+    """The relevance embedder on the GPU as the validator runs it there: a reference and
+    16 answers per step, qa-sized texts, 50 steps."""
+    from prompting.datasets.offline import dataset
+    from prompting.rewards.relevance import shared_embedder
+
+    start = time.perf_counter()
+    embedder = shared_embedder(device="cuda")
+    load = time.perf_counter() - start
+    texts = [d.text[:1200] for d in dataset("pydoc").documents[:17]]
+    start = time.perf_counter()
+    for _ in range(50):
+        embedder.encode(texts)
+    result = {
+        "section": "embedder",
+        "load_seconds": load,
+        "seconds_per_step": (time.perf_counter() - start) / 50,
+    }
+    meter.record(result)
+    if "process_peak_bytes" in result and meter.context is not None:
+        result["embedder_bytes"] = result["process_peak_bytes"] - meter.context
+    return result
 
 
 def run_section(name: str, args) -> dict:
     from prompting.config import default_config
     from prompting.llms.base import LLMError, Sampling
 
+    meter = PeakMemory()
+    if name == "embedder":
+        return embedder_section(meter)
     prompts = qa_prompts(args.challenges, args.model, args.prompt_tokens)
     sampling = Sampling(max_tokens=args.max_tokens, temperature=0.0, ignore_eos=True)
-    meter = PeakMemory()
     start = time.perf_counter()
     result: dict = {
         "section": name,
@@ -238,7 +299,7 @@ def run_section(name: str, args) -> dict:
             engine = load_llm(config)
         except LLMError as exc:  # refused before loading: record the figure that works
             result.update(refused=str(exc), load_seconds=time.perf_counter() - start)
-            result["peak_gpu_bytes"] = meter.stop()
+            meter.record(result)
             return result
         texts = prompts
         result["stats"] = engine.stats.to_dict()
@@ -273,9 +334,15 @@ def run_section(name: str, args) -> dict:
             "tokens_per_second": sum(tokens) / took,
             "seconds_per_challenge": took / len(texts),
         }
-    result["peak_gpu_bytes"] = meter.stop()
-    result["own_cuda_context_bytes"] = meter.context
+    meter.record(result)
     result["budget_bytes"] = int(args.budget_gb * 1e9)
+    if "process_peak_bytes" in result:
+        result["process_peak_inside_budget"] = (
+            result["process_peak_bytes"] <= result["budget_bytes"]
+        )
+    utilization = result.get("stats", {}).get("extra", {}).get("engine_args", {})
+    if "gpu_memory_utilization" in utilization and meter.total is not None:
+        result["pool_bytes"] = int(utilization["gpu_memory_utilization"] * meter.total)
     return result
 
 

@@ -144,8 +144,8 @@ def test_model_fit(tmp_path):
         ],
     )
     rows = doctor.check_fit(small, gpu_total_gb=85.5)
-    assert statuses(rows) == ["fail"] and "to 15.9" in rows[0].fix
-    assert "--neuron.quantization fp8 (needs 8.9)" in rows[0].fix
+    assert statuses(rows) == ["fail"] and "to 16.5" in rows[0].fix
+    assert "--neuron.quantization fp8 (needs 9.5)" in rows[0].fix
     small.neuron.llm_max_allowed_memory_in_gb = 24
     assert statuses(doctor.check_fit(small, gpu_total_gb=85.5)) == ["ok"]
     assert statuses(doctor.check_fit(small, gpu_total_gb=16.0)) == ["fail"]

@@ -111,45 +111,67 @@ def test_memory_arithmetic_matches_zephyr():
 
 def test_engine_size_follows_the_budget():
     """The smallest size is the one measured at 16 GB (8 sequences, 1024 batched tokens,
-    2048 tokens of context); with vLLM's engine core in the validator's process zephyr-7b
-    fp16 needs 15.9 GB (measured on the H200 at 16 GB: peak 15.88). Larger budgets get
-    more sequences and a longer context."""
+    2048 tokens of context). The budget is all the process holds on the GPU: with vLLM's
+    engine core in the validator's process zephyr-7b fp16 needs 16.5 GB (15.9 for vLLM,
+    measured peak 15.88 at 16 GB, plus the process's CUDA context, 0.55 measured). Larger
+    budgets get more sequences and a longer context."""
     shape = memory.ModelShape.from_config(ZEPHYR)
-    small = memory.plan(shape, 15.9, engine_in_process=True)
+    small = memory.plan(shape, 16.5, engine_in_process=True)
     assert (small.max_num_seqs, small.max_num_batched_tokens, small.max_model_len) == (
         8,
         1024,
         memory.TASK_MAX_MODEL_LEN,
     )
-    assert small.fits and small.needed_gb == 15.9
-    # The device-wide peak (pool + what vLLM uses outside it) stays inside the budget.
-    assert small.utilization(H100) * H100 + small.outside_pool_bytes <= 15.9e9
-    sizes = [memory.plan(shape, gb, engine_in_process=True) for gb in (15.9, 18, 20, 24, 40)]
+    assert small.fits and small.needed_gb == 16.5
+    # The device-wide peak (the pool, what vLLM uses outside it, the process's context)
+    # stays inside the budget.
+    held = small.utilization(H100) * H100 + small.outside_pool_bytes + small.process_bytes
+    assert held == pytest.approx(16.5e9)
+    sizes = [memory.plan(shape, gb, engine_in_process=True) for gb in (16.5, 18, 20, 24, 40)]
     seqs = [fit.max_num_seqs for fit in sizes]
     assert seqs == sorted(seqs) and seqs[-1] == 256
     assert all(fit.fits and fit.comfortable for fit in sizes[1:])
-    refused = memory.plan(shape, 15.8, engine_in_process=True)
-    assert not refused.fits and refused.needed_gb == 15.9  # the smallest size's figure
-    # fp8 halves the blocks: zephyr fits 8.9 GB (measured peak 8.81 GB), not 8.8.
-    assert memory.plan(shape, 8.9, quantization="fp8", engine_in_process=True).fits
-    assert not memory.plan(shape, 8.8, quantization="fp8", engine_in_process=True).fits
+    refused = memory.plan(shape, 16.0, engine_in_process=True)
+    assert not refused.fits and refused.needed_gb == 16.5  # the smallest size's figure
+    # fp8 halves the blocks: zephyr fits 9.5 GB (vLLM's measured peak 8.81 GB plus the
+    # context), not 9.4.
+    assert memory.plan(shape, 9.5, quantization="fp8", engine_in_process=True).fits
+    assert not memory.plan(shape, 9.4, quantization="fp8", engine_in_process=True).fits
     assert memory.plan(shape, 24.0, max_model_len=4096).max_model_len == 4096
     assert memory.graph_batch_sizes(8) == [1, 2, 4, 8, 16]
     assert memory.graph_batch_sizes(1024)[-1] == 512
 
 
+def test_the_budget_counts_the_whole_process():
+    """The CUDA context and the relevance embedder on the GPU come off vLLM's pool: the
+    same budget gives a smaller pool, and the smallest budget grows by their size."""
+    shape = memory.ModelShape.from_config(ZEPHYR)
+    bare, with_embedder = (
+        memory.plan(shape, 24.0, engine_in_process=True, embedder_on_gpu=e) for e in (False, True)
+    )
+    assert bare.process_bytes == memory.CUDA_CONTEXT_BYTES
+    assert with_embedder.process_bytes - bare.process_bytes == memory.EMBEDDER_GPU_BYTES
+    assert bare.utilization(H100) - with_embedder.utilization(H100) == pytest.approx(
+        memory.EMBEDDER_GPU_BYTES / H100
+    )
+    smallest = memory.plan(shape, 0, engine_in_process=True, embedder_on_gpu=True)
+    assert smallest.needed_gb == 16.7
+    on_gpu = engine_args(budget_gb=24.0, embedder_on_gpu=True)["gpu_memory_utilization"]
+    assert on_gpu < engine_args(budget_gb=24.0)["gpu_memory_utilization"]
+    with pytest.raises(LLMError, match=r"CUDA context and the rest of the process 0\.8 GB"):
+        engine_args(budget_gb=16.5, embedder_on_gpu=True)
+
+
 def test_engine_core_in_process_frees_a_cuda_context():
     """On one GPU the vllm backend runs vLLM's engine core in the validator's process: no
     second CUDA context. In a process of its own (tensor parallel, vllm serve, or the
-    operator's VLLM_ENABLE_V1_MULTIPROCESSING=1) zephyr-7b fp16 needs 16.5 GB, not 15.9."""
+    operator's VLLM_ENABLE_V1_MULTIPROCESSING=1) zephyr-7b fp16 needs 17.1 GB, not 16.5."""
     shape = memory.ModelShape.from_config(ZEPHYR)
-    separate, inside = (memory.plan(shape, 16.0, engine_in_process=p) for p in (False, True))
-    assert not separate.fits and inside.fits and separate.needed_gb == 16.5
-    assert separate.outside_pool_bytes - inside.outside_pool_bytes == (
-        memory.VLLM_ENGINE_CONTEXT_BYTES
-    )
-    assert memory.plan(shape, 9.5, quantization="fp8").fits
-    assert not memory.plan(shape, 9.4, quantization="fp8").fits
+    separate, inside = (memory.plan(shape, 16.5, engine_in_process=p) for p in (False, True))
+    assert not separate.fits and inside.fits and separate.needed_gb == 17.1
+    assert separate.outside_pool_bytes - inside.outside_pool_bytes == memory.CUDA_CONTEXT_BYTES
+    assert memory.plan(shape, 10.1, quantization="fp8").fits
+    assert not memory.plan(shape, 10.0, quantization="fp8").fits
     # one GPU and no word from the operator: in process; tensor parallel or an explicit
     # VLLM_ENABLE_V1_MULTIPROCESSING=1: vLLM's own engine process
     assert engine_in_process(1, environ={})
@@ -157,9 +179,9 @@ def test_engine_core_in_process_frees_a_cuda_context():
     assert not engine_in_process(1, environ={"VLLM_ENABLE_V1_MULTIPROCESSING": "1"})
     assert not engine_in_process(2, environ={})
     assert not engine_in_process(1, "ray", environ={})
-    assert engine_args(budget_gb=16.0, engine_in_process=True)["max_num_seqs"] == 8
-    with pytest.raises(LLMError, match="needs about 16.5 GB"):
-        engine_args(budget_gb=16.0, engine_in_process=False)
+    assert engine_args(budget_gb=16.5, engine_in_process=True)["max_num_seqs"] == 8
+    with pytest.raises(LLMError, match="needs about 17.1 GB"):
+        engine_args(budget_gb=16.5, engine_in_process=False)
 
 
 def engine_args(**kw):
@@ -183,9 +205,9 @@ def engine_args(**kw):
 
 
 def test_vllm_budget_becomes_engine_arguments():
-    args = engine_args(budget_gb=16.0)
-    outside = memory.outside_pool_bytes(8, engine_in_process=True)
-    assert args["gpu_memory_utilization"] == pytest.approx((16e9 - outside) / H100, abs=1e-4)
+    args = engine_args(budget_gb=16.5)
+    outside = memory.outside_pool_bytes(8, engine_in_process=True) + memory.process_bytes()
+    assert args["gpu_memory_utilization"] == pytest.approx((16.5e9 - outside) / H100, abs=1e-4)
     assert (args["max_num_seqs"], args["max_num_batched_tokens"], args["max_model_len"]) == (
         8,
         1024,
@@ -211,13 +233,13 @@ def test_vllm_refuses_a_budget_that_cannot_hold_the_model():
     with pytest.raises(LLMError) as err:
         engine_args(budget_gb=14.0)
     message = str(err.value)
-    assert "needs about 15.9 GB" in message and "--neuron.llm_max_allowed_memory_in_gb" in message
+    assert "needs about 16.5 GB" in message and "--neuron.llm_max_allowed_memory_in_gb" in message
     assert "weights 14.5 GB + KV cache for 2048 tokens 0.3 GB" in message
     with pytest.raises(LLMError, match="exceeds the 85.5 GB"):
         engine_args(budget_gb=100.0)
-    # fp8 fits where fp16 does not; two GPUs make 9.5 GB enough.
+    # fp8 fits where fp16 does not; two GPUs make 10 GB enough.
     assert engine_args(budget_gb=14.0, quantization="fp8")["quantization"] == "fp8"
-    two = engine_args(budget_gb=9.5, gpus=2, local_gpu_count=2, engine_in_process=False)
+    two = engine_args(budget_gb=10.0, gpus=2, local_gpu_count=2, engine_in_process=False)
     assert two["tensor_parallel_size"] == 2
 
 
@@ -349,7 +371,7 @@ def test_serve_flags_carry_the_engine_arguments():
     """scripts/vllm_serve.py starts `vllm serve` with what the in-process backend uses."""
     from prompting.llms.vllm import serve_flags
 
-    flags = serve_flags(engine_args(budget_gb=16.5, engine_in_process=False))  # vllm serve
+    flags = serve_flags(engine_args(budget_gb=17.1, engine_in_process=False))  # vllm serve
     assert flags[0] == "/m" and "--tokenizer" not in flags and "--enforce-eager" not in flags
     assert flags[flags.index("--max-num-seqs") + 1] == "8"
     assert flags[flags.index("--max-num-batched-tokens") + 1] == "1024"

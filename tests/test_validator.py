@@ -91,6 +91,8 @@ def test_local_subnet_end_to_end_and_resume(tmp_path):
         "4",
         "--neuron.task_weights",
         "qa=0.5,summarization=0.3,debugging=0.2",
+        "--neuron.forwards",  # one step at a time: 2 cores also run the five miners
+        "fixed",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = [json.loads(line) for line in open(state_dir / "events.jsonl")]
@@ -207,8 +209,9 @@ def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wall
         config = default_config(
             neuron__full_path=str(tmp_path),
             neuron__model_id="scripted",
+            neuron__forwards="fixed",
             neuron__num_concurrent_forwards=4,
-            neuron__min_step_seconds=0.0,
+            neuron__miner_query_rate=1000.0,
             neuron__max_steps=12,
             neuron__sample_size=3,
             neuron__timeout=3.0,

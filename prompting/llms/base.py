@@ -96,6 +96,13 @@ class LLM(abc.ABC):
     def stats(self) -> LLMStats:
         """Load time, device and memory footprint."""
 
+    @property
+    def batch_capacity(self) -> int | None:
+        """Sequences generated at once at most (more wait their turn); None: the backend
+        does not say. The validator keeps about this many drafts ready for the next
+        batch (``validator.concurrency``)."""
+        return None
+
     def close(self) -> None:
         """Free GPU memory / connections. Safe to call twice."""
 

@@ -16,19 +16,30 @@ from dataclasses import dataclass
 
 GB = 1e9
 MB = 1e6
+# The budget is what the process holds on the GPU, device-wide (the figure an operator
+# reads in nvidia-smi), so everything outside vLLM's pool is counted:
+# * a CUDA context in each process that opens CUDA: the validator's own, which torch opens
+#   before vLLM starts (and which vLLM's engine core shares when it runs in that process),
+#   plus the engine core's when it runs in a process of its own (vLLM's default; tensor
+#   parallel; vllm serve). 0.55 GB on the H200 with torch 2.11 (cu130): nvidia-smi before
+#   and after the first CUDA call (own_cuda_context_bytes in
+#   2026-12-02-h200-engine-in-process-final.json). Rounded up:
+CUDA_CONTEXT_BYTES = int(0.6 * GB)
+# * the relevance embedder when --reward.device puts it on the GPU (MiniLM-L6: 23M fp32
+#   weights, its activations and the allocator's segments), measured in
+#   2026-12-02-h200-process-budget.json (section embedder), rounded up:
+EMBEDDER_GPU_BYTES = int(0.2 * GB)
 # Measured on an H100 and an H200 with vllm 0.24 and the zephyr-7b architecture (fp16, 14.48 GB of
 # weights), files in benchmarks/results:
-# * memory vLLM uses outside its gpu_memory_utilization pool (device peak minus pool),
-#   graphs captured at powers of two up to 2 * max_num_seqs (graph_batch_sizes). It grows
-#   with the engine's size: with vLLM's engine core inside the caller's process (the
-#   vllm backend on one GPU, whose own CUDA context exists before vLLM starts and is not
-#   the model's) 0.11 GB at 8 sequences and 0.56 GB at 128 on the H200
-#   (2026-12-02-h200-engine-in-process.json). With the engine core in a process of its
-#   own (vLLM's default; tensor parallel; vllm serve) that process's CUDA context comes
-#   on top: 0.72 GB (8 seqs), 0.70 (32), 0.80 (64), 0.89 (128) on the H100
+# * memory vLLM uses outside its gpu_memory_utilization pool (device peak minus pool, the
+#   process's CUDA context left out), graphs captured at powers of two up to
+#   2 * max_num_seqs (graph_batch_sizes). It grows with the engine's size: with vLLM's
+#   engine core inside the caller's process 0.11 GB at 8 sequences and 0.56 GB at 128 on
+#   the H200 (2026-12-02-h200-engine-in-process.json), 0.25 GB at 8 with warm compile
+#   caches. With the engine core in a process of its own that process's CUDA context
+#   comes on top: 0.72 GB (8 seqs), 0.70 (32), 0.80 (64), 0.89 (128) on the H100
 #   (2026-11-24-h100-budget-sweep-fp16.json) and 1.33 GB (128) on the H200. A line over
 #   both, rounded up:
-VLLM_ENGINE_CONTEXT_BYTES = int(0.6 * GB)
 VLLM_OUTSIDE_BASE_BYTES = int(0.3 * GB)
 VLLM_OUTSIDE_PER_GRAPH_BATCH_BYTES = int(2 * MB)
 VLLM_MAX_GRAPH_BATCH = 512
@@ -160,10 +171,17 @@ def graph_batch_sizes(max_num_seqs: int) -> list[int]:
 
 def outside_pool_bytes(max_num_seqs: int, engine_in_process: bool = False) -> int:
     """What vLLM uses beyond its gpu_memory_utilization pool with this many sequences;
-    ``engine_in_process``: the engine core shares the caller's CUDA context."""
+    ``engine_in_process``: the engine core shares the caller's CUDA context, otherwise
+    its own process opens a second one."""
     graph_batch = max(graph_batch_sizes(max_num_seqs))
-    context = 0 if engine_in_process else VLLM_ENGINE_CONTEXT_BYTES
+    context = 0 if engine_in_process else CUDA_CONTEXT_BYTES
     return context + VLLM_OUTSIDE_BASE_BYTES + graph_batch * VLLM_OUTSIDE_PER_GRAPH_BATCH_BYTES
+
+
+def process_bytes(embedder_on_gpu: bool = False) -> int:
+    """What the validator's process holds on the GPU besides vLLM: its CUDA context, and
+    the relevance embedder when it runs on the GPU."""
+    return CUDA_CONTEXT_BYTES + (EMBEDDER_GPU_BYTES if embedder_on_gpu else 0)
 
 
 def activation_bytes(
@@ -188,11 +206,13 @@ class Fit:
     max_num_batched_tokens: int
     activation_bytes: int
     outside_pool_bytes: int
+    process_bytes: int = 0  # the caller's process outside vLLM (process_bytes())
 
     @property
     def overhead_bytes(self) -> int:
-        """vLLM's activation profile inside the pool plus what it uses outside."""
-        return self.activation_bytes + self.outside_pool_bytes
+        """vLLM's activation profile inside the pool, what it uses outside, and what the
+        rest of the process holds."""
+        return self.activation_bytes + self.outside_pool_bytes + self.process_bytes
 
     @property
     def min_kv_bytes(self) -> int:
@@ -226,11 +246,11 @@ class Fit:
 
     def utilization(self, total_bytes: int) -> float:
         """vLLM's gpu_memory_utilization on a device of ``total_bytes``: the pool is the
-        budget less what vLLM uses outside it, so that the device-wide peak stays inside
-        the budget."""
+        budget less what vLLM uses outside it and what the process holds besides, so that
+        the device-wide peak stays inside the budget."""
         if total_bytes <= 0:
             raise ValueError("device memory unknown")
-        pool = self.budget_bytes - self.outside_pool_bytes
+        pool = self.budget_bytes - self.outside_pool_bytes - self.process_bytes
         if pool <= 0:
             raise ValueError(
                 f"a budget of {self.budget_bytes / GB:g} GB leaves nothing for vLLM's pool"
@@ -246,8 +266,10 @@ def plan(
     dtype: str = "float16",
     quantization: str = "none",
     engine_in_process: bool = False,
+    embedder_on_gpu: bool = False,
 ) -> Fit:
-    """The largest engine size (sequences, batched tokens, context) that fits the budget.
+    """The largest engine size (sequences, batched tokens, context) that fits the budget,
+    the budget being all the process holds on the GPU (``process_bytes``).
 
     Sizes are tried from the largest down (ENGINE_SIZES x MODEL_LENS, or the given
     context length); the first that holds a full batch of validator-sized sequences
@@ -273,6 +295,7 @@ def plan(
                 max_num_batched_tokens=tokens,
                 activation_bytes=activation_bytes(shape, seqs, tokens, dtype, tensor_parallel),
                 outside_pool_bytes=outside_pool_bytes(seqs, engine_in_process),
+                process_bytes=process_bytes(embedder_on_gpu),
             )
             if fit.comfortable:
                 return fit

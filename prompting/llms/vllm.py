@@ -3,12 +3,13 @@
 The budget (``--neuron.llm_max_allowed_memory_in_gb``, per GPU) becomes vLLM's engine
 size (``memory.plan``): a ``gpu_memory_utilization`` pool that leaves room for what
 vLLM uses outside it, and max_num_seqs, max_num_batched_tokens and max_model_len small
-enough for the weights, so that a validator can share a GPU with a miner or run a 7B
-model in 15.9 GB (8.9 with fp8). A budget that cannot work is refused before vLLM
-starts, with the figure that would. On one GPU vLLM's engine core runs in this
-process (``engine_in_process``): one CUDA context instead of two, and one import of
-vLLM at start. Compile caches live under the state folder, so a restart skips
-torch.compile.
+enough for the weights, so that a validator can share a GPU with a miner. The budget is
+everything the process holds on the GPU (its CUDA context and the relevance embedder on
+the GPU included): a 7B fp16 model needs 16.5 GB, 9.5 with fp8. A budget that cannot
+work is refused before vLLM starts, with the whole process's figure that would. On one
+GPU vLLM's engine core runs in this process (``engine_in_process``): one CUDA context
+instead of two, and one import of vLLM at start. Compile caches live under the state
+folder, so a restart skips torch.compile.
 ``--neuron.gpus N`` is tensor parallel over the first N visible devices;
 ``--neuron.device cuda:K`` picks the K-th visible device by narrowing
 CUDA_VISIBLE_DEVICES (ordinals or UUIDs) before CUDA starts. More GPUs than this host
@@ -108,16 +109,26 @@ def engine_in_process(gpus: int, executor: str = "auto", environ: dict | None = 
 
 
 def refusal(fit: memory.Fit, budget_gb: float) -> str:
-    """Why a budget is refused, and the figure that works (the smallest engine size)."""
+    """Why a budget is refused, and the whole process's figure that works (the smallest
+    engine size)."""
     return (
-        f"model needs about {fit.needed_gb:.1f} GB per GPU (weights "
+        f"the validator's process needs about {fit.needed_gb:.1f} GB per GPU (weights "
         f"{fit.weights_bytes / memory.GB:.1f} GB + KV cache for {fit.max_model_len} tokens "
-        f"{fit.min_kv_bytes / memory.GB:.1f} GB + runtime "
-        f"{fit.overhead_bytes / memory.GB:.1f} GB with {fit.max_num_seqs} sequences) "
+        f"{fit.min_kv_bytes / memory.GB:.1f} GB + vLLM runtime "
+        f"{(fit.activation_bytes + fit.outside_pool_bytes) / memory.GB:.1f} GB with "
+        f"{fit.max_num_seqs} sequences + CUDA context and the rest of the process "
+        f"{fit.process_bytes / memory.GB:.1f} GB) "
         f"but the budget is {budget_gb:g} GB: "
         f"raise --neuron.llm_max_allowed_memory_in_gb to {fit.needed_gb:.1f}, lower "
         "--neuron.max_model_len, add --neuron.gpus, or use --neuron.quantization"
     )
+
+
+def embedder_on_gpu(config) -> bool:
+    """Whether the relevance embedder shares the GPU with the model (any device but the
+    CPU: on a vLLM machine ``auto`` is the GPU)."""
+    reward = getattr(config, "reward", None)
+    return reward is not None and reward.device != "cpu"
 
 
 def engine_flags(config) -> dict:
@@ -152,6 +163,7 @@ def build_engine_args(
     executor: str,
     seed: int | None,
     engine_in_process: bool = False,
+    embedder_on_gpu: bool = False,
 ) -> dict:
     """Map our flags to ``vllm.LLM`` keyword arguments, refusing budgets that cannot work.
 
@@ -159,7 +171,8 @@ def build_engine_args(
     sequences, smaller prefill chunks and the context the tasks need leave room for the
     weights; CUDA graphs stay on (eager mode made batch 1 2.3-3.4x slower on the H100
     and saved no memory). With ``engine_in_process`` vLLM's engine core shares the
-    caller's CUDA context, so the pool can be larger by one context."""
+    caller's CUDA context, so the pool can be larger by one context; ``embedder_on_gpu``:
+    the relevance embedder's share comes off the pool."""
     total_gb = device_total_bytes / memory.GB
     if budget_gb > total_gb:
         raise LLMError(
@@ -187,6 +200,7 @@ def build_engine_args(
             dtype=vllm_dtype,
             quantization=quantization,
             engine_in_process=engine_in_process,
+            embedder_on_gpu=embedder_on_gpu,
         )
         if not fit.fits:
             raise LLMError(refusal(fit, budget_gb))
@@ -201,7 +215,9 @@ def build_engine_args(
         utilization = fit.utilization(device_total_bytes)
     else:  # no config.json on disk: vLLM's own sizes, the pool less its default outside share
         sizes = {"max_model_len": max_model_len} if max_model_len else {}
-        outside = memory.outside_pool_bytes(memory.ENGINE_SIZES[0][0], engine_in_process)
+        outside = memory.outside_pool_bytes(
+            memory.ENGINE_SIZES[0][0], engine_in_process
+        ) + memory.process_bytes(embedder_on_gpu)
         utilization = min(
             memory.MAX_UTILIZATION, (budget_gb * memory.GB - outside) / device_total_bytes
         )
@@ -274,6 +290,7 @@ class VLLM(LLM):
         executor: str = "auto",
         seed: int | None = None,
         state_dir: str = ".",
+        embedder_on_gpu: bool = False,
     ):
         compat.guard_event_loop_policy()
         caches = keep_compile_caches(state_dir)
@@ -308,6 +325,7 @@ class VLLM(LLM):
             executor=executor,
             seed=seed,
             engine_in_process=in_process,
+            embedder_on_gpu=embedder_on_gpu,
         )
         log.info("vllm: %s", {k: v for k, v in args.items() if k != "tokenizer"})
         from vllm import LLM as VllmLLM
@@ -339,7 +357,13 @@ class VLLM(LLM):
     @classmethod
     def from_config(cls, config) -> VLLM:
         n = config.neuron
-        return cls(n.model_id, device=n.device, state_dir=n.full_path, **engine_flags(config))
+        return cls(
+            n.model_id,
+            device=n.device,
+            state_dir=n.full_path,
+            embedder_on_gpu=embedder_on_gpu(config),  # a server's budget leaves it out
+            **engine_flags(config),
+        )
 
     @property
     def tokenizer(self):
@@ -348,6 +372,10 @@ class VLLM(LLM):
     @property
     def stats(self) -> LLMStats:
         return self._stats
+
+    @property
+    def batch_capacity(self) -> int | None:
+        return self._stats.extra["engine_args"].get("max_num_seqs")
 
     def generate(
         self, prompts: Sequence[Prompt], sampling: Sampling | None = None

@@ -62,6 +62,7 @@ class MinerClient:
         timeout: float = 10.0,
         max_body_bytes: int = 1 << 20,
         max_endpoints: int = 1024,
+        max_connections_per_miner: int = 4,
     ):
         from bittensor.http_auth import InMemoryNonceStore
         from bittensor.signing import resolve_signer
@@ -74,6 +75,7 @@ class MinerClient:
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes
         self.max_endpoints = max_endpoints
+        self.max_connections_per_miner = max_connections_per_miner
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     def _client(self, endpoint: str) -> httpx.AsyncClient:
@@ -86,7 +88,9 @@ class MinerClient:
                 follow_redirects=False,
                 trust_env=False,
                 timeout=httpx.Timeout(self.timeout),
-                limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+                limits=httpx.Limits(
+                    max_connections=self.max_connections_per_miner, max_keepalive_connections=2
+                ),
             )
         self._clients[endpoint] = client
         return client

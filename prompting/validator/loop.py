@@ -1,21 +1,26 @@
 """The validator: sync, sample, challenge, query, reward, score, set weights, save, log.
 
-One step is one challenge sent to a sample of miners. ``--neuron.num_concurrent_forwards
-N`` keeps N steps in flight: each is *prepared* in order (sync, sample, draft), then
-*completed* concurrently; their generation requests are batched together by a
-``GenerationBatcher`` on the one model thread, their queries share one HTTP client,
-and each step *commits* (scores, weights, state, telemetry) only after the step
-before it, so scores move exactly as in a sequential run over the same results.
-Chain calls follow a ``Cadence`` in seconds and blocks, never the step count, and
-step starts keep a floor apart, so fast-failing miners cannot turn into a flood of
-queries or chain calls. Chain and generation faults are logged and survived: the
-step is skipped or the weights retried when the chain allows, the scores are kept.
+One step is one challenge sent to a sample of miners. Many steps are in flight at
+once, as many as keep the GPU busy while miners think (``Concurrency``: adaptive by
+default, or a fixed ``--neuron.num_concurrent_forwards``): each is *prepared* in order
+(sync, draft), then *completed* concurrently; their generation requests are batched
+together by a ``GenerationBatcher`` on the one model thread; once its challenge is
+built a step samples its miners (in the order the challenges came out) under the
+per-miner query-rate bound (``sampling.RateBound``), so bursts of challenges from one
+batch cannot flood a miner; queries share one HTTP client; and each step *commits*
+(scores, weights, state, telemetry) only after the step before it, so scores move
+exactly as in a sequential run over the same results. Chain calls follow a
+``Cadence`` in seconds and blocks, never the step count, so fast-failing miners cannot
+turn into a flood of queries or chain calls. Chain and generation faults are logged and
+survived: the step is skipped or the weights retried when the chain allows, the scores
+are kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 import signal
@@ -36,6 +41,7 @@ from prompting.telemetry import Telemetry
 from prompting.validator import sampling, scoring
 from prompting.validator import state as state_io
 from prompting.validator.cadence import Cadence
+from prompting.validator.concurrency import Concurrency, Load
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
@@ -53,7 +59,8 @@ class StepResult:
 
 @dataclass
 class Prepared:
-    """A step planned in order by the loop: who is asked and what, and its commit turn."""
+    """A step planned in order by the loop: what is asked (whom, once its challenge is
+    built), and its commit turn."""
 
     ticket: int
     neurons: list[Neuron]
@@ -75,15 +82,24 @@ class GenerationBatcher:
 
     A step hands in its draft and waits; whatever drafts are waiting when the model
     thread is free go into one ``build_challenges`` call (one batched generation per
-    stage), so N concurrent steps cost about one generation, not N.
+    stage), so N concurrent steps cost about one generation, not N. ``on_take`` is called
+    whenever a batch leaves the queue (room for more drafts); ``busy_s`` is the time the
+    model thread spent generating, for the GPU's busy share.
     """
 
-    def __init__(self, run_in_worker, llm: LLM | None):
+    def __init__(self, run_in_worker, llm: LLM | None, on_take=None):
         self._run = run_in_worker
         self._llm = llm
+        self._on_take = on_take
         self._waiting: list[tuple[Draft, Sampling, asyncio.Future]] = []
         self._drainer: asyncio.Future | None = None
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # the latest, for tests
+        self.busy_s = 0.0
+
+    @property
+    def queued(self) -> int:
+        """Drafts waiting for the next batch."""
+        return len(self._waiting)
 
     async def build(self, draft: Draft, params: Sampling) -> tuple[Challenge, int]:
         """The draft's challenge and the number of drafts it was built with."""
@@ -93,13 +109,23 @@ class GenerationBatcher:
             self._drainer = asyncio.ensure_future(self._drain())
         return await future
 
+    def _build(self, drafts: list[Draft], llm: LLM | None, params: Sampling) -> list[Challenge]:
+        """build_challenges, timed on the model thread itself (not its queue)."""
+        start = time.perf_counter()
+        try:
+            return build_challenges(drafts, llm, params)
+        finally:
+            self.busy_s += time.perf_counter() - start
+
     async def _drain(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             self.batch_sizes.append(len(batch))
+            if self._on_take is not None:
+                self._on_take()
             try:
                 challenges = await self._run(
-                    build_challenges, [d for d, _, _ in batch], self._llm, batch[0][1]
+                    self._build, [d for d, _, _ in batch], self._llm, batch[0][1]
                 )
             except Exception as exc:  # noqa: BLE001 - each waiting step decides what to do
                 for _, _, future in batch:
@@ -158,12 +184,24 @@ class Validator:
         )
         self.rng = random.Random(None if seed is None else seed * 7919 + self.state.step)
         self.metagraph: list[Neuron] = []
+        n = config.neuron
+        self.rate = sampling.RateBound(n.miner_query_rate)
         self.client = MinerClient(
-            wallet, timeout=config.neuron.timeout, max_body_bytes=config.neuron.max_body_bytes
+            wallet,
+            timeout=n.timeout,
+            max_body_bytes=n.max_body_bytes,
+            # every query the rate bound lets in while the earlier ones may still run
+            max_connections_per_miner=math.ceil(n.miner_query_rate * n.timeout) + 1,
         )
         self.weights_due = False
-        self.cadence = Cadence(lambda: chain.block_seconds, config.neuron.resync_seconds)
-        self._last_start = float("-inf")  # when the newest step was prepared
+        self.cadence = Cadence(lambda: chain.block_seconds, n.resync_seconds)
+        self.concurrency = Concurrency.from_config(
+            config, llm.batch_capacity if llm is not None else None
+        )
+        self._wake = asyncio.Event()  # the load changed: the loop may start a step
+        self._miners_turn = asyncio.Lock()  # steps take miners one at a time, in order
+        self._waiting_miners = 0
+        self._starting = 0  # steps started whose draft has not reached the batcher yet
         self.failed_steps = 0
         # Model work (generation, embeddings) always runs on this one thread: spread over
         # the default pool's threads, torch's CPU buffers landed in several malloc arenas
@@ -171,7 +209,7 @@ class Validator:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="models")
         self.cooldown = sampling.Cooldown(config.neuron.unreachable_cooldown_s)
         self.labels: dict[int, str] = {}  # uid -> strategy, for the local subnet's scoreboard
-        self.batcher = GenerationBatcher(self._in_worker, llm)
+        self.batcher = GenerationBatcher(self._in_worker, llm, on_take=self._wake.set)
         self._tickets = 0  # steps prepared so far
         self._last_done = asyncio.Event()  # the newest prepared step's "committed" event
         self._last_done.set()
@@ -196,6 +234,7 @@ class Validator:
             log.info("hotkeys replaced at uids %s: their scores restart from 0", reset)
 
     def sample(self) -> list[Neuron]:
+        """Miners for a step, among those under their query-rate bound."""
         n = self.config.neuron
         return sampling.select(
             self.metagraph,
@@ -205,8 +244,30 @@ class Validator:
             n.vpermit_tao_limit,
             unique_coldkeys=n.query_unique_coldkeys,
             unique_ips=n.query_unique_ips,
-            cooling=self.cooldown.cooling(),
+            cooling=self.cooldown.cooling() | self.rate.busy(),
         )
+
+    async def take_miners(self, timings: dict) -> list[Neuron]:
+        """Wait until a full sample is under the rate bound, then sample and mark them
+        queried. One step at a time, in the order the challenges came out."""
+        start = time.perf_counter()
+        self._waiting_miners += 1
+        try:
+            async with self._miners_turn:
+                n = self.config.neuron
+                pool = sampling.candidates(
+                    self.metagraph, self.hotkey, n.vpermit_tao_limit, self.cooldown.cooling()
+                )
+                await self._sleep(
+                    self.rate.wait([c.uid for c in pool], min(n.sample_size, len(pool)))
+                )
+                neurons = self.sample()
+                self.rate.record(x.uid for x in neurons)
+        finally:
+            self._waiting_miners -= 1
+            self._wake.set()
+        timings["timings/rate_wait"] = time.perf_counter() - start
+        return neurons
 
     async def set_weights(self, timings: dict) -> dict:
         """Off the event loop: a slow chain must not stall the other steps' queries."""
@@ -242,7 +303,7 @@ class Validator:
     # --- one step: prepare (in order), complete (concurrently), commit (in order) -----
 
     async def prepare(self) -> Prepared | None:
-        """Sync when due, sample miners and draft a challenge; None: no metagraph yet."""
+        """Sync when due and draft a challenge; None: no metagraph yet."""
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         if not self.metagraph or self.cadence.sync_due():
@@ -257,13 +318,13 @@ class Validator:
             log.warning("no metagraph yet; step skipped")
             return None
         start = time.perf_counter()
-        neurons = self.sample()
         task, seed = self.sampler.sample()
         draft = task.draft(seed)
         timings["timings/sample"] = time.perf_counter() - start
         turn, self._last_done = self._last_done, asyncio.Event()
         self._tickets += 1
-        return Prepared(self._tickets, neurons, draft, timings, t0, turn, self._last_done)
+        self._starting += 1
+        return Prepared(self._tickets, [], draft, timings, t0, turn, self._last_done)
 
     async def complete(self, prep: Prepared) -> StepResult | None:
         """Generate, query and reward; then wait for this step's turn and commit."""
@@ -272,13 +333,19 @@ class Validator:
             start = time.perf_counter()
             try:
                 params = Sampling.from_config(self.config)
+                self._starting -= 1  # build() queues the draft before it first waits
                 challenge, prep.batch_size = await self.batcher.build(prep.draft, params)
             except LLMError as exc:
                 log.error("challenge generation failed (%s); step skipped", exc)
                 return None
             timings["timings/generate_challenge"] = time.perf_counter() - start
 
+            prep.neurons = await self.take_miners(timings)
+            if not prep.neurons:
+                log.warning("no miner to query; step skipped")
+                return None
             start = time.perf_counter()
+            timings["query/started"] = time.time()  # for each miner's query rate
             request = PromptRequest(
                 task=challenge.task,
                 challenge_id=challenge.challenge_id,
@@ -379,7 +446,10 @@ class Validator:
             "reward/mean": sum(rewards) / len(rewards) if rewards else 0.0,
             "responses/ok": sum(r.status == OK for r in results),
             "forwards/in_flight": self._in_flight,
+            "forwards/waiting_generation": self.batcher.queued,
+            "forwards/waiting_miners": self._waiting_miners,
             "generate/batch_size": prep.batch_size,
+            "generate/busy_s": self.batcher.busy_s,  # since start: the model thread's busy time
             **gate_event(challenge),
             **components,
             **timings,
@@ -441,34 +511,32 @@ class Validator:
         n = self.config.neuron
         in_flight: set[asyncio.Future] = set()
         stopper = asyncio.ensure_future(self._stop.wait())
+
+        def steps_left() -> bool:
+            return not n.max_steps or self.state.step + len(in_flight) < n.max_steps
+
         try:
             while not self._stop.is_set():
-                room = n.num_concurrent_forwards - len(in_flight)
-                if n.max_steps:
-                    room = min(room, n.max_steps - self.state.step - len(in_flight))
-                if room <= 0 and not in_flight:
+                if not steps_left() and not in_flight:
                     break  # max_steps reached
                 backoff = False
-                for _ in range(max(0, room)):
-                    # a floor between step starts bounds each miner's query rate, even
-                    # when every miner fails at once and steps take no time
-                    await self._sleep(self._last_start + n.min_step_seconds - time.monotonic())
-                    if self._stop.is_set():
-                        break
-                    self._last_start = time.monotonic()
+                self._wake.clear()
+                while steps_left() and self.concurrency.may_start(self._load(len(in_flight))):
                     prep = await self.prepare()
-                    if prep is None:
-                        backoff = True
+                    if prep is None or self._stop.is_set():
+                        backoff = prep is None
                         break
                     in_flight.add(asyncio.ensure_future(self.complete(prep)))
                 self._in_flight = len(in_flight)
                 if not in_flight:  # nothing could be prepared (no metagraph): back off
                     await self._sleep(SKIP_BACKOFF_S)
                     continue
+                waker = asyncio.ensure_future(self._wake.wait())
                 done, _ = await asyncio.wait(
-                    {*in_flight, stopper}, return_when=asyncio.FIRST_COMPLETED
+                    {*in_flight, stopper, waker}, return_when=asyncio.FIRST_COMPLETED
                 )
-                for task in done - {stopper}:
+                waker.cancel()
+                for task in done - {stopper, waker}:
                     in_flight.discard(task)
                     backoff |= self._step_finished(task)
                 if backoff:  # chain or model trouble: back off instead of spinning
@@ -481,6 +549,9 @@ class Validator:
             await asyncio.gather(*in_flight, *self._background, return_exceptions=True)
             state_io.save(self.state, self.state_path)
             await self.client.aclose()
+
+    def _load(self, in_flight: int) -> Load:
+        return Load(in_flight, self._starting + self.batcher.queued, self._waiting_miners)
 
     def _step_finished(self, task: asyncio.Future) -> bool:
         """Account for a finished step; True when it was skipped or failed."""
