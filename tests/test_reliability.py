@@ -188,9 +188,10 @@ class FaultyChain(LocalChain):
 
 
 class ConstantStack:
-    """Rewards every completion 1.0 (this test is about the chain, not scoring)."""
+    """Rewards every completion 1.0 (this test is about the chain, not scoring); takes
+    the stack's arguments, latencies included, and ignores them."""
 
-    def score(self, challenge, completions):
+    def score(self, challenge, completions, latencies=None):
         import numpy as np
 
         from prompting.rewards.stack import RewardResult
@@ -297,11 +298,11 @@ def test_a_failing_step_is_logged_and_the_loop_goes_on(tmp_path, wallets):
     class FlakyStack(ConstantStack):
         calls = 0
 
-        def score(self, challenge, completions):
+        def score(self, challenge, completions, latencies=None):
             FlakyStack.calls += 1
             if FlakyStack.calls == 2:
                 raise RuntimeError("reward model crashed")
-            return super().score(challenge, completions)
+            return super().score(challenge, completions, latencies)
 
     config = default_config(
         neuron__full_path=str(tmp_path),
