@@ -242,7 +242,7 @@ def test_the_embedder_and_the_llm_load_concurrently_in_fresh_processes(model_dir
     """Both import transformers for the first time in two threads, as the validator's
     start-up does; before the import lock this failed in every run (CompatError from a
     half-imported transformers, or "cannot import name 'AutoModelForCausalLM'")."""
-    for _ in range(3):
+    for _ in range(2):
         proc = subprocess.run(
             [sys.executable, "-c", CONCURRENT_LOAD, str(model_dir)],
             cwd=REPO,
