@@ -142,6 +142,12 @@ def test_the_doc_states_the_codes_numbers_and_statuses():
     assert f"within {BODY_TIMEOUT_S:g} s" in DOC
     assert f"at most {http_auth.DEFAULT_MAX_AGE:g} s old" in DOC
     assert f"at most {http_auth.DEFAULT_ALLOWED_SKEW:g} s in the future" in DOC
+    from prompting.config import parse_config
+    from prompting.network.auth import Authorizer, CallerPolicy
+
+    miner = parse_config("miner", [])
+    assert f"`--miner.min_stake`, default {miner.miner.min_stake:g}" in DOC
+    assert Authorizer(CallerPolicy(0.0), None).ttl == 60 and "at most once a minute" in DOC
     window = http_auth.DEFAULT_MAX_AGE + http_auth.DEFAULT_ALLOWED_SKEW
     assert f"accepted for at least {window:g} s" in DOC
     retention = http_auth.InMemoryNonceStore().retention  # what the reference miner uses
@@ -321,3 +327,34 @@ def test_the_outside_miner_uses_only_the_standard_library_and_bittensor():
     }
     roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert roots - sys.stdlib_module_names == {"bittensor"}
+
+
+def test_a_wrapped_signature_is_what_the_doc_says_a_verifier_may_accept():
+    """Section 3.2: a signer MUST sign the bare payload; bittensor's verifier (so the
+    reference miner and the validator) also accepts one over <Bytes>payload</Bytes>."""
+    from bittensor.sp_core import Keypair
+
+    from prompting.network import auth
+
+    v = vectors()
+    sender = Keypair.create_from_seed(bytes.fromhex(v["validator_seed"][2:]))
+    assert sender.ss58_address == v["validator_hotkey"]  # section 3.4: seed -> key pair
+    import time
+
+    body, nonce = b"{}", time.time_ns()
+    payload = http_auth.build_payload(
+        scheme="sr25519", method="POST", path="/v1/prompt", body=body, nonce_ns=nonce,
+        sender_ss58=sender.ss58_address, receiver_ss58=v["miner_hotkey"],
+    )  # fmt: skip
+    for signed in (payload, b"<Bytes>" + payload + b"</Bytes>"):
+        headers = {
+            "X-Bittensor-Version": "1",
+            "X-Bittensor-Hotkey": sender.ss58_address,
+            "X-Bittensor-Receiver": v["miner_hotkey"],
+            "X-Bittensor-Nonce": str(nonce),
+            "X-Bittensor-Signature": "0x" + bytes(sender.sign(signed)).hex(),
+        }
+        caller = auth.verify(
+            headers, body, "/v1/prompt", v["miner_hotkey"], http_auth.InMemoryNonceStore()
+        )
+        assert caller == sender.ss58_address
