@@ -25,25 +25,23 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PARENT_FLAG = "--miner.exit_with_parent"
 
 
-def die_with_parent(argv: list[str]) -> int | None:
+def die_with_parent(argv: list[str]) -> None:
     """With ``--miner.exit_with_parent PID``: leave as soon as PID, the validator that
     started us, dies, even by kill -9, even while a model loads (minutes, for a large
     one). Runs first thing, before any import that takes time: on Linux the kernel then
     sends SIGTERM at the parent's death (PR_SET_PDEATHSIG); and a parent that died
     before that call has already handed us to another process, so the parent is checked
-    to still be PID. Returns PID (``exit_with_parent`` polls it as well: the only guard
-    where prctl does not exist)."""
+    to still be PID. Elsewhere ``exit_with_parent`` polls, once the server runs."""
     if PARENT_FLAG not in argv[:-1]:
-        return None
+        return
     value = argv[argv.index(PARENT_FLAG) + 1]
     if not value.isdigit():
-        return None  # parse_config names the bad value
+        return  # parse_config names the bad value
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != int(value):
         print(f"miner.py: parent process {value} is gone; not starting", file=sys.stderr)
         sys.exit(0)
-    return int(value)
 
 
 def build_answer(config):
