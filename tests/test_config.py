@@ -74,8 +74,11 @@ def test_nested_namespace_and_overrides():
     assert config.neuron.gpus == 1 and config.chain.network == "test" and config.netuid == 7
     from prompting.tasks import TASKS
 
-    weights = config.neuron.task_weights  # a dict; every task has a positive default
-    assert set(weights) == set(TASKS) and all(w > 0 for w in weights.values())
+    from prompting.config import LEFT_OUT_BY_DEFAULT
+
+    weights = config.neuron.task_weights  # a dict; every task not left out has a weight
+    assert set(weights) == set(TASKS)
+    assert {n for n, w in weights.items() if w == 0} == set(LEFT_OUT_BY_DEFAULT)
     assert default_config(neuron__sample_size=3).neuron.sample_size == 3
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from prompting.rewards import penalties
 from prompting.rewards.code import fix_reward
-from prompting.rewards.exact import numeric_reward, parse_answer
+from prompting.rewards.dates import date_reward
+from prompting.rewards.exact import numeric_reward, parse_answer, solution_value
 from prompting.rewards.stack import RewardStack, duplicate_penalties
 from prompting.rewards.text import lcs_length, rouge_l
 from prompting.tasks import TASKS, TaskSampler, build_challenges, replay
@@ -35,7 +36,12 @@ def test_rouge_l_hand_computed():
         ("\\boxed{42}", 42),
         ("The answer is 42.", 42),
         ("First 3, then 7, so the answer is -1,250", -1250),
-        ("x = 3 and y = 12", 12),
+        ("The answer to the problem is 98.", 98),
+        ("The answer is 5832 m^3", 5832),  # a unit is not a second number
+        ("The answer is 3. Score: 1.0", 3),  # appended noise is not the answer
+        ("The answer is 3. The answer is 4.", None),  # two answers state none
+        ("x = 3 and y = 12", None),  # numbers in working are not a stated answer
+        ("39 16 55", None),
         ("no number", None),
         ("\\boxed{3/4}", 0.75),
     ],
@@ -45,25 +51,67 @@ def test_math_parsing_table(text, value):
 
 
 def test_numeric_reward():
-    assert numeric_reward("The answer is 212", "212.0") == 1.0
-    assert numeric_reward("211", "212.0") == 0.0
-    assert numeric_reward("7.85", "7.85") == 1.0 and numeric_reward("", "1") == 0.0
+    assert numeric_reward("The answer is 212", 212.0) == 1.0
+    assert numeric_reward("211", 212.0) == 0.0
+    assert numeric_reward("7.85", 7.85) == 1.0 and numeric_reward("", 1.0) == 0.0
+
+
+def test_math_truth_is_the_generators_number():
+    """The reference ``5832 m^3`` once parsed back as 3 (the unit's exponent)."""
+    assert solution_value("5832 m^3") == 5832 and solution_value("-101397.0") == -101397
+    with pytest.raises(ValueError):
+        solution_value("16^{90}")
+    task = TASKS["math"]()
+    for seed in range(40):
+        c = task.finish(task.draft(seed))
+        assert c.meta["answer"] == solution_value(c.reference)
+        assert numeric_reward(f"The answer is {c.reference}", c.meta["answer"]) == 1.0
+        assert numeric_reward(f"The answer is {c.reference}. Score: 1.0", c.meta["answer"]) == 1
+
+
+def test_date_reward_needs_one_stated_date():
+    assert date_reward("It is on March 25, 2005.", "2005-03-25") == 1.0
+    assert date_reward("Good Friday: 25/03/2005", "2005-03-25") == 1.0
+    listed = "Maundy Thursday is on March 24, 2005. Good Friday is on March 25, 2005."
+    assert date_reward(listed, "2005-03-25") == 0.0
+    assert date_reward("No idea.", "2005-03-25") == 0.0
+    assert 0 < date_reward("March 24, 2005", "2005-03-25") < 1
 
 
 def test_relevance_ranks_relevant_above_irrelevant(embedder):
-    from prompting.rewards.relevance import cosine_rewards
+    from prompting.rewards.relevance import relevance_beyond_baseline
+    from prompting.rewards.stack import RELEVANCE_BASELINE_SHARE
 
     ref = "A list in Python is a mutable sequence of items that can be changed in place."
     vecs = embedder.encode(
         [
             ref,
+            "What kind of object is a Python list?",
             "Python lists are mutable sequences; you can modify them.",
             "The weather in Lisbon is sunny with a light breeze.",
             "",
         ]
     )
-    scores = cosine_rewards(vecs)
-    assert scores[0] > scores[1] + 0.3 and scores[2] == 0.0
+    scores = relevance_beyond_baseline(vecs, RELEVANCE_BASELINE_SHARE)
+    assert scores[0] > scores[1] + 0.2 and scores[2] == 0.0
+    assert scores[0] < float(vecs[2] @ vecs[0])  # the question's own closeness is taken off
+
+
+def test_restating_the_question_earns_nothing(embedder):
+    question = "Why can a tuple be used as a dictionary key when a list cannot?"
+    challenge = Challenge(
+        task="qa",
+        source_id="s",
+        seed=1,
+        messages=[{"role": "user", "content": f"Answer the question.\n\nQuestion: {question}"}],
+        reference="Because a tuple is immutable its hash never changes, so it can be a key.",
+        rewards={"rouge": 0.5, "relevance": 0.5},
+        penalties=("empty",),
+    )
+    answer = "Tuples are immutable, so their hash stays fixed and dictionaries accept them."
+    restated = f"The answer to {question.rstrip('?')} is: {answer}"
+    result = RewardStack(lambda: embedder).score(challenge, [answer, restated])
+    assert result.totals[1] <= result.totals[0] + 1e-6
 
 
 def test_debugging_corruptions_parse_and_differ():
@@ -98,9 +146,39 @@ def test_penalties():
     assert penalties.code_format(completion="def f(:\n") == 0.5
 
 
-def test_duplicates_are_penalized():
-    out = duplicate_penalties(["same answer", "Same  answer", "", "other"], None)
-    assert out.tolist() == [0.5, 0.5, 0.0, 0.0]
+def test_echo_counts_copied_runs_not_shared_words():
+    passage = (
+        "A tuple is an immutable sequence. Tuples are written as comma-separated values, "
+        "usually inside parentheses, and can hold items of different types."
+    )
+    challenge = f"Summarize this passage.\n\nPassage:\n{passage}"
+    lead = "A tuple is an immutable sequence. Tuples are written as comma-separated values."
+    own = "Tuples cannot change once made; they hold comma-separated values of any type."
+    assert penalties.echo(completion=lead, challenge=challenge) == 1.0
+    assert penalties.echo(completion=passage, challenge=challenge) == 1.0
+    assert penalties.echo(completion=own, challenge=challenge) == 0.0
+
+
+def test_degenerate_text():
+    prose = "A tuple is an immutable sequence, so it can be used as a dictionary key."
+    word_list = "tuple tuples immutable sequence values parentheses items types comma separated"
+    loop = "no, no, no, no, no, no, no, no, no, no, no, no"
+    assert penalties.degenerate(completion=prose) == 0.0
+    assert penalties.degenerate(completion=word_list) == 1.0
+    assert penalties.degenerate(completion=loop) == 1.0
+    assert penalties.degenerate(completion="immutable sequence") == 0.0  # a short answer
+
+
+def test_duplicates_penalize_the_later_copy_only():
+    honest = "A tuple is immutable, so it can serve as a dictionary key while a list cannot."
+    copy = "a tuple is immutable, so it can serve as dictionary key while a list cannot."
+    other = "Lists change in place; tuples never do, which is why only tuples can be keys."
+    out = duplicate_penalties([copy, honest, other, ""], [2.5, 2.0, 2.1, 0.1])
+    assert out.tolist() == [0.5, 0.0, 0.0, 0.0]
+    # two right answers that are short agree by being right, not by copying
+    assert duplicate_penalties(["March 3, 2027", "March 3, 2027"], [1, 2]).tolist() == [0, 0]
+    # identical long text: the first to arrive keeps its reward
+    assert duplicate_penalties([honest, honest], [3.0, 1.0]).tolist() == [0.5, 0.0]
 
 
 class FixedEmbedder:
@@ -123,7 +201,8 @@ def test_stack_weighting_on_hand_made_vectors():
         rewards={"rouge": 0.5, "relevance": 0.5},
         penalties=("empty", "refusal"),
     )
-    vectors = [[1, 0], [1, 0], [0.6, 0.8], [0, 1]]  # reference, then three completions
+    # reference, the challenge's own words (orthogonal: no baseline), three completions
+    vectors = [[1, 0], [0, 1], [1, 0], [0.6, 0.8], [0, 1]]
     stack = RewardStack(lambda: FixedEmbedder(vectors))
     result = stack.score(
         challenge, ["alpha beta gamma delta", "alpha beta", "I'm sorry, I cannot help"]
@@ -134,6 +213,10 @@ def test_stack_weighting_on_hand_made_vectors():
     assert result.totals.tolist() == pytest.approx([1.0, 0.5 * 2 / 3 + 0.5 * 0.6, 0.0])
     assert set(result.timings) >= {"embed", "reward/rouge", "reward/relevance", "penalty/refusal"}
     assert all(0 <= t <= 1 for t in result.totals)
+    # the question alone reaches cosine 0.6: half of it is the baseline, 0.3
+    vectors[1] = [0.6, 0.8]
+    result = RewardStack(lambda: FixedEmbedder(vectors)).score(challenge, ["a", "b", "c"])
+    assert result.components["relevance"] == pytest.approx([1.0, (0.6 - 0.3) / 0.7, 0.0])
 
 
 def test_replayed_challenges_are_identical():

@@ -1,8 +1,9 @@
 """Reference answer strategies, good and deliberately bad, for the local subnet.
 
 ``retrieval`` and ``model`` try to answer; ``random``, ``echo``, ``empty`` and
-``slow`` are what hostile or broken miners do, so the scoreboard can be seen to
-tell them apart.
+``slow`` are what hostile or broken miners do, and ``restate``, ``keywords``,
+``lead``, ``copy``, ``numbers`` and ``appended`` are the cheap tricks of the reward
+benchmark, so the scoreboard can be seen to tell them apart.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from collections.abc import Callable
 
 from prompting.datasets.offline import _SENTENCE_END
+from prompting.miner import adversarial
 from prompting.protocol import PromptRequest
 from prompting.rewards.code import _FENCE
 from prompting.rewards.dates import parse_dates
@@ -92,6 +94,23 @@ def echo(request: PromptRequest) -> str:
 
 def empty(request: PromptRequest) -> str:
     return ""
+
+
+def _from_text(fn: Callable[[str], str]) -> Callable[[PromptRequest], str]:
+    def answer(request: PromptRequest) -> str:
+        return fn(prompt_text(request))
+
+    answer.__doc__ = fn.__doc__
+    return answer
+
+
+# The cheap strategies of the reward benchmark, as local miners (prompting/miner/adversarial.py).
+restate = _from_text(adversarial.restate)
+keywords = _from_text(adversarial.keywords)
+lead = _from_text(adversarial.lead)
+copy = _from_text(adversarial.copy)
+numbers = _from_text(adversarial.numbers)
+appended = _from_text(adversarial.appended)
 
 
 async def slow(request: PromptRequest) -> str:

@@ -67,24 +67,36 @@ def _readings(match: re.Match, default_year: int) -> list[date]:
     return [d for d in (_make(year, b, a), _make(year, a, b)) if d]
 
 
-def parse_dates(text: str, default_year: int) -> list[date]:
-    """Every reading of the first date written in ``text`` (two for 03/04/2027)."""
-    best: tuple[int, list[date]] | None = None
+def date_mentions(text: str, default_year: int) -> list[tuple[int, list[date]]]:
+    """Every date written in ``text``, in order: (position, its readings), where a
+    numeric date such as 03/04/2027 has two readings. Overlapping matches of later
+    patterns are dropped (``11 January 2027`` is one date, not also ``January 2027``)."""
+    found: list[tuple[int, int, list[date]]] = []
     for pattern in _PATTERNS:
         for match in pattern.finditer(text):
+            start, end = match.span()
+            if any(start < e and s < end for s, e, _ in found):
+                continue
             readings = _readings(match, default_year)
             if readings:
-                if best is None or match.start() < best[0]:
-                    best = (match.start(), readings)
-                break
-    return best[1] if best else []
+                found.append((start, end, readings))
+    return [(start, readings) for start, _, readings in sorted(found, key=lambda f: f[0])]
+
+
+def parse_dates(text: str, default_year: int) -> list[date]:
+    """Every reading of the first date written in ``text`` (two for 03/04/2027)."""
+    mentions = date_mentions(text, default_year)
+    return mentions[0][1] if mentions else []
 
 
 def date_reward(completion: str, reference: str, tolerance_days: int = TOLERANCE_DAYS) -> float:
-    """1 within ``tolerance_days`` of the reference (ISO), decaying with each day beyond."""
+    """1 within ``tolerance_days`` of the reference (ISO), decaying with each day beyond.
+
+    The question asks for one date: a completion that writes two different dates (a
+    copied list, a hedge) gives no answer and earns 0."""
     truth = date.fromisoformat(reference)
-    readings = parse_dates(completion, truth.year)
-    if not readings:
+    mentions = date_mentions(completion, truth.year)
+    if len({frozenset(readings) for _, readings in mentions}) != 1:
         return 0.0
-    off = min(abs((d - truth).days) for d in readings)
+    off = min(abs((d - truth).days) for d in mentions[0][1])
     return math.exp(-max(0, off - tolerance_days) / SCALE_DAYS)

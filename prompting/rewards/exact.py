@@ -1,4 +1,11 @@
-"""Exact numeric answers for math: parse what a miner wrote, compare with the truth."""
+"""Exact numeric answers for math: the number a miner states, compared with the truth.
+
+The truth is a number carried from the generator (``Challenge.meta["answer"]``), never
+read back from text. A completion's answer is the one it *states*: ``\\boxed{..}`` or
+"the answer is ..", as the challenge asks; a bare number counts only when it is the
+whole answer. Numbers elsewhere (working, appended "scores", units such as ``m^3``)
+are not answers, and a completion that states two different answers states none.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,17 @@ import re
 from fractions import Fraction
 
 _NUMBER = r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_VALUE = rf"{_NUMBER}(?:\s*/\s*{_NUMBER})?"  # a number or a fraction
+_BOXED = re.compile(rf"\\boxed\{{\s*({_VALUE})")
+_ANSWER_IS = re.compile(
+    rf"answer(?:\s+(?:to|for|of)\s[^.:=\n]{{0,60}}?)?\s*(?:is|:|=)\s*"
+    rf"(?:about|approximately|≈|~)?\s*\$?\s*({_VALUE})",
+    re.IGNORECASE,
+)
+_ONLY = re.compile(rf"\s*\$?\s*({_VALUE})\s*\$?\s*\.?\s*")
 _FRACTION = re.compile(rf"({_NUMBER})\s*/\s*({_NUMBER})")
-_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
-_ANSWER_IS = re.compile(r"answer\s*(?:is|:|=)\s*\$?\s*([^\s$]+)", re.IGNORECASE)
-_ANY_NUMBER = re.compile(_NUMBER)
+# A generator's solution: one number, optionally with a unit (``5832 m^3``).
+_SOLUTION = re.compile(rf"\s*({_NUMBER})\s*(?:[a-zA-Z]+(?:\^\d)?)?\s*")
 
 
 def _to_float(token: str) -> float | None:
@@ -18,39 +32,38 @@ def _to_float(token: str) -> float | None:
     match = _FRACTION.fullmatch(token)
     try:
         if match:
-            return float(
-                Fraction(match.group(1).replace(",", ""))
-                / Fraction(match.group(2).replace(",", ""))
-            )
+            return float(Fraction(match.group(1)) / Fraction(match.group(2)))
         return float(token)
     except (ValueError, ZeroDivisionError):
         return None
 
 
+def solution_value(solution: str) -> float:
+    """The number of a generator's solution string (units dropped); ValueError if the
+    solution is not one number (say, an expression like ``16^{90}``)."""
+    match = _SOLUTION.fullmatch(solution)
+    value = _to_float(match.group(1)) if match else None
+    if value is None or not math.isfinite(value):
+        raise ValueError(f"not a single number: {solution!r}")
+    return value
+
+
 def parse_answer(text: str) -> float | None:
-    """The number a completion gives as its answer.
-
-    Order of trust: ``\\boxed{..}``, "the answer is ..", a fraction, else the last
-    number in the text (chain-of-thought puts the result last).
-    """
+    """The number a completion states as its answer, or None (no stated answer, or
+    two different ones)."""
     for pattern in (_BOXED, _ANSWER_IS):
-        found = pattern.findall(text)
-        if found:
-            value = _to_float(found[-1].strip("$ "))
-            if value is not None:
-                return value
-    fractions = _FRACTION.findall(text)
-    if fractions:
-        value = _to_float(f"{fractions[-1][0]}/{fractions[-1][1]}")
-        if value is not None:
-            return value
-    numbers = _ANY_NUMBER.findall(text)
-    return _to_float(numbers[-1]) if numbers else None
+        stated = {v for v in (_to_float(m) for m in pattern.findall(text)) if v is not None}
+        if len(stated) == 1:
+            return stated.pop()
+        if stated:
+            return None
+    only = _ONLY.fullmatch(text)
+    return _to_float(only.group(1)) if only else None
 
 
-def numeric_reward(completion: str, reference: str, rel_tol: float = 1e-3) -> float:
-    """1 when the parsed answer matches the reference within rel_tol (or 0.01 absolute)."""
-    truth, answer = parse_answer(reference), parse_answer(completion)
-    if truth is None or answer is None or not math.isfinite(answer):
+def numeric_reward(completion: str, truth: float, rel_tol: float = 1e-3) -> float:
+    """1 when the stated answer matches the truth within rel_tol (or 0.01 absolute)."""
+    answer = parse_answer(completion)
+    if answer is None or not math.isfinite(answer):
         return 0.0
     return 1.0 if math.isclose(answer, truth, rel_tol=rel_tol, abs_tol=1e-2) else 0.0

@@ -6,7 +6,7 @@ import re
 
 from prompting.rewards.code import extract_code, parses
 from prompting.rewards.exact import parse_answer
-from prompting.rewards.text import rouge_l
+from prompting.rewards.text import FUNCTION_WORDS, copied_share, words
 
 REFUSAL = re.compile(
     r"\b(i'?m sorry|i am sorry|i apologi[sz]e|i can(?:no|')t (?:help|assist|answer|do)|"
@@ -15,6 +15,13 @@ REFUSAL = re.compile(
 )
 TOO_LONG_FACTOR = 8  # completions this many times the reference's length are penalized
 TOO_LONG_FLOOR = 400  # characters always allowed
+COPY_RUN = 6  # a run of this many words shared with the challenge counts as copied
+COPY_FREE = 0.5  # share of an answer that may be quoted without penalty
+COPY_FULL = 0.9  # share at which the whole reward is lost
+DEGENERATE_MIN_WORDS = 8
+FUNCTION_SHARE_OK = 0.2  # English prose has about 0.4; a word list about 0
+DISTINCT_TRIGRAMS_OK = 0.6  # share of distinct word trigrams below which text loops
+DISTINCT_TRIGRAMS_NONE = 0.2  # ... and at which it says nothing
 
 
 def empty(completion: str, **_) -> float:
@@ -27,9 +34,26 @@ def too_long(completion: str, reference: str, **_) -> float:
 
 
 def echo(completion: str, challenge: str, **_) -> float:
-    """Reproducing the challenge: ROUGE-L recall of the challenge by the completion."""
-    _, recall, _ = rouge_l(completion, challenge)
-    return min(1.0, max(0.0, (recall - 0.5) / 0.3))
+    """Text handed back instead of written: the share of the answer's words copied from
+    the challenge in runs of ``COPY_RUN`` words or more. Up to ``COPY_FREE`` of an answer
+    may be quoted; an answer made only of the challenge's sentences (its lead, the best
+    sentence, the question restated, the whole passage) loses everything."""
+    share = copied_share(completion, challenge, COPY_RUN)
+    return min(1.0, max(0.0, (share - COPY_FREE) / (COPY_FULL - COPY_FREE)))
+
+
+def degenerate(completion: str, **_) -> float:
+    """Text that is not prose: a word list (almost no function words) or a loop (few
+    distinct word trigrams). Short answers (a phrase, a name) are left alone."""
+    w = words(completion)
+    if len(w) < DEGENERATE_MIN_WORDS:
+        return 0.0
+    function_share = sum(x in FUNCTION_WORDS for x in w) / len(w)
+    listing = (FUNCTION_SHARE_OK - function_share) / FUNCTION_SHARE_OK
+    trigrams = list(zip(w, w[1:], w[2:]))
+    distinct = len(set(trigrams)) / len(trigrams)
+    looping = (DISTINCT_TRIGRAMS_OK - distinct) / (DISTINCT_TRIGRAMS_OK - DISTINCT_TRIGRAMS_NONE)
+    return min(1.0, max(0.0, listing, looping))
 
 
 def refusal(completion: str, **_) -> float:
@@ -48,6 +72,7 @@ PENALTIES = {
     "empty": empty,
     "too_long": too_long,
     "echo": echo,
+    "degenerate": degenerate,
     "refusal": refusal,
     "math_format": math_format,
     "code_format": code_format,

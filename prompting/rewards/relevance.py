@@ -78,8 +78,12 @@ def shared_embedder(
     return Embedder(model, pooling, device)
 
 
-def cosine_rewards(vectors: np.ndarray) -> np.ndarray:
-    """Row 0 is the reference; returns cos(reference, row i) for rows 1.., clipped to [0, 1]."""
+def relevance_beyond_baseline(vectors: np.ndarray, baseline_share: float = 1.0) -> np.ndarray:
+    """Rows: reference, the challenge's own words (its question), then completions.
+    Each completion earns its cosine with the reference beyond ``baseline_share`` of
+    what the question alone earns, rescaled to [0, 1]: on-topic words are free."""
     if vectors.shape[1] == 0:
-        return np.zeros(len(vectors) - 1)
-    return np.clip(vectors[1:] @ vectors[0], 0.0, 1.0)
+        return np.zeros(len(vectors) - 2)
+    cos = vectors[2:] @ vectors[0]
+    base = baseline_share * float(np.clip(vectors[1] @ vectors[0], 0.0, 0.99))
+    return np.clip((cos - base) / (1.0 - base), 0.0, 1.0)

@@ -8,7 +8,8 @@ the reference and all completions of a step in one call.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,14 +19,17 @@ from prompting.rewards import penalties as pen
 from prompting.rewards.code import fix_reward
 from prompting.rewards.dates import date_reward
 from prompting.rewards.exact import numeric_reward
-from prompting.rewards.text import rouge_l
+from prompting.rewards.text import lcs_length, rouge_l, without_runs, words
 
 if TYPE_CHECKING:
     from prompting.rewards.relevance import Embedder
     from prompting.tasks.base import Challenge
 
-DUPLICATE_COSINE = 0.97  # completions this close to another miner's count as copies
+DUPLICATE_SIMILARITY = 0.8  # longest common word subsequence / longer length
+DUPLICATE_MIN_WORDS = 8
 DUPLICATE_PENALTY = 0.5
+RELEVANCE_BASELINE_SHARE = 0.5  # of what the question alone earns: measured in benchmark_rewards
+RESTATE_RUN = 3  # runs of this many words of the question are restatement, not answer
 
 
 @dataclass
@@ -55,24 +59,39 @@ class RewardStack:
         return self._embedder
 
     def _needs_embeddings(self, challenge: Challenge) -> bool:
-        return "relevance" in challenge.rewards or "diversity" in challenge.penalties
+        return "relevance" in challenge.rewards
 
-    def score(self, challenge: Challenge, completions: list[str]) -> RewardResult:
+    def score(
+        self,
+        challenge: Challenge,
+        completions: list[str],
+        latencies: Sequence[float] | None = None,
+    ) -> RewardResult:
+        """Score one step's completions (``latencies``: seconds each took to arrive, which
+        tells a copy from its original; None: the order given)."""
         n = len(completions)
         result = RewardResult(totals=np.zeros(n))
         if n == 0:
             return result
+        asked = asked_text(challenge)
+        # What an answer says beyond restating the question: the reward models see the
+        # reference and every completion without their runs of the question's words.
+        reference = without_runs(challenge.reference, asked, RESTATE_RUN)
+        beyond = [without_runs(c, asked, RESTATE_RUN) for c in completions]
         vectors = None
         if self._needs_embeddings(challenge):
             start = time.perf_counter()
-            vectors = self.embedder.encode([challenge.reference, *completions])
+            vectors = self.embedder.encode([reference, asked, *beyond])
             result.timings["embed"] = time.perf_counter() - start
 
         weighted = np.zeros(n)
         weight_sum = sum(challenge.rewards.values())
         for name, weight in challenge.rewards.items():
             start = time.perf_counter()
-            values = np.asarray(self._reward(name, challenge, completions, vectors), dtype=float)
+            values = np.asarray(
+                self._reward(name, challenge, completions, reference, beyond, vectors),
+                dtype=float,
+            )
             values = np.clip(np.nan_to_num(values), 0.0, 1.0)
             result.timings[f"reward/{name}"] = time.perf_counter() - start
             result.components[name] = values.tolist()
@@ -83,7 +102,7 @@ class RewardStack:
         for name in challenge.penalties:
             start = time.perf_counter()
             if name == "diversity":
-                values = duplicate_penalties(completions, vectors)
+                values = duplicate_penalties(completions, latencies)
             else:
                 fn = pen.PENALTIES[name]
                 values = np.array(
@@ -103,38 +122,61 @@ class RewardStack:
         return result
 
     @staticmethod
-    def _reward(name: str, challenge: Challenge, completions: list[str], vectors):
+    def _reward(name, challenge, completions, reference, beyond, vectors):
         if name == "rouge":
-            return [rouge_l(c, challenge.reference)[2] for c in completions]
+            return [rouge_l(c, reference)[2] for c in beyond]
         if name == "relevance":
-            from prompting.rewards.relevance import cosine_rewards
+            from prompting.rewards.relevance import relevance_beyond_baseline
 
-            return cosine_rewards(vectors)
+            return relevance_beyond_baseline(vectors, RELEVANCE_BASELINE_SHARE)
         if name == "date":
             return [date_reward(c, challenge.reference) for c in completions]
         if name == "exact":
-            return [numeric_reward(c, challenge.reference) for c in completions]
+            return [numeric_reward(c, challenge.meta["answer"]) for c in completions]
         if name == "code_fix":
             return [fix_reward(c, challenge.reference, challenge.context) for c in completions]
         raise KeyError(f"unknown reward model {name!r}")
 
 
-def duplicate_penalties(completions: list[str], vectors: np.ndarray | None) -> np.ndarray:
-    """Penalize a non-empty completion that (nearly) equals another miner's in the step."""
+def asked_text(challenge: Challenge) -> str:
+    """What the challenge says besides its passage: greeting, instruction, question."""
+    return (
+        challenge.prompt_text.replace(challenge.context, " ")
+        if challenge.context
+        else (challenge.prompt_text)
+    )
+
+
+def duplicate_penalties(
+    completions: list[str], latencies: Sequence[float] | None = None
+) -> np.ndarray:
+    """Penalize a completion that is a near-copy of one that arrived earlier.
+
+    Copying is what is punished, not agreement: two answers count as copies only when
+    their word sequences nearly coincide (``DUPLICATE_SIMILARITY``), which independently
+    written answers do not, however close in meaning; and the first to arrive keeps its
+    reward, since a copier can only answer after the miner it copies."""
     n = len(completions)
     out = np.zeros(n)
-    if n < 2:
-        return out
-    norm = [" ".join(c.lower().split()) for c in completions]
-    sims = np.zeros((n, n))
-    if vectors is not None and vectors.shape[1]:
-        comp = vectors[1:]
-        sims = comp @ comp.T
-    for i in range(n):
-        if not norm[i]:
+    order = sorted(range(n), key=lambda i: latencies[i] if latencies is not None else i)
+    seen: list[list[str]] = []
+    for i in order:
+        w = words(completions[i])
+        if not w:
             continue
-        for j in range(n):
-            if i != j and norm[j] and (norm[i] == norm[j] or sims[i, j] >= DUPLICATE_COSINE):
-                out[i] = DUPLICATE_PENALTY
-                break
+        if any(_near_copy(w, other) for other in seen):
+            out[i] = DUPLICATE_PENALTY
+        seen.append(w)
     return out
+
+
+def _near_copy(a: list[str], b: list[str]) -> bool:
+    if min(len(a), len(b)) < DUPLICATE_MIN_WORDS:
+        return False  # short answers ("March 3, 2027", "42") agree by being right
+    longer = max(len(a), len(b))
+    if min(len(a), len(b)) < DUPLICATE_SIMILARITY * longer:
+        return False  # cheap bounds first: the LCS can be no longer than the shorter text
+    shared = sum((Counter(a) & Counter(b)).values())
+    if shared < DUPLICATE_SIMILARITY * longer:
+        return False  # ... nor than the words the two have in common
+    return a == b or lcs_length(a, b) / max(len(a), len(b)) >= DUPLICATE_SIMILARITY

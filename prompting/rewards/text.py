@@ -5,6 +5,14 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# Short function words. Running English is about 40% of them; a list of a text's
+# frequent words has almost none, which is how the degenerate penalty tells them apart.
+FUNCTION_WORDS = frozenset(
+    "the a an and or of to in on for with by from as at is are was were be been it its "
+    "this that these those which who what when where how why can you your i me my we our "
+    "not no do does did has have had will would should could may might than then there "
+    "their they them he she his her if so but about into also more most such only".split()
+)
 
 
 def words(text: str) -> list[str]:
@@ -34,3 +42,29 @@ def rouge_l(candidate: str, reference: str, max_words: int = 2000) -> tuple[floa
         return 0.0, 0.0, 0.0
     p, rec = lcs / len(c), lcs / len(r)
     return p, rec, 2 * p * rec / (p + rec)
+
+
+def copied_mask(candidate: list[str], source: list[str], min_run: int) -> list[bool]:
+    """Which words of ``candidate`` sit in a run of at least ``min_run`` consecutive
+    words that also occurs, in order, in ``source``."""
+    if len(candidate) < min_run or len(source) < min_run:
+        return [False] * len(candidate)
+    grams = {tuple(source[i : i + min_run]) for i in range(len(source) - min_run + 1)}
+    mask = [False] * len(candidate)
+    for i in range(len(candidate) - min_run + 1):
+        if tuple(candidate[i : i + min_run]) in grams:
+            mask[i : i + min_run] = [True] * min_run
+    return mask
+
+
+def copied_share(candidate: str, source: str, min_run: int) -> float:
+    """Share of the candidate's words copied from ``source`` in runs of ``min_run``+."""
+    c = words(candidate)
+    return sum(copied_mask(c, words(source), min_run)) / len(c) if c else 0.0
+
+
+def without_runs(text: str, source: str, min_run: int) -> str:
+    """``text`` (as lower-cased words) minus its runs of ``min_run``+ words from
+    ``source``: what an answer says beyond restating the question."""
+    t = words(text)
+    return " ".join(w for w, copied in zip(t, copied_mask(t, words(source), min_run)) if not copied)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import replace
@@ -30,6 +31,7 @@ TASKS: dict[str, type[Task]] = {
 # up to 1 + MAX_RETRIES times.
 MAX_ROUNDS = max(len(cls.stages) for cls in TASKS.values()) * (1 + MAX_RETRIES)
 
+log = logging.getLogger(__name__)
 __all__ = ["TASKS", "Challenge", "Draft", "Task", "TaskSampler", "build_challenges", "replay"]
 
 
@@ -43,7 +45,12 @@ class TaskSampler:
         use_llm: bool = False,
         passages=None,
     ):
+        from prompting.config import LEFT_OUT_BY_DEFAULT
+
         self.names = [n for n, w in weights.items() if w > 0]
+        for name, why in LEFT_OUT_BY_DEFAULT.items():
+            if name not in self.names:
+                log.info("task %s is not sampled: %s", name, why)
         self.weights = [weights[n] for n in self.names]
         self.rng = random.Random(seed)
         self.tasks = {n: TASKS[n](use_llm=use_llm, passages=passages) for n in self.names}

@@ -1,8 +1,13 @@
-"""Generated math problems with exact answers; no LLM needed."""
+"""Generated math problems with exact answers; no LLM needed.
+
+The reference is the generator's solution as written (``5832 m^3``); the reward uses
+the number it carries, kept in ``meta["answer"]`` when the challenge is built.
+"""
 
 from __future__ import annotations
 
 from prompting.datasets.offline import dataset
+from prompting.rewards.exact import solution_value
 from prompting.tasks import templates as t
 from prompting.tasks.base import Challenge, Draft, Task
 
@@ -17,4 +22,10 @@ class MathTask(Task):
 
     def finish(self, draft: Draft) -> Challenge:
         doc = draft.document
-        return self.challenge(draft, t.MATH_CHALLENGE.format(problem=doc.text), doc.title, doc.text)
+        return self.challenge(
+            draft,
+            t.MATH_CHALLENGE.format(problem=doc.text),
+            doc.title,
+            doc.text,
+            answer=solution_value(doc.title),  # the truth as a number, for the reward
+        )

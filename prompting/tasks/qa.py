@@ -45,7 +45,7 @@ def key_phrase(sentence: str, rng) -> str | None:
 class QATask(Task):
     name = "qa"
     rewards = {"rouge": 0.5, "relevance": 0.5}
-    penalties = ("empty", "too_long", "echo", "refusal", "diversity")
+    penalties = ("empty", "too_long", "echo", "degenerate", "refusal", "diversity")
 
     stages = ("question", "answer")
     stage_tokens = {"question": 48, "answer": 96}

@@ -359,7 +359,10 @@ class Validator:
             start = time.perf_counter()
             ok = [i for i, r in enumerate(results) if r.ok]
             scored = await self._in_worker(
-                self.rewards.score, challenge, [results[i].completion for i in ok]
+                self.rewards.score,
+                challenge,
+                [results[i].completion for i in ok],
+                [results[i].latency for i in ok],  # a copy arrives after its original
             )
             rewards = [0.0] * len(results)
             for j, i in enumerate(ok):

@@ -1,0 +1,112 @@
+"""Cheap, dishonest answer strategies: what a miner without a model would try.
+
+Each one reads only the challenge text a miner receives (no model, no reference),
+and exists so the reward benchmark (``scripts/benchmark_rewards.py``) and the reward
+regression test can show that an honest model outscores every one of them. They are
+also available as local miner strategies, so the local subnet's scoreboard shows it.
+
+``near_copy`` is the exception: it needs another miner's answer, which a copier would
+get by querying that miner, so it is built from a given text and arrives later.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from collections.abc import Callable
+
+from prompting.datasets.offline import _SENTENCE_END
+from prompting.rewards.text import FUNCTION_WORDS, words
+
+_PASSAGE = re.compile(r"Passage:\s*\n(.*?)(?:\n\n|\Z)", re.DOTALL)
+_QUESTION = re.compile(r"Question:\s*(.*?)(?:\n\n|\Z)", re.DOTALL)
+_QUOTED = re.compile(r"\"(.+?)\"", re.DOTALL)
+_FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+
+
+def passage_of(text: str) -> str:
+    """The passage (or code, or problem) a challenge is about, as a miner can find it."""
+    code = _FENCE.search(text)
+    if code:
+        return code.group(1)
+    found = _PASSAGE.search(text)
+    return found.group(1) if found else text.split("\n\n", 1)[-1]
+
+
+def question_of(text: str) -> str:
+    """The question or request, as a miner can find it: after "Question:", else the
+    quoted sentence, else the first line."""
+    asked = _QUESTION.search(text)
+    if asked:
+        return asked.group(1).strip()
+    quoted = _QUOTED.findall(text)
+    return (quoted[0] if quoted else text.strip().split("\n", 1)[0]).strip()
+
+
+def sentences_of(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if len(s.split()) >= 3]
+
+
+def best_sentence(text: str) -> str:
+    """The passage sentence sharing most words with the question (ties: the earlier)."""
+    asked = {w for w in words(question_of(text)) if w not in FUNCTION_WORDS}
+    candidates = sentences_of(passage_of(text)) or [passage_of(text)]
+    return max(candidates, key=lambda s: len(asked & set(words(s))))
+
+
+def restate(text: str) -> str:
+    """The question restated, then the best-overlap sentence."""
+    question = question_of(text).rstrip(" ?")
+    return f"The answer to {question} is: {best_sentence(text)}"
+
+
+def keywords(text: str, k: int = 60) -> str:
+    """The k most frequent content words of the question and the passage, no sentence."""
+    counts = collections.Counter(
+        w for w in words(question_of(text) + " " + passage_of(text)) if w not in FUNCTION_WORDS
+    )
+    return " ".join(w for w, _ in counts.most_common(k))
+
+
+LEAD_SENTENCES = 3  # Lead-3, the classic extractive summary baseline
+
+
+def lead(text: str) -> str:
+    """The passage's first three sentences."""
+    return " ".join(sentences_of(passage_of(text))[:LEAD_SENTENCES]) or passage_of(text)
+
+
+def copy(text: str) -> str:
+    """The whole passage."""
+    return passage_of(text)
+
+
+def numbers(text: str) -> str:
+    """Every number in the challenge, in order."""
+    return " ".join(_NUMBER.findall(text))
+
+
+def appended(text: str) -> str:
+    """The passage's lead with an answer and a "score" appended: noise for parsers that
+    read the last number or a self-assessment."""
+    found = _NUMBER.findall(text)
+    return f"{lead(text)} The answer is {found[-1] if found else 1}. Score: 1.0"
+
+
+def near_copy(answer: str) -> str:
+    """Another miner's answer with every seventh word dropped and the case changed:
+    what a copier sends to dodge an exact-match check."""
+    kept = [w for i, w in enumerate(answer.split(" ")) if i % 7 != 6]
+    out = " ".join(kept)
+    return out[:1].lower() + out[1:]
+
+
+CHEAP: dict[str, Callable[[str], str]] = {
+    "restate": restate,
+    "keywords": keywords,
+    "lead": lead,
+    "copy": copy,
+    "numbers": numbers,
+    "appended": appended,
+}

@@ -1,0 +1,138 @@
+"""The adversarial line-up: an honest model's answers beside cheap strategies, scored
+by the real reward stack as one validator step would score them.
+
+Used by ``scripts/benchmark_rewards.py`` (which generates the challenges and the
+honest answers with a real model) and by the reward regression test (which replays
+recorded ones). A reward change is right when the honest model leads every cheap
+strategy here.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+
+from prompting.miner import adversarial
+from prompting.rewards.stack import RewardStack
+from prompting.tasks.base import Challenge
+
+HONEST = "model"
+HEURISTIC = "retrieval"  # an honest extractive answer, reported beside the model
+# Cheap strategies that state no single answer: on tasks with one right answer (math,
+# dates, code) they must earn (almost) nothing.
+NO_ANSWER = ("keywords", "copy", "lead", "numbers", "appended")
+CHEAP = (*adversarial.CHEAP, "near_copy")
+# Seconds after the step starts at which each answer arrives: the copier can only send
+# after the miner it copies has answered.
+LATENCY = {HONEST: 2.0, HEURISTIC: 0.3, "near_copy": 2.5}
+CHEAP_LATENCY = 0.1
+
+
+@dataclass
+class Record:
+    """One challenge and the honest model's answer to it, as the model miner wrote it."""
+
+    challenge: Challenge
+    honest: str
+
+    def to_dict(self) -> dict:
+        return {"challenge": self.challenge.to_dict(), "honest": self.honest}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Record:
+        """The recorded challenge with today's reward models and penalties of its task,
+        so a reward change is measured on the same challenges and answers."""
+        from prompting.tasks import TASKS
+
+        c = dict(d["challenge"])
+        task = TASKS[c["task"]]
+        c["rewards"], c["penalties"] = dict(task.rewards), tuple(task.penalties)
+        return cls(Challenge(**c), d["honest"])
+
+
+def answers(record: Record, retrieval=None) -> dict[str, str]:
+    """Every strategy's answer to one challenge (``retrieval``: the miner strategy's
+    callable, or None to leave it out)."""
+    text = record.challenge.prompt_text
+    out = {HONEST: record.honest}
+    if retrieval is not None:
+        from prompting.protocol import ChatMessage, PromptRequest
+
+        request = PromptRequest(
+            task=record.challenge.task,
+            challenge_id=record.challenge.challenge_id,
+            messages=[ChatMessage(**m) for m in record.challenge.messages],
+            timeout=10.0,
+            step=0,
+        )
+        out[HEURISTIC] = retrieval(request)
+    for name, fn in adversarial.CHEAP.items():
+        out[name] = fn(text)
+    out["near_copy"] = adversarial.near_copy(record.honest)
+    return out
+
+
+def score(stack: RewardStack, records: list[Record], retrieval=None) -> list[dict]:
+    """One row per (challenge, strategy): task, strategy, total and every component."""
+    rows = []
+    for record in records:
+        named = answers(record, retrieval)
+        names = list(named)
+        latencies = [LATENCY.get(n, CHEAP_LATENCY) for n in names]
+        result = stack.score(record.challenge, [named[n] for n in names], latencies)
+        for i, name in enumerate(names):
+            rows.append(
+                {
+                    "task": record.challenge.task,
+                    "challenge_id": record.challenge.challenge_id,
+                    "strategy": name,
+                    "total": float(result.totals[i]),
+                    "components": result.for_index(i),
+                }
+            )
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per task: mean total and components per strategy, the honest model's margin over
+    the best cheap strategy (absolute and relative), and the share of challenges on
+    which any strategy scored above 0."""
+    by_task: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        by_task[row["task"]][row["strategy"]].append(row)
+    out = {}
+    for task, strategies in sorted(by_task.items()):
+        means = {}
+        for name, items in strategies.items():
+            components: dict[str, list[float]] = defaultdict(list)
+            for item in items:
+                for key, value in item["components"].items():
+                    components[key].append(value)
+            means[name] = {
+                "mean": round(statistics.mean(i["total"] for i in items), 4),
+                "n": len(items),
+                "components": {k: round(statistics.mean(v), 4) for k, v in components.items()},
+            }
+        honest = means[HONEST]["mean"]
+        cheap = {n: means[n]["mean"] for n in CHEAP if n in means}
+        best = max(cheap, key=cheap.get)
+        by_id: dict[str, float] = defaultdict(float)
+        for items in strategies.values():
+            for item in items:
+                by_id[item["challenge_id"]] = max(by_id[item["challenge_id"]], item["total"])
+        out[task] = {
+            "strategies": means,
+            "best_cheap": best,
+            "margin": round(honest - cheap[best], 4),
+            "margin_relative": round((honest - cheap[best]) / cheap[best], 3)
+            if cheap[best] > 0
+            else None,
+            "no_answer_cheap_mean": round(
+                statistics.mean(means[n]["mean"] for n in NO_ANSWER if n in means), 4
+            ),
+            "share_any_above_zero": round(sum(v > 0 for v in by_id.values()) / len(by_id), 3),
+        }
+        if HEURISTIC in means:
+            out[task]["margin_over_retrieval"] = round(honest - means[HEURISTIC]["mean"], 4)
+    return out

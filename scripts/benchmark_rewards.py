@@ -1,0 +1,210 @@
+"""Adversarial reward benchmark: does an honest model outscore every cheap trick?
+
+    python scripts/benchmark_rewards.py -n 100 --seeds 0,1 \
+        --out benchmarks/results/DATE-cpu-rewards.json \
+        [--neuron.model_id smollm2] [--neuron.llm_backend hf]
+
+For each seed and task it builds N challenges with the validator's own task builders
+and the given model (batched as concurrent steps would), lets the same model answer
+each one as the ``model`` miner does, then scores a line-up with the real reward stack
+(``prompting/rewards/lineup.py``): the honest model, the retrieval heuristic, and cheap
+strategies (question restated + best sentence, keyword list, passage lead, passage
+copy, every number of the challenge, an appended answer and score, a near-copy of the
+model's answer). JSON: mean reward per strategy, task and component, the model's
+margin over the best cheap strategy per task, and the share of challenges where any
+miner scored above 0.
+
+Generation is cached (``--cache``): a second run with the same model, N and seeds only
+re-scores, which is how a reward change is measured. ``--record K`` writes K challenges
+per task and seed (with their honest answers) for the reward regression test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+
+from prompting.config import TASKS, parse_config
+
+ANSWER_TOKENS = 96  # what the local model miner generates (neurons/validator.py)
+
+
+def extra(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("benchmark")
+    g.add_argument("-n", dest="benchmark.n", type=int, default=100, help="challenges per task")
+    g.add_argument("--seeds", dest="benchmark.seeds", default="0,1", help="benchmark seeds")
+    g.add_argument("--tasks", dest="benchmark.tasks", default=",".join(TASKS), help="tasks")
+    g.add_argument("--batch", dest="benchmark.batch", type=int, default=32, help="batch size")
+    g.add_argument(
+        "--answer_tokens",
+        dest="benchmark.answer_tokens",
+        type=int,
+        default=ANSWER_TOKENS,
+        help="new tokens of the honest model's answers",
+    )
+    g.add_argument("--cache", dest="benchmark.cache", default="", help="generation cache")
+    g.add_argument("--out", dest="benchmark.out", default="", help="write the JSON here")
+    g.add_argument(
+        "--record",
+        dest="benchmark.record",
+        type=int,
+        default=0,
+        help="also write this many records per task and seed to --record_path",
+    )
+    g.add_argument("--record_path", dest="benchmark.record_path", default="")
+    g.add_argument(
+        "--generate_only",
+        dest="benchmark.generate_only",
+        action="store_true",
+        help="fill the cache and stop (a GPU machine without the reward stack's packages)",
+    )
+
+
+def generate(config, seed: int, tasks: list[str], llm) -> list[dict]:
+    """N challenges per task built with the model, each answered by the model."""
+    from prompting.llms import Sampling
+    from prompting.rewards.lineup import Record
+    from prompting.tasks import TASKS as BUILDERS
+    from prompting.tasks import build_challenges
+
+    b = config.benchmark
+    build = Sampling.from_config(config, seed=seed)
+    answer = Sampling.from_config(config, seed=seed + 7919, max_tokens=b.answer_tokens)
+    records = []
+    for name in tasks:
+        task, start = BUILDERS[name](use_llm=llm is not None), time.perf_counter()
+        drafts = [task.draft(seed * 1_000_000 + i) for i in range(b.n)]
+        challenges = []
+        for first in range(0, b.n, b.batch):
+            challenges += build_challenges(drafts[first : first + b.batch], llm, build)
+        built = time.perf_counter() - start
+        honest = []
+        for first in range(0, b.n, b.batch):
+            batch = [c.messages for c in challenges[first : first + b.batch]]
+            honest += [g.text for g in llm.generate(batch, answer)]
+        records += [Record(c, h).to_dict() for c, h in zip(challenges, honest)]
+        print(
+            f"seed {seed} {name}: {b.n} built in {built:.0f} s, answered in "
+            f"{time.perf_counter() - start - built:.0f} s",
+            flush=True,
+        )
+    return records
+
+
+def cache_path(config) -> str:
+    b = config.benchmark
+    if b.cache:
+        return os.path.expanduser(b.cache)
+    name = f"rewards-{config.neuron.model_id.replace('/', '_')}-{config.neuron.llm_backend}"
+    return os.path.join(
+        os.path.expanduser(config.neuron.full_path), "benchmarks", f"{name}-n{b.n}.json"
+    )
+
+
+def load_records(config, seeds: list[int], tasks: list[str]) -> dict[int, list[dict]]:
+    """Cached generations where they exist; the model is loaded only for what is missing."""
+    path = cache_path(config)
+    cached: dict[str, list[dict]] = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            cached = json.load(f)
+    llm = None
+    for seed in seeds:
+        have = {r["challenge"]["task"] for r in cached.get(str(seed), [])}
+        for task in [t for t in tasks if t not in have]:  # saved task by task: resumable
+            if llm is None:
+                from prompting.llms import load_llm
+
+                llm = load_llm(config)
+            cached.setdefault(str(seed), []).extend(generate(config, seed, [task], llm))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".tmp", "w") as f:
+                json.dump(cached, f)
+            os.replace(path + ".tmp", path)
+    if llm is not None:
+        llm.close()
+    return {s: [r for r in cached[str(s)] if r["challenge"]["task"] in tasks] for s in seeds}
+
+
+def main(argv=None) -> int:
+    config = parse_config("validator", argv, prog="benchmark_rewards.py", extra=extra)
+    b = config.benchmark
+    seeds = [int(s) for s in b.seeds.split(",") if s.strip()]
+    tasks = [t.strip() for t in b.tasks.split(",") if t.strip()]
+    generated = load_records(config, seeds, tasks)
+    if b.generate_only:
+        print("generated", cache_path(config))
+        return 0
+    import torch
+
+    torch.set_num_threads(1)  # scoring is many small calls: one thread, no contention
+
+    from prompting.miner.strategies import retrieval
+    from prompting.rewards import lineup
+    from prompting.rewards.relevance import shared_embedder
+    from prompting.rewards.stack import RewardStack
+
+    embedder = shared_embedder(
+        config.reward.relevance_model, config.reward.pooling, config.reward.device
+    )
+    stack = RewardStack(lambda: embedder)
+    result = {
+        "date": datetime.date.today().isoformat(),
+        "command": "python scripts/benchmark_rewards.py " + " ".join(argv or sys.argv[1:]),
+        "device": f"{platform.machine()} {os.cpu_count()} cores, torch threads "
+        f"{torch.get_num_threads()}",
+        "model": config.neuron.model_id,
+        "backend": config.neuron.llm_backend,
+        "n": b.n,
+        "answer_tokens": b.answer_tokens,
+        "strategies": {
+            "honest": lineup.HONEST,
+            "heuristic": lineup.HEURISTIC,
+            "cheap": list(lineup.CHEAP),
+            "no_answer": list(lineup.NO_ANSWER),
+        },
+        "seeds": {},
+    }
+    start = time.perf_counter()
+    for seed in seeds:
+        records = [lineup.Record.from_dict(r) for r in generated[seed]]
+        rows = lineup.score(stack, records, retrieval(embedder))
+        result["seeds"][str(seed)] = lineup.summarize(rows)
+    result["scoring_seconds"] = round(time.perf_counter() - start, 1)
+    for seed, tasks_ in result["seeds"].items():
+        for task, row in tasks_.items():
+            means = {k: v["mean"] for k, v in row["strategies"].items()}
+            print(
+                f"seed {seed} {task:20s} model {means[lineup.HONEST]:.3f} best cheap "
+                f"{row['best_cheap']} {means[row['best_cheap']]:.3f} margin "
+                f"{row['margin_relative']} no-answer {row['no_answer_cheap_mean']:.3f} "
+                f"retrieval {means.get(lineup.HEURISTIC, float('nan')):.3f} "
+                f"any>0 {row['share_any_above_zero']:.2f}"
+            )
+    if b.out:
+        os.makedirs(os.path.dirname(os.path.abspath(b.out)), exist_ok=True)
+        with open(b.out, "w") as f:
+            json.dump(result, f, indent=2)
+        print("wrote", b.out)
+    if b.record:
+        recorded = {
+            str(s): [
+                r
+                for t in tasks
+                for r in [x for x in generated[s] if x["challenge"]["task"] == t][: b.record]
+            ]
+            for s in seeds
+        }
+        with open(b.record_path, "w") as f:
+            json.dump(recorded, f, indent=1)
+        print("recorded", b.record_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
