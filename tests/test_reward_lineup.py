@@ -1,0 +1,65 @@
+"""Reward regression: challenges the real model wrote and answered (recorded by
+``scripts/benchmark_rewards.py --record 8``), scored by today's reward stack beside the
+cheap strategies. A reward change that lets a trick catch up with the honest model
+fails here, before the full benchmark is run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from prompting.miner import adversarial
+from prompting.rewards import lineup
+from prompting.rewards.stack import RewardStack
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "reward_lineup.json")
+FREE_TEXT = ("qa", "summarization", "generic_instruction")
+ONE_ANSWER = ("math", "date_qa", "debugging")
+NO_ANSWER_CEILING = 0.05  # what strategies that state no single answer may average
+
+
+@pytest.fixture(scope="module")
+def summaries(embedder):
+    with open(DATA) as f:
+        recorded = json.load(f)
+    stack = RewardStack(lambda: embedder)
+    return {
+        seed: lineup.summarize(lineup.score(stack, [lineup.Record.from_dict(r) for r in rows]))
+        for seed, rows in recorded.items()
+    }
+
+
+def test_the_recording_covers_every_task_and_two_seeds(summaries):
+    assert len(summaries) == 2
+    for summary in summaries.values():
+        assert set(summary) == set(FREE_TEXT + ONE_ANSWER)
+
+
+@pytest.mark.parametrize("task", FREE_TEXT)
+def test_honest_model_leads_every_cheap_strategy(summaries, task):
+    for seed, summary in summaries.items():
+        means = {k: v["mean"] for k, v in summary[task]["strategies"].items()}
+        for cheap in lineup.CHEAP:
+            assert means[lineup.HONEST] > means[cheap], (seed, task, cheap, means)
+
+
+@pytest.mark.parametrize("task", ONE_ANSWER)
+def test_answers_that_state_nothing_earn_nothing(summaries, task):
+    for seed, summary in summaries.items():
+        assert summary[task]["no_answer_cheap_mean"] <= NO_ANSWER_CEILING, (seed, task)
+
+
+def test_cheap_strategies_read_the_challenge_as_a_miner_would():
+    text = (
+        "Hi there.\n\nAnswer the question using the passage.\n\nPassage:\n"
+        "Tuples are immutable. They can hold items of different types. Lists can change.\n\n"
+        "Question: Can tuples hold items of different types?"
+    )
+    assert adversarial.question_of(text) == "Can tuples hold items of different types?"
+    assert adversarial.best_sentence(text) == "They can hold items of different types."
+    assert adversarial.restate(text).startswith("The answer to Can tuples hold")
+    assert adversarial.lead(text).count(".") >= 1 and "Lists" in adversarial.lead(text)
+    assert "tuples" in adversarial.keywords(text).split()
+    assert adversarial.numbers("Find 3 + 4, then 12") == "3 4 12"
