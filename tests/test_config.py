@@ -72,9 +72,8 @@ def test_invalid_values_give_one_line_and_exit_2(args, needle):
 def test_nested_namespace_and_overrides():
     config = parse_config("validator", ["--neuron.gpus", "1", "--chain", "test", "--netuid", "7"])
     assert config.neuron.gpus == 1 and config.chain.network == "test" and config.netuid == 7
-    from prompting.tasks import TASKS
-
     from prompting.config import LEFT_OUT_BY_DEFAULT
+    from prompting.tasks import TASKS
 
     weights = config.neuron.task_weights  # a dict; every task not left out has a weight
     assert set(weights) == set(TASKS)
