@@ -45,11 +45,11 @@ smi_sampler() {  # device-wide memory and utilization every 100 ms, into $1
 stage_throughput() {  # adaptive steps in flight vs today's fixed 8, one lease
   local smi
   smi=$(smi_sampler "$OUT/adaptive-smi.csv")
-  timeout 330 env $WARM_CACHES $LOADED --neuron.max_steps 300 --neuron.full_path /root/ta \
+  timeout 280 env $WARM_CACHES $LOADED --neuron.max_steps 250 --neuron.full_path /root/ta \
     > "$OUT/adaptive.log" 2>&1
   kill "$smi"; tail -3 "$OUT/adaptive.log"
   smi=$(smi_sampler "$OUT/fixed-smi.csv")
-  timeout 170 env $WARM_CACHES $LOADED --neuron.forwards fixed --neuron.num_concurrent_forwards 8 \
+  timeout 150 env $WARM_CACHES $LOADED --neuron.forwards fixed --neuron.num_concurrent_forwards 8 \
     --neuron.max_steps 100 --neuron.full_path /root/tf > "$OUT/fixed.log" 2>&1
   kill "$smi"; tail -3 "$OUT/fixed.log"
   python3 scripts/summarize_run.py --out "$OUT/$DAY-$DEV-64-miners-latency.json" \
