@@ -25,7 +25,7 @@ STRATEGIES = (
     "empty",
     "model",
     "slow",
-    *("restate", "keywords", "lead", "copy", "numbers", "appended"),  # cheap tricks
+    *("restate", "keywords", "lead", "copy", "numbers", "appended", "shuffle"),  # cheap tricks
 )
 DEFAULT_TASK_WEIGHTS = (
     "qa=0.35,summarization=0.2,math=0.15,debugging=0,date_qa=0.1,generic_instruction=0.2"

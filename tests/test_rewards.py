@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 
+from prompting.miner import adversarial
 from prompting.rewards import penalties
 from prompting.rewards.code import fix_reward
 from prompting.rewards.dates import date_reward
@@ -167,6 +168,22 @@ def test_degenerate_text():
     assert penalties.degenerate(completion=word_list) == 1.0
     assert penalties.degenerate(completion=loop) == 1.0
     assert penalties.degenerate(completion="immutable sequence") == 0.0  # a short answer
+    # the same words in no order: on topic for an embedding, not prose
+    passage = (
+        "A tuple is an immutable sequence of values. It is written with parentheses and "
+        "its items are separated by a comma. Because it cannot change, a tuple can be used "
+        "as the key of a dictionary, which is not true of a list."
+    )
+    shuffled = adversarial.shuffle(f"Summarize the passage.\n\nPassage:\n{passage}")
+    assert sorted(shuffled.split()) == sorted(passage.split())
+    assert penalties.degenerate(completion=passage) == 0.0
+    assert penalties.degenerate(completion=shuffled) > 0.5
+    # code is not prose: an answer that shows some is judged on its sentences
+    with_code = (
+        "Use `dict.get` with a default, as in ```python\nvalue = d.get(key, 0)\n``` so "
+        "that a missing key gives the default instead of an error."
+    )
+    assert penalties.degenerate(completion=with_code) == 0.0
 
 
 def test_duplicates_penalize_the_later_copy_only():

@@ -105,7 +105,10 @@ def test_local_subnet_end_to_end_and_resume(tmp_path):
     for line in proc.stdout.split("final scoreboard")[1].splitlines()[1:]:
         uid, label, hotkey, score = line.split()
         by_label[label], uid_of[label] = float(score), int(uid)
-    assert by_label["retrieval"] > max(by_label["echo"], by_label["empty"], by_label["random"])
+    # Nobody here writes an answer (the model is noise), so nobody may score much: the
+    # retrieval miner's sentences are the passage's own (echo), random's are word salad.
+    assert max(by_label.values()) < 0.05, by_label
+    assert by_label["echo"] == 0.0
     assert by_label["empty"] == 0.0 and by_label["slow"] == 0.0
     slow_statuses = {
         s for e in events for s, u in zip(e["statuses"], e["uids"]) if u == uid_of["slow"]
@@ -189,7 +192,11 @@ def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wall
             delay = rng.uniform(0.0, 0.4)
         time.sleep(delay)
         words = req.messages[-1].content.split()
-        return " ".join(words[len(words) // 3 : len(words) // 3 + 25])
+        third = len(words) // 3  # runs of 5 words: quoted, not copied (echo counts 6+)
+        return (
+            f"In short, {' '.join(words[third : third + 5])}, as the text says, and then "
+            f"{' '.join(words[2 * third : 2 * third + 5])}, which follows from it."
+        )
 
     servers = [
         ServerThread(

@@ -12,6 +12,7 @@ get by querying that miner, so it is built from a given text and arrives later.
 from __future__ import annotations
 
 import collections
+import random
 import re
 from collections.abc import Callable
 
@@ -69,6 +70,7 @@ def keywords(text: str, k: int = 60) -> str:
     return " ".join(w for w, _ in counts.most_common(k))
 
 
+SHUFFLE_WORDS = 80  # about the length of an honest answer of 96 tokens
 LEAD_SENTENCES = 3  # Lead-3, the classic extractive summary baseline
 
 
@@ -80,6 +82,14 @@ def lead(text: str) -> str:
 def copy(text: str) -> str:
     """The whole passage."""
     return passage_of(text)
+
+
+def shuffle(text: str) -> str:
+    """The passage's words in an order of their own (seeded by the text): every word on
+    topic, no sentence; what an embedding of averaged tokens cannot tell from prose."""
+    shuffled = passage_of(text).split()
+    random.Random(len(text)).shuffle(shuffled)
+    return " ".join(shuffled[:SHUFFLE_WORDS])
 
 
 def numbers(text: str) -> str:
@@ -109,4 +119,5 @@ CHEAP: dict[str, Callable[[str], str]] = {
     "copy": copy,
     "numbers": numbers,
     "appended": appended,
+    "shuffle": shuffle,
 }

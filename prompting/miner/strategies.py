@@ -2,7 +2,7 @@
 
 ``retrieval`` and ``model`` try to answer; ``random``, ``echo``, ``empty`` and
 ``slow`` are what hostile or broken miners do, and ``restate``, ``keywords``,
-``lead``, ``copy``, ``numbers`` and ``appended`` are the cheap tricks of the reward
+``lead``, ``copy``, ``numbers``, ``appended`` and ``shuffle`` are the cheap tricks of the reward
 benchmark, so the scoreboard can be seen to tell them apart.
 """
 
@@ -111,6 +111,7 @@ lead = _from_text(adversarial.lead)
 copy = _from_text(adversarial.copy)
 numbers = _from_text(adversarial.numbers)
 appended = _from_text(adversarial.appended)
+shuffle = _from_text(adversarial.shuffle)
 
 
 async def slow(request: PromptRequest) -> str:

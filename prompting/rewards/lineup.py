@@ -21,7 +21,7 @@ HONEST = "model"
 HEURISTIC = "retrieval"  # an honest extractive answer, reported beside the model
 # Cheap strategies that state no single answer: on tasks with one right answer (math,
 # dates, code) they must earn (almost) nothing.
-NO_ANSWER = ("keywords", "copy", "lead", "numbers", "appended")
+NO_ANSWER = ("keywords", "copy", "lead", "numbers", "appended", "shuffle")
 CHEAP = (*adversarial.CHEAP, "near_copy")
 # Seconds after the step starts at which each answer arrives: the copier can only send
 # after the miner it copies has answered.

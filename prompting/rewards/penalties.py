@@ -19,9 +19,23 @@ COPY_RUN = 6  # a run of this many words shared with the challenge counts as cop
 COPY_FREE = 0.5  # share of an answer that may be quoted without penalty
 COPY_FULL = 0.9  # share at which the whole reward is lost
 DEGENERATE_MIN_WORDS = 8
-FUNCTION_SHARE_OK = 0.2  # English prose has about 0.4; a word list about 0
+FUNCTION_SHARE_OK = 0.2  # English prose has about 0.4; a word list about 0 ...
+FUNCTION_SHARE_NONE = 0.1  # ... random words of a technical text about 0.1
 DISTINCT_TRIGRAMS_OK = 0.6  # share of distinct word trigrams below which text loops
 DISTINCT_TRIGRAMS_NONE = 0.2  # ... and at which it says nothing
+# Word order: pairs that prose almost never has ("the of", "in and", "a is"), per word.
+# Measured on the recorded line-up: the model's answers at most 0.03 (median 0), the
+# passage's words shuffled median 0.047.
+MISORDER_OK = 0.02
+MISORDER_NONE = 0.05
+_ARTICLES = frozenset("the a an".split())
+_PREPOSITIONS = frozenset("of in on for with by from at into about".split())
+_NEVER_AFTER_PREPOSITION = frozenset(
+    "of in on for with by from at into about and or but than if is are was were be been "
+    "has have had will would should could may might can do does did".split()
+)
+_NEVER_AFTER_ARTICLE = _NEVER_AFTER_PREPOSITION | _ARTICLES
+_CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
 
 
 def empty(completion: str, **_) -> float:
@@ -43,17 +57,35 @@ def echo(completion: str, challenge: str, **_) -> float:
 
 
 def degenerate(completion: str, **_) -> float:
-    """Text that is not prose: a word list (almost no function words) or a loop (few
-    distinct word trigrams). Short answers (a phrase, a name) are left alone."""
+    """Text that is not prose: a word list (few function words), words in no order
+    (pairs such as "the of" that prose never has: a shuffled passage, whose words an
+    averaged embedding still finds on topic) or a loop (few distinct word trigrams).
+    Code is not prose: fenced and inline code are left out of the first two. Short
+    answers (a phrase, a name) are left alone."""
     w = words(completion)
     if len(w) < DEGENERATE_MIN_WORDS:
         return 0.0
-    function_share = sum(x in FUNCTION_WORDS for x in w) / len(w)
-    listing = (FUNCTION_SHARE_OK - function_share) / FUNCTION_SHARE_OK
     trigrams = list(zip(w, w[1:], w[2:]))
     distinct = len(set(trigrams)) / len(trigrams)
     looping = (DISTINCT_TRIGRAMS_OK - distinct) / (DISTINCT_TRIGRAMS_OK - DISTINCT_TRIGRAMS_NONE)
-    return min(1.0, max(0.0, listing, looping))
+    prose = words(_CODE.sub(" code ", completion))  # a word in its place keeps the order
+    if len(prose) < DEGENERATE_MIN_WORDS:
+        return min(1.0, max(0.0, looping))
+    function_share = sum(x in FUNCTION_WORDS for x in prose) / len(prose)
+    listing = (FUNCTION_SHARE_OK - function_share) / (FUNCTION_SHARE_OK - FUNCTION_SHARE_NONE)
+    misordered = (misorder(prose) - MISORDER_OK) / (MISORDER_NONE - MISORDER_OK)
+    return min(1.0, max(0.0, listing, misordered, looping))
+
+
+def misorder(w: list[str]) -> float:
+    """Word pairs prose does not have, per word: an article or preposition followed by
+    a preposition, conjunction or auxiliary, or an article by an article."""
+    bad = sum(
+        (a in _ARTICLES and b in _NEVER_AFTER_ARTICLE)
+        or (a in _PREPOSITIONS and b in _NEVER_AFTER_PREPOSITION)
+        for a, b in zip(w, w[1:])
+    )
+    return bad / max(len(w), 1)
 
 
 def refusal(completion: str, **_) -> float:
