@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 PROMPT_PATH = "/v1/prompt"
+STREAM_PATH = "/v1/prompt/stream"  # the same request, answered as signed JSON lines
 HEALTH_PATH = "/v1/health"
 MAX_COMPLETION_CHARS = 64_000  # longer completions are cut before scoring
 
@@ -32,6 +33,14 @@ class PromptRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, max_length=64)
     timeout: float = Field(gt=0, le=600)
     step: int = Field(ge=0)
+    # Optional, and left out of the body when unset (``body()``), so a synthetic request
+    # is byte for byte what it was: organic users choose them, a miner MAY honour them.
+    max_tokens: int | None = Field(default=None, ge=1, le=8192)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+    def body(self) -> bytes:
+        """The exact bytes sent (and signed): unset optional fields are not sent."""
+        return self.model_dump_json(exclude_none=True).encode()
 
 
 class PromptResponse(BaseModel):

@@ -9,7 +9,9 @@ the validator and the reference miner send: the request with ``prompting``'s cli
 signing, the answer with the reference miner's. Each carries the exact bytes signed
 (``payload``) for implementations in other languages. sr25519 signatures are
 randomized, so each run records new signatures (the hotkeys stay); any must verify.
-docs/protocol.md carries one run's output, and tests/test_protocol_doc.py verifies it.
+docs/protocol.md carries one run's output, and tests/test_protocol_doc.py verifies it;
+the streamed exchange (section 10) is recorded the same way, its lines signed as the
+reference miner signs them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SEEDS = {"validator": "0x" + "11" * 32, "miner": "0x" + "22" * 32}  # public test keys
 DOC_BLOCK = re.compile(r"(<!-- vectors -->\n```json\n).*?(\n```)", re.DOTALL)
+STREAM_BLOCK = re.compile(r"(<!-- stream vectors -->\n```json\n).*?(\n```)", re.DOTALL)
 
 
 def payload(headers: dict[str, str], method: str, path: str, body: str) -> str:
@@ -67,7 +70,7 @@ def record() -> dict:
             timeout=10.0,
             step=1,
         )
-        body = request.model_dump_json().encode()
+        body = request.body()
         headers = auth.sign(validator.hotkey, PROMPT_PATH, body, m_hotkey)
         answer = PromptResponse(completion="Nothing: it is a placeholder statement.")
         raw = answer.model_dump_json().encode()
@@ -96,18 +99,69 @@ def record() -> dict:
     }
 
 
+def record_stream() -> dict:
+    """A streamed exchange (docs/protocol.md 10): the request signed for the stream path,
+    and the answer's lines as the reference miner signs them, with each line's running
+    hash and the exact bytes its signature covers."""
+    from prompting.network import auth, stream
+    from prompting.protocol import STREAM_PATH, ChatMessage, PromptRequest
+
+    with tempfile.TemporaryDirectory() as folder:
+        validator = seeded_wallet("validator", folder)
+        miner = seeded_wallet("miner", folder)
+        v_hotkey, m_hotkey = validator.hotkey.ss58_address, miner.hotkey.ss58_address
+        request = PromptRequest(
+            task="organic",
+            challenge_id="organic:5f1c0a2b",
+            messages=[ChatMessage(role="user", content="What does the pass statement do?")],
+            timeout=10.0,
+            step=0,
+            max_tokens=64,
+        )
+        body = request.body()
+        headers = auth.sign(validator.hotkey, STREAM_PATH, body, m_hotkey)
+        nonce = auth.request_nonce(headers)
+        from bittensor.signing import resolve_signer
+
+        lines = stream.StreamSigner(resolve_signer(miner, role="hotkey"), nonce, v_hotkey)
+        seed = lines.hash
+        raw = [
+            lines.delta("Nothing: it is "),
+            lines.delta("a placeholder statement."),
+            lines.end({"answer": 0.25}),
+        ]
+    return {
+        "validator_hotkey": v_hotkey,
+        "miner_hotkey": m_hotkey,
+        "request": {
+            "method": "POST",
+            "path": STREAM_PATH,
+            "headers": headers,
+            "body": body.decode(),
+            "payload": payload(headers, "POST", STREAM_PATH, body.decode()),
+        },
+        "seed_text": f"{stream.STREAM_CONTEXT}\n{nonce}\n{m_hotkey}\n{v_hotkey}",
+        "seed_hash": seed,
+        "lines": [line.decode().rstrip("\n") for line in raw],
+        "signed": [stream.signed_bytes(json.loads(line)["hash"]).decode() for line in raw],
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", metavar="DOC", help="replace the vectors block in DOC")
     args = parser.parse_args(argv)
     text = json.dumps(record(), indent=2)
+    streamed = json.dumps(record_stream(), indent=2, ensure_ascii=False)
     if not args.write:
         print(text)
+        print(streamed)
         return 0
     with open(args.write) as f:
         doc = f.read()
     new, count = DOC_BLOCK.subn(lambda m: m.group(1) + text + m.group(2), doc)
-    if count != 1:
+    new, stream_count = STREAM_BLOCK.subn(lambda m: m.group(1) + streamed + m.group(2), new)
+    if count != 1 or stream_count != 1:
         parser.exit(2, f"protocol_vectors.py: error: no vectors block in {args.write}\n")
     with open(args.write, "w") as f:
         f.write(new)

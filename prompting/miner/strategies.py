@@ -9,6 +9,7 @@ benchmark, so the scoreboard can be seen to tell them apart.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import re
 from collections.abc import Callable
@@ -71,7 +72,14 @@ def _overlap(question: str, sentence: str) -> float:
 def model(llm, sampling) -> Callable[[PromptRequest], str]:
     def answer(request: PromptRequest) -> str:
         messages = [m.model_dump() for m in request.messages]
-        return llm.generate([messages], sampling)[0].text
+        params = sampling
+        if request.max_tokens is not None:  # an organic user's choice, never above ours
+            params = dataclasses.replace(
+                params, max_tokens=min(request.max_tokens, params.max_tokens)
+            )
+        if request.temperature is not None:
+            params = dataclasses.replace(params, temperature=request.temperature)
+        return llm.generate([messages], params)[0].text
 
     return answer
 

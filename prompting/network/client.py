@@ -5,21 +5,29 @@ same deadline, enforced around the whole exchange (connect, headers, body), the
 body is read in chunks and abandoned at the cap, redirects are not followed, and
 every outcome is a QueryResult with a status; nothing a miner does raises here. An
 answer counts only if its btauth/1 signature is the queried hotkey's, made for this
-validator and this request's nonce.
+validator and this request's nonce. ``query_stream`` asks for the streamed form
+(docs/protocol.md 10) and verifies every line before it is used.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
 from pydantic import ValidationError
 
 from prompting.chain.base import Neuron
-from prompting.network import auth
-from prompting.protocol import MAX_COMPLETION_CHARS, PROMPT_PATH, PromptRequest, PromptResponse
+from prompting.network import auth, stream
+from prompting.protocol import (
+    MAX_COMPLETION_CHARS,
+    PROMPT_PATH,
+    STREAM_PATH,
+    PromptRequest,
+    PromptResponse,
+)
 
 OK, TIMEOUT, REFUSED, HTTP_ERROR, INVALID, UNREACHABLE, FORGED = (
     "ok",
@@ -42,6 +50,11 @@ class QueryResult:
     http_status: int | None = None
     error: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    # streamed queries only: seconds from sending to the first verified text (time to
+    # first token) and to each verified delta; the delta texts themselves
+    ttft: float | None = None
+    chunk_times: list[float] = field(default_factory=list)
+    streamed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -110,7 +123,7 @@ class MinerClient:
 
         if not neuron.endpoint:
             return result(UNREACHABLE, error="no endpoint served")
-        body = request.model_dump_json().encode()
+        body = request.body()
         headers = auth.sign(self.signer, PROMPT_PATH, body, neuron.hotkey)
         headers.update({"Content-Type": "application/json", "Accept-Encoding": "identity"})
         url = f"http://{neuron.endpoint}{PROMPT_PATH}"
@@ -181,6 +194,125 @@ class MinerClient:
     ) -> list[QueryResult]:
         """All miners at once; results in the order of ``neurons``."""
         return list(await asyncio.gather(*(self.query(n, request, timeout) for n in neurons)))
+
+    async def query_stream(
+        self,
+        neuron: Neuron,
+        request: PromptRequest,
+        timeout: float | None = None,
+        stall_s: float | None = None,
+        on_delta: OnDelta | None = None,
+    ) -> QueryResult:
+        """Ask for a streamed answer (docs/protocol.md 10) and verify it line by line.
+
+        Each delta is checked (running hash, the queried hotkey's signature) before
+        ``on_delta(uid, text)`` sees it, so a caller may show it at once. The miner is cut
+        off, and the result says why, at the first line that is forged (``forged``), not
+        of the protocol's shape or over the caps (``invalid``), when no line arrives for
+        ``stall_s`` seconds or the whole answer not within ``timeout`` (``timeout``), or
+        when the stream ends without its end line (``invalid``). The completion counts
+        only with status ``ok``; ``chunk_times`` and ``ttft`` are kept either way."""
+        timeout = self.timeout if timeout is None else timeout
+        stall_s = timeout if stall_s is None else stall_s
+        start = time.perf_counter()
+        res = QueryResult(neuron.uid, neuron.hotkey, OK, 0.0, streamed=True)
+        parts: list[str] = []
+
+        def finish(status: str, error: str = "") -> QueryResult:
+            res.status, res.error = status, error[:200]
+            res.latency = time.perf_counter() - start
+            if status == OK:
+                res.completion = "".join(parts)[:MAX_COMPLETION_CHARS]
+            return res
+
+        if not neuron.endpoint:
+            return finish(UNREACHABLE, "no endpoint served")
+        body = request.body()
+        headers = auth.sign(self.signer, STREAM_PATH, body, neuron.hotkey)
+        headers.update({"Content-Type": "application/json", "Accept-Encoding": "identity"})
+        url = f"http://{neuron.endpoint}{STREAM_PATH}"
+        nonce = auth.request_nonce(headers)
+
+        async def run() -> None:
+            client = self._client(neuron.endpoint)
+            async with client.stream("POST", url, content=body, headers=headers) as resp:
+                res.http_status = resp.status_code
+                if resp.status_code != 200:
+                    raw = await _read_some(resp, 200)
+                    raise _Stop(HTTP_ERROR, raw.decode("utf-8", "replace"))
+                scheme = resp.headers.get("x-bittensor-crypto", "sr25519")
+                verifier = stream.StreamVerifier(nonce, neuron.hotkey, self.hotkey, scheme)
+                size, pending = 0, b""
+                chunks = resp.aiter_raw()
+                while True:
+                    try:
+                        chunk = await asyncio.wait_for(chunks.__anext__(), stall_s)
+                    except StopAsyncIteration:
+                        break
+                    except asyncio.TimeoutError:
+                        raise _Stop(TIMEOUT, f"stalled: no line for {stall_s:g} s") from None
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        raise _Stop(INVALID, f"stream over {self.max_body_bytes} bytes")
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    if len(pending) > stream.MAX_LINE_BYTES:
+                        raise _Stop(INVALID, f"a line over {stream.MAX_LINE_BYTES} bytes")
+                    for raw_line in lines:
+                        if len(raw_line) > stream.MAX_LINE_BYTES:
+                            raise _Stop(INVALID, f"a line over {stream.MAX_LINE_BYTES} bytes")
+                        if not raw_line.strip():
+                            continue
+                        line = verifier.feed(raw_line)
+                        if line.kind == stream.END:
+                            res.timings = stream.parse_timings(line.data)
+                            continue
+                        at = time.perf_counter() - start
+                        res.chunk_times.append(at)
+                        if line.data and res.ttft is None:
+                            res.ttft = at
+                        parts.append(line.data)
+                        if on_delta is not None:
+                            await on_delta(neuron.uid, line.data)
+                if pending.strip():
+                    verifier.feed(pending)
+                if not verifier.ended:
+                    raise _Stop(INVALID, "the stream ended without its end line")
+
+        try:
+            await asyncio.wait_for(run(), timeout)
+        except asyncio.TimeoutError:
+            return finish(TIMEOUT, f"no complete answer within {timeout:g} s")
+        except _Stop as stop:
+            return finish(stop.status, stop.reason)
+        except stream.StreamError as exc:
+            return finish(exc.status, str(exc))
+        except httpx.ConnectError as exc:
+            return finish(REFUSED, str(exc))
+        except httpx.TimeoutException:
+            return finish(TIMEOUT, "transport timeout")
+        except (httpx.HTTPError, OSError) as exc:
+            return finish(HTTP_ERROR, f"{type(exc).__name__}: {str(exc)[:200]}")
+        return finish(OK)
+
+
+OnDelta = Callable[[int, str], Awaitable[None]]
+
+
+async def _read_some(resp: httpx.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of a refusal's body, for the error text."""
+    out = b""
+    async for chunk in resp.aiter_raw():
+        out += chunk
+        if len(out) >= limit:
+            break
+    return out[:limit]
+
+
+class _Stop(Exception):
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
 
 
 class _TooLarge(Exception):

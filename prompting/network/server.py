@@ -6,7 +6,9 @@ sent, receiver, freshness and replay (401), caller policy against the metagraph 
 per-caller rate limit (429), concurrency (503), request shape (422), then the answer
 function. Refusals carry a short reason and never a traceback. An
 answer is signed with the miner's hotkey for the caller and the request's nonce, so a
-validator can tell who wrote it (see ``MinerClient``).
+validator can tell who wrote it (see ``MinerClient``). ``POST /v1/prompt/stream`` passes
+the same checks, then streams the answer as btstream/1 lines, each signed
+(``prompting.network.stream``).
 
 Slow clients: a connection whose request headers are not complete within
 ``HEADER_TIMEOUT_S`` is closed (uvicorn itself has no such deadline, so one slowloris
@@ -22,20 +24,35 @@ import logging
 import socket
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Union
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from prompting.network.auth import Authorizer, request_nonce, sign_response, verify
-from prompting.protocol import HEALTH_PATH, PROMPT_PATH, PromptRequest, PromptResponse
+from prompting.network.stream import (
+    STREAM_CONTEXT,
+    STREAM_HEADER,
+    STREAM_MEDIA_TYPE,
+    StreamSigner,
+    chunk_text,
+)
+from prompting.protocol import (
+    HEALTH_PATH,
+    PROMPT_PATH,
+    STREAM_PATH,
+    PromptRequest,
+    PromptResponse,
+)
 
 log = logging.getLogger(__name__)
-Answer = Callable[[PromptRequest], Union[str, Awaitable[str]]]
+# An answer function returns the whole text, or (to stream as it generates) an iterator
+# or async iterator of text pieces; either serves both routes.
+Answer = Callable[[PromptRequest], Union[str, Awaitable[str], Iterator[str], AsyncIterator[str]]]
 MAX_REQUEST_BYTES = 256 * 1024
 RATE_WINDOW_S = 10.0  # --miner.rate_limit counts requests in this window
 HEADER_TIMEOUT_S = 5.0
@@ -101,7 +118,9 @@ def create_app(
                 return None
         return bytes(body)
 
-    async def prompt(request: Request) -> JSONResponse:
+    async def admit(request: Request) -> tuple[str, PromptRequest, bytes] | JSONResponse:
+        """The checks of docs/protocol.md section 5, in order, shared by both routes:
+        (caller, request, body) or the refusal."""
         try:
             body = await asyncio.wait_for(read_capped(request), body_timeout)
         except asyncio.TimeoutError:
@@ -125,13 +144,24 @@ def create_app(
             req = PromptRequest.model_validate_json(body)
         except ValidationError as exc:
             return _refuse(422, str(exc).splitlines()[0][:200])
+        return caller, req, body
+
+    async def run_answer(req: PromptRequest):
+        if is_async:
+            return await answer(req)
+        return await asyncio.to_thread(answer, req)
+
+    async def prompt(request: Request) -> Response:
+        admitted = await admit(request)
+        if isinstance(admitted, Response):
+            return admitted
+        caller, req, _ = admitted
         async with slots:
             start = time.perf_counter()
             try:
-                if is_async:
-                    text = await answer(req)
-                else:
-                    text = await asyncio.to_thread(answer, req)
+                text = await run_answer(req)
+                if not isinstance(text, str):  # a streaming answer function, asked whole
+                    text = "".join([piece async for piece in _pieces(text)])
             except Exception:  # noqa: BLE001 - the miner's own bug, logged here
                 log.exception("answer failed")
                 return _refuse(500, "answer failed")
@@ -140,15 +170,74 @@ def create_app(
         headers = sign_response(signer, PROMPT_PATH, raw, caller, request_nonce(request.headers))
         return Response(raw, media_type="application/json", headers=headers)
 
+    async def stream(request: Request) -> Response:
+        """The same checks, then the answer as btstream/1 lines (docs/protocol.md 10).
+        The answer slot is held until the last line is sent or the caller leaves."""
+        admitted = await admit(request)
+        if isinstance(admitted, Response):
+            return admitted
+        caller, req, _ = admitted
+        await slots.acquire()
+        start = time.perf_counter()
+        try:
+            produced = await run_answer(req)
+            pieces = _pieces(produced)
+            first = await anext(pieces, None)  # a failure before any text is still a 500
+        except Exception:  # noqa: BLE001 - the miner's own bug, logged here
+            slots.release()
+            log.exception("answer failed")
+            return _refuse(500, "answer failed")
+        lines = StreamSigner(signer, request_nonce(request.headers), caller)
+
+        async def body():
+            try:
+                if first is not None:
+                    yield lines.delta(first)
+                    first_at = time.perf_counter() - start
+                    async for piece in pieces:
+                        if piece:
+                            yield lines.delta(piece)
+                else:
+                    first_at = time.perf_counter() - start
+                yield lines.end({"answer": time.perf_counter() - start, "first": first_at})
+            except Exception:  # noqa: BLE001 - the stream ends without its end line
+                log.exception("answer failed mid-stream")
+            finally:
+                slots.release()
+
+        return StreamingResponse(
+            body(), media_type=STREAM_MEDIA_TYPE, headers={STREAM_HEADER: STREAM_CONTEXT}
+        )
+
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"hotkey": hotkey, "ok": True})
 
     return Starlette(
         routes=[
             Route(PROMPT_PATH, prompt, methods=["POST"]),
+            Route(STREAM_PATH, stream, methods=["POST"]),
             Route(HEALTH_PATH, health, methods=["GET"]),
         ]
     )
+
+
+async def _pieces(produced) -> AsyncIterator[str]:
+    """An answer function's result as deltas: a finished text is cut into a few words
+    per delta (``chunk_text``); an async or plain iterator of texts streams as it comes
+    (a plain one is advanced off the event loop: a model may generate inside it)."""
+    if isinstance(produced, str):
+        for piece in chunk_text(produced):
+            yield piece
+    elif hasattr(produced, "__aiter__"):
+        async for piece in produced:
+            for part in chunk_text(str(piece), words_per_chunk=1 << 30):
+                yield part
+    else:
+        iterator = iter(produced)
+        done = object()
+        while (piece := await asyncio.to_thread(next, iterator, done)) is not done:
+            for part in chunk_text(str(piece), words_per_chunk=1 << 30):
+                yield part
 
 
 def bind(host: str, port: int) -> socket.socket:
