@@ -169,7 +169,17 @@ def main(argv=None) -> int:
             validator.state.step,
             config.neuron.full_path,
         )
-        asyncio.run(validator.run())
+        if config.organic.enabled:  # the OpenAI-compatible endpoint, in the same loop
+            from prompting.organic.api import run_with_organic
+            from prompting.organic.keys import KeysFileError
+
+            try:
+                asyncio.run(run_with_organic(validator, config))
+            except (KeysFileError, OSError) as exc:  # a bad keys file, a port in use
+                print(f"validator.py: error: organic endpoint: {exc}", file=sys.stderr)
+                return 2
+        else:
+            asyncio.run(validator.run())
         print("\nfinal scoreboard (uid, label, hotkey, moving-average score):")
         for uid, label, hk, score in validator.scoreboard():
             print(

@@ -391,6 +391,51 @@ def _add_validator_only(p: argparse.ArgumentParser) -> None:
         default=list(STRATEGIES),
         help=f"strategies given to the local miners in turn ({','.join(STRATEGIES)})",
     )
+    _add_organic(p)
+
+
+def _add_organic(p: argparse.ArgumentParser) -> None:
+    """The organic endpoint (prompting/organic/): off unless --organic.enabled."""
+    g = p.add_argument_group("organic", "OpenAI-compatible endpoint for users (off by default)")
+    a = g.add_argument
+    a("--organic.enabled", action="store_true", help="serve /v1/chat/completions to API keys")
+    a("--organic.host", default="127.0.0.1", help="address the endpoint listens on")
+    a("--organic.port", type=_bounded(int, 0, 65535), default=8005, help="its port (0: any)")
+    a(
+        "--organic.keys_file",
+        default=None,
+        help="API keys file (default <neuron.full_path>/organic_keys.json; "
+        "scripts/organic_keys.py issues keys)",
+    )
+    a(
+        "--organic.miners",
+        type=posint,
+        default=4,
+        help="top miners by score asked per request, one per coldkey",
+    )
+    a("--organic.max_concurrency", type=posint, default=16, help="requests fanned out at once")
+    a("--organic.max_queue", type=nonnegint, default=64, help="requests waiting (more: 503)")
+    a("--organic.timeout", type=pos, default=30.0, help="seconds a miner has for its answer")
+    a("--organic.stall_s", type=pos, default=5.0, help="seconds without a line: a miner is cut off")
+    a(
+        "--organic.weight",
+        type=nonneg,
+        default=1.0,
+        help="organic rewards enter the moving average with alpha * weight (0: not scored)",
+    )
+    a(
+        "--organic.max_scoring_queue",
+        type=posint,
+        default=256,
+        help="exchanges waiting to be scored (more: not scored, counted)",
+    )
+    a(
+        "--organic.log_text",
+        action="store_true",
+        help="events keep the user's messages, the reference and the answers (default: "
+        "hashed ids, statuses, rewards and timings only)",
+    )
+    a("--organic.model_name", default="prompting", help="the model id /v1/models lists")
 
 
 def _add_miner_only(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,18 @@
+"""Issue, list and revoke the organic endpoint's API keys (prompting/organic/keys.py).
+
+python scripts/organic_keys.py add --name alice --rate 60   # prints the key once
+python scripts/organic_keys.py list
+python scripts/organic_keys.py revoke --name alice
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from prompting.organic.keys import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""The organic endpoint with the real ``openai`` client against a real validator
+(its client, reward stack and telemetry), real miners on loopback, real wallets and
+real signatures: streamed and whole answers, the first verified miner wins, every
+answer is scored into the moving averages, and hostile users and miners get a clear
+status without slowing anything."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+
+import httpx
+import openai
+import pytest
+from test_network import ServerThread
+from test_stream import HostileStreamer
+from test_tasks import ScriptedLLM
+
+from prompting.chain.local import LocalChain
+from prompting.config import default_config
+from prompting.network.auth import Authorizer, CallerPolicy
+from prompting.organic import keys as organic_keys
+from prompting.organic.api import serve
+from prompting.organic.queue import Full, Gate
+from prompting.organic.service import OrganicService
+from prompting.rewards.stack import RewardStack
+from prompting.telemetry import Telemetry
+from prompting.validator.loop import Validator
+
+ANSWER = (
+    "A Python list is an ordered, mutable sequence: you can append items, remove them, "
+    "sort the list in place and index it from zero."
+)
+SECRET_QUESTION = "What is a Python list, secretly asked by user 4711?"
+
+
+def streaming(text: str, delay: float, first_delay: float = 0.0):
+    async def answer(req):
+        await asyncio.sleep(first_delay)
+        for word in text.split(" "):
+            await asyncio.sleep(delay)
+            yield word + " "
+
+    return answer
+
+
+class Subnet:
+    """A validator (not running its synthetic loop unless a test starts it) with miners
+    on loopback: uid 1 honest and fast, uid 2 honest and slower, uid 3 whatever the test
+    gives it; each on its own coldkey."""
+
+    def __init__(self, tmp_path, wallets, embedder, third=None, **organic):
+        v = wallets["validator"]
+        allow = Authorizer(CallerPolicy(0, frozenset({v.hotkey.ss58_address})), None)
+        self.servers = [
+            ServerThread(streaming(ANSWER, 0.01), wallets["miner"], allow, rate_limit=1000),
+            ServerThread(
+                streaming("Lists hold items in order.", 0.01, 0.4),
+                wallets["miner2"],
+                allow,
+                rate_limit=1000,
+            ),
+        ]
+        if third is not None:
+            self.servers.append(third)
+        chain = LocalChain(str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address)
+        chain.register(v.hotkey.ss58_address, "cv", stake=1e4, validator_permit=True)
+        for name, server in zip(("miner", "miner2", "outsider"), self.servers):
+            chain.register(
+                wallets[name].hotkey.ss58_address, f"c-{name}", endpoint=f"127.0.0.1:{server.port}"
+            )
+        self.config = default_config(
+            neuron__full_path=str(tmp_path),
+            neuron__model_id="scripted",
+            neuron__timeout=5.0,
+            neuron__seed=0,
+            organic__enabled=True,
+            organic__port=0,
+            organic__keys_file=str(tmp_path / "keys.json"),
+            organic__timeout=5.0,
+            organic__stall_s=1.0,
+        )
+        for key, value in organic.items():
+            setattr(self.config.organic, key, value)
+        self.llm = ScriptedLLM([("", ANSWER)])  # the validator's model writes the reference
+        self.log = tmp_path / "events.jsonl"
+        self.telemetry = Telemetry(str(tmp_path), stream=io.StringIO())
+        self.validator = Validator(
+            self.config, v, chain, self.llm, RewardStack(lambda: embedder), self.telemetry
+        )
+        self.validator.apply_metagraph(chain.metagraph())
+        # the synthetic scores rank the miners: uid 3, then 1, then 2
+        self.validator.state.scores[1:4] = [0.5, 0.4, 0.6][: len(self.servers)]
+        self.key = self.issue("alice", 1000)
+
+    def issue(self, name: str, rate: int) -> str:
+        out = io.StringIO()
+        import contextlib
+
+        with contextlib.redirect_stdout(out):
+            organic_keys.main(
+                [
+                    "--file",
+                    self.config.organic.keys_file,
+                    "add",
+                    "--name",
+                    name,
+                    "--rate",
+                    str(rate),
+                ]
+            )
+        return out.getvalue().strip()
+
+    async def __aenter__(self):
+        self.service = OrganicService(self.validator, self.config)
+        self.server, self.task, port = await serve(
+            self.service, organic_keys.ApiKeys(self.config.organic.keys_file), self.config
+        )
+        while not self.server.started:
+            await asyncio.sleep(0.01)
+        self.base = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.should_exit = True
+        await self.service.drain(10)
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.validator.client.aclose()
+        for server in self.servers:
+            server.stop()
+
+    def client(self, key=None) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=self.base, api_key=key or self.key, max_retries=0)
+
+    def events(self) -> list[dict]:
+        self.telemetry._file.flush()
+        return [json.loads(line) for line in open(self.log) if '"organic"' in line]
+
+
+async def post(url: str, **kw) -> httpx.Response:
+    """The server runs in this test's event loop: never block it with a sync call."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        return await client.post(url, **kw)
+
+
+def ask(**kw):
+    return dict(model="prompting", messages=[{"role": "user", "content": SECRET_QUESTION}], **kw)
+
+
+async def test_the_openai_client_streamed_and_not_and_every_answer_scored(
+    tmp_path, wallets, embedder
+):
+    async def forger(lines, nonce, caller):  # fastest, but its lines are not its own
+        yield lines.delta("I am the answer you want. ")
+        yield lines.end({})
+
+    third = HostileStreamer(wallets, forger, signer_wallet="miner2")
+    async with Subnet(tmp_path, wallets, embedder, third=third) as net:
+        client = net.client()
+        models = await client.models.list()
+        assert [m.id for m in models.data] == ["prompting"]
+
+        reply = await client.chat.completions.create(**ask(max_tokens=50, temperature=0.2))
+        assert reply.choices[0].message.content.strip() == ANSWER
+        assert reply.choices[0].finish_reason == "stop"
+
+        pieces = []
+        started = time.perf_counter()
+        first_at = None
+        async for chunk in await client.chat.completions.create(**ask(stream=True)):
+            text = chunk.choices[0].delta.content if chunk.choices else None
+            if text:
+                first_at = first_at or time.perf_counter() - started
+                pieces.append(text)
+        total = time.perf_counter() - started
+        assert "".join(pieces).strip() == ANSWER and len(pieces) > 10
+        assert first_at < total / 2  # streamed as it came, not buffered
+
+        # the README's example: the plain synchronous client
+        sync = openai.OpenAI(base_url=net.base, api_key=net.key, max_retries=0)
+        done = await asyncio.to_thread(sync.chat.completions.create, **ask())
+        assert done.choices[0].message.content.strip() == ANSWER
+        await net.service.drain(10)
+
+    events = net.events()
+    assert len(events) == 3 and all(e["organic/scored"] for e in events)
+    for e in events:
+        by_uid = dict(zip(e["uids"], zip(e["statuses"], e["rewards"])))
+        # asked the top three by score, one per coldkey; the forger scores 0
+        assert set(by_uid) == {1, 2, 3} and by_uid[3] == ("forged", 0.0)
+        assert by_uid[1][0] == by_uid[2][0] == "ok" and by_uid[1][1] > by_uid[2][1] > 0
+        ttft = dict(zip(e["uids"], e["ttft"]))
+        assert e["organic/winner"] == 1 and 0 < ttft[1] < ttft[2] and ttft[3] is None
+        assert e["organic/id"].startswith("organic:") and len(e["organic/key"]) == 16
+    text = open(net.log).read()
+    assert SECRET_QUESTION not in text and "alice" not in text and ANSWER not in text
+    # the reference was written by the validator's model for the user's messages
+    assert any(SECRET_QUESTION in t for batch in net.llm.batches for t in batch)
+    # the rewards entered the moving averages (alpha 0.1, weight 1): uid 3 fell, 1 rose
+    scores = net.validator.state.scores
+    assert scores[3] == pytest.approx(0.6 * 0.9**3) and scores[1] > 0.5 * 0.9**3
+
+
+async def test_log_text_keeps_the_users_text_when_asked(tmp_path, wallets, embedder):
+    async with Subnet(tmp_path, wallets, embedder, log_text=True, weight=0.0) as net:
+        before = list(net.validator.state.scores)
+        await net.client().chat.completions.create(**ask())
+        await net.service.drain(10)
+    (event,) = net.events()
+    assert event["messages"][0]["content"] == SECRET_QUESTION
+    assert event["reference"] == ANSWER and event["completions"][0].strip() == ANSWER
+    assert net.validator.state.scores == before  # weight 0: recorded, not applied
+
+
+async def test_hostile_users_get_a_clear_status_and_slow_nothing(tmp_path, wallets, embedder):
+    async with Subnet(tmp_path, wallets, embedder) as net:
+        with pytest.raises(openai.AuthenticationError):
+            await net.client("pk-not-a-key").chat.completions.create(**ask())
+        r = await post(f"{net.base}/chat/completions", json=ask())
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+
+        flooder = net.client(net.issue("flooder", 3))
+        for _ in range(3):
+            await flooder.chat.completions.create(**ask())
+        with pytest.raises(openai.RateLimitError) as caught:
+            await flooder.chat.completions.create(**ask())
+        assert int(caught.value.response.headers["retry-after"]) >= 1
+
+        headers = {"Authorization": f"Bearer {net.key}"}
+        big = {"model": "x", "messages": [{"role": "user", "content": "x" * 300_000}]}
+        r = await post(f"{net.base}/chat/completions", json=big, headers=headers)
+        assert r.status_code == 413
+        for bad in ({"messages": []}, {"messages": [{"role": "tool", "content": "x"}]}, "nope"):
+            r = await post(f"{net.base}/chat/completions", json=bad, headers=headers)
+            assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+
+        # a user who leaves mid-stream: the miners' exchange and its scoring go on
+        async with httpx.AsyncClient(timeout=5) as raw:
+            async with raw.stream(
+                "POST", f"{net.base}/chat/completions", json=ask(stream=True), headers=headers
+            ) as resp:
+                assert resp.status_code == 200
+                async for _ in resp.aiter_bytes():
+                    break  # the first event, then gone
+        start = time.perf_counter()
+        reply = await net.client().chat.completions.create(**ask())
+        assert reply.choices[0].message.content.strip() == ANSWER
+        assert time.perf_counter() - start < 2.0
+        await net.service.drain(10)
+    events = net.events()
+    assert sum(e["user_left"] for e in events) == 1
+    left = next(e for e in events if e["user_left"])
+    assert left["organic/scored"] and dict(zip(left["uids"], left["statuses"]))[1] == "ok"
+
+
+async def test_a_full_queue_is_503_and_no_verified_answer_is_502(tmp_path, wallets, embedder):
+    async def forger(lines, nonce, caller):
+        yield lines.delta("forged")
+        yield lines.end({})
+
+    third = HostileStreamer(wallets, forger, signer_wallet="miner2")
+    async with Subnet(
+        tmp_path, wallets, embedder, third=third, miners=3, max_concurrency=1, max_queue=0
+    ) as net:
+        client = net.client()
+        first = asyncio.ensure_future(client.chat.completions.create(**ask()))
+        await asyncio.sleep(0.05)
+        with pytest.raises(openai.InternalServerError) as caught:  # 503: busy
+            await client.chat.completions.create(**ask())
+        assert caught.value.status_code == 503 and "busy" in str(caught.value)
+        await first
+        await net.service.drain(10)  # the slot is held until every miner has answered
+        # only the forger asked: nothing verifies, the user is told so
+        net.config.organic.miners = 1
+        net.validator.state.scores[3] = 1.0  # the forger leads, so it alone is asked
+        with pytest.raises(openai.InternalServerError) as caught:
+            await client.chat.completions.create(**ask())
+        assert caught.value.status_code == 502 and "forged" in str(caught.value)
+
+
+async def test_a_winner_that_breaks_off_mid_stream_ends_it_with_an_error(
+    tmp_path, wallets, embedder
+):
+    async def breaks(lines, nonce, caller):
+        yield lines.delta("The start is honest, ")
+        raw = json.loads(lines.delta("then a forged line."))
+        raw["data"] = "then text its signature does not cover."
+        yield json.dumps(raw).encode() + b"\n"
+
+    import dataclasses
+
+    third = HostileStreamer(wallets, breaks)  # signs as "miner", uid 1
+    async with Subnet(tmp_path, wallets, embedder, miners=1) as net:
+        net.servers[0].stop()
+        net.servers[0] = third
+        graph = net.validator.metagraph
+        graph[1] = dataclasses.replace(graph[1], endpoint=f"127.0.0.1:{third.port}")
+        net.validator.state.scores[1] = 1.0  # it leads: the one miner asked
+        seen = []
+        with pytest.raises(openai.APIError) as caught:
+            async for chunk in await net.client().chat.completions.create(**ask(stream=True)):
+                if chunk.choices and chunk.choices[0].delta.content:
+                    seen.append(chunk.choices[0].delta.content)
+        assert seen == ["The start is honest, "] and "forged" in str(caught.value)
+
+
+async def test_the_gate_queues_in_order_and_refuses_past_its_bounds():
+    gate = Gate(max_concurrency=1, max_queue=1, max_wait_s=0.2)
+    await gate.acquire()
+    waiter = asyncio.ensure_future(gate.acquire())
+    await asyncio.sleep(0)
+    with pytest.raises(Full):  # one running, one waiting: the third is refused at once
+        await gate.acquire()
+    gate.release()  # the slot passes to the waiter
+    await asyncio.wait_for(waiter, 1)
+    assert gate.running == 1
+    with pytest.raises(Full, match="within"):  # waits, then gives up
+        await gate.acquire()
+    gate.release()
+    assert gate.running == 0 and gate.waiting == 0
+
+
+def test_keys_are_stored_hashed_and_revocable(tmp_path, capsys):
+    path = str(tmp_path / "k.json")
+    organic_keys.main(["--file", path, "add", "--name", "bob", "--rate", "5"])
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("pk-") and key not in open(path).read()
+    keys = organic_keys.ApiKeys(path)
+    entry = keys.lookup(key)
+    assert entry.name == "bob" and entry.rate_per_minute == 5
+    assert keys.lookup("pk-wrong") is None and keys.lookup(None) is None
+    assert [keys.allow(entry) for _ in range(6)][-1] > 0  # the sixth in a minute waits
+    with pytest.raises(SystemExit):
+        organic_keys.main(["--file", path, "add", "--name", "bob"])  # names are unique
+    organic_keys.main(["--file", path, "revoke", "--name", "bob"])
+    assert organic_keys.read_keys(path) == {}
+    (tmp_path / "bad.json").write_text('{"keys": [{"name": "x"}]}')
+    with pytest.raises(organic_keys.KeysFileError, match="lacks name or sha256"):
+        organic_keys.ApiKeys(str(tmp_path / "bad.json"))
