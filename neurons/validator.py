@@ -26,6 +26,17 @@ from prompting.config import TINY_MODEL, parse_config  # noqa: E402
 LOCAL_MODEL_MINER_TOKENS = 96
 
 
+def local_organic_miner_args(config) -> list[str]:
+    """The local miners' rate limit and answer slots when organic users are served:
+    every organic request is streamed from --organic.miners miners at once, and the
+    miners' defaults (60 requests per 10 s, 8 slots) would refuse a load the validator
+    admits, measuring the miners' limits instead of the validator."""
+    n = config.neuron  # plus every synthetic query the rate bound lets in (and then some)
+    synthetic = int(n.miner_query_rate * (n.timeout + 5)) + 1
+    slots = config.organic.max_concurrency + synthetic
+    return ["--miner.rate_limit", "100000", "--miner.max_concurrency", str(slots)]
+
+
 def main(argv=None) -> int:
     config = parse_config(
         "validator", argv, prog="validator.py", description=__doc__.split("\n")[0]
@@ -112,6 +123,9 @@ def main(argv=None) -> int:
                         # a validator on the tiny model runs for speed (tests): its model
                         # miner too, instead of converting and running SmolLM2 on the CPU
                         *(["--neuron.model_id", TINY_MODEL] if not loads_llm else []),
+                        # organic users reach the local miners beyond the validator's own
+                        # query-rate bound: room for what --organic.max_concurrency sends
+                        *(local_organic_miner_args(config) if config.organic.enabled else []),
                     ],
                 )
             except LocalSubnetError as exc:

@@ -430,6 +430,26 @@ def _add_organic(p: argparse.ArgumentParser) -> None:
         help="exchanges waiting to be scored (more: not scored, counted)",
     )
     a(
+        "--organic.reference_batch",
+        type=posint,
+        default=8,
+        help="organic references the validator's model writes in one generate call",
+    )
+    a(
+        "--organic.reference_tokens",
+        type=posint,
+        default=96,
+        help="new tokens of an organic reference; it rides in synthetic generate calls "
+        "whose budget is at least this",
+    )
+    a(
+        "--organic.reference_wait_s",
+        type=nonneg,
+        default=10.0,
+        help="seconds an organic reference waits for a synthetic generate call to ride in "
+        "(then it gets a call of its own)",
+    )
+    a(
         "--organic.log_text",
         action="store_true",
         help="events keep the user's messages, the reference and the answers (default: "

@@ -26,7 +26,8 @@ STAGES = (
 
 def load(path: str) -> list[dict]:
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        events = [json.loads(line) for line in f if line.strip()]
+    return [e for e in events if e.get("kind") != "organic"]  # synthetic steps only
 
 
 def plot(events: list[dict], out: str, title: str = "") -> None:

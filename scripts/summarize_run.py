@@ -87,6 +87,8 @@ def smi_figures(path: str, start: float, end: float) -> dict:
 def summarize(state_dir: str, log_path: str | None = None, smi_path: str | None = None) -> dict:
     with open(os.path.join(state_dir, "events.jsonl")) as f:
         events = [json.loads(line) for line in f if line.strip()]
+    organic = [e for e in events if e.get("kind") == "organic"]
+    events = [e for e in events if e.get("kind") != "organic"]  # synthetic steps
     events.sort(key=lambda e: e["step"])
     times = [e["time"] for e in events]
     per_step = (times[-1] - times[0]) / (len(events) - 1) if len(events) > 1 else None
@@ -123,6 +125,12 @@ def summarize(state_dir: str, log_path: str | None = None, smi_path: str | None 
         )
         if smi_path and os.path.exists(smi_path):
             out["nvidia_smi"] = smi_figures(smi_path, times[0], times[-1])
+    if organic:
+        out["organic"] = {
+            "requests": len(organic),
+            "scored": sum(bool(e.get("organic/scored")) for e in organic),
+            "statuses": dict(collections.Counter(s for e in organic for s in e["statuses"])),
+        }
     if log_path and os.path.exists(log_path):
         text = open(log_path, errors="replace").read()
         out["skipped_steps"] = text.count("step skipped")

@@ -81,6 +81,7 @@ class Subnet:
             organic__keys_file=str(tmp_path / "keys.json"),
             organic__timeout=5.0,
             organic__stall_s=1.0,
+            organic__reference_wait_s=0.0,  # no synthetic loop runs: no call to ride in
         )
         for key, value in organic.items():
             setattr(self.config.organic, key, value)
@@ -339,3 +340,30 @@ def test_keys_are_stored_hashed_and_revocable(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"keys": [{"name": "x"}]}')
     with pytest.raises(organic_keys.KeysFileError, match="lacks name or sha256"):
         organic_keys.ApiKeys(str(tmp_path / "bad.json"))
+
+
+async def test_references_ride_in_the_synthetic_generate_calls_and_steps_go_on(
+    tmp_path, wallets, embedder
+):
+    """With the synthetic loop running, an organic reference is written inside a
+    challenge stage's generate call (summaries: 128 tokens, room for the 96 of a
+    reference), and the steps all complete."""
+    async with Subnet(tmp_path, wallets, embedder, reference_wait_s=30.0) as net:
+        n = net.config.neuron
+        n.max_steps, n.sample_size, n.miner_query_rate = 6, 2, 1000.0
+        n.step_interval = 0.5  # steps still to come once the miners have answered
+        n.forwards, n.num_concurrent_forwards = "fixed", 1
+        from prompting.tasks import TaskSampler
+
+        net.validator.sampler = TaskSampler({"summarization": 1.0}, 0, use_llm=True)
+        loop = asyncio.ensure_future(net.validator.run())
+        reply = await net.client().chat.completions.create(**ask())
+        assert reply.choices[0].message.content.strip() == ANSWER
+        await asyncio.wait_for(loop, 60)
+        await net.service.drain(30)
+    assert net.validator.state.step == 6
+    shared = [b for b in net.llm.batches if len(b) > 1 and SECRET_QUESTION in b]
+    assert shared, net.llm.batches  # one call: a synthetic prompt and the organic one
+    assert net.service.shared.shared == 1 and net.service.shared.alone == 0
+    (event,) = net.events()
+    assert event["organic/scored"] and event["organic/references_shared"] == 1

@@ -7,8 +7,9 @@ text is the one the user reads, piece by piece, each piece verified before it is
 forwarded; a non-streamed request gets the first complete verified answer. Every
 other miner's answer is still collected: when all have answered (or been cut off),
 the exchange joins the scoring queue, where the validator's model writes a reference
-for the user's messages (organic requests waiting together share one generate call,
-on the validator's one model thread, between its synthetic batches), the reward stack
+for the user's messages, inside the synthetic batcher's next generate call that has the
+token budget for it (``batching.SharedBatches``; after ``--organic.reference_wait_s``
+in a call of its own), the reward stack
 scores every answer, and the rewards enter the moving averages with
 ``alpha * --organic.weight``. The event records hashed ids, statuses, rewards and
 timings; the user's text, the reference and the answers only with
@@ -105,6 +106,21 @@ class OrganicService:
         self._scorer: asyncio.Future | None = None
         self._tasks: set[asyncio.Future] = set()
         self.counts = {"served": 0, "scored": 0, "not_scored_queue_full": 0, "failed": 0}
+        # Organic references ride in the synthetic batcher's generate calls (batching.py).
+        self.shared = None
+        batcher = getattr(validator, "batcher", None)
+        if validator.llm is not None and getattr(batcher, "_llm", None) is validator.llm:
+            from prompting.organic.batching import SharedBatches
+
+            self.shared = SharedBatches(
+                validator.llm, self.o.reference_batch, self.o.reference_tokens
+            )
+            batcher._llm = self.shared
+        elif validator.llm is not None:
+            log.warning(
+                "organic: the synthetic batcher is not the one expected; organic "
+                "references get generate calls of their own"
+            )
 
     # --- the miners --------------------------------------------------------------------
 
@@ -186,8 +202,8 @@ class OrganicService:
     async def _score_loop(self) -> None:
         """Score whatever exchanges are waiting, together: one reference batch each turn."""
         while not self._scoring.empty():
-            batch = []
-            while not self._scoring.empty():
+            batch = []  # a bounded batch: a synthetic batch waits behind at most this one
+            while not self._scoring.empty() and len(batch) < self.o.reference_batch:
                 batch.append(self._scoring.get_nowait())
             try:
                 await self._score(batch)
@@ -201,10 +217,19 @@ class OrganicService:
             return None
         from prompting.llms.base import Sampling
 
-        params = Sampling.from_config(self.v.config)
+        n = self.v.config.neuron
+        params = Sampling.from_config(
+            self.v.config, max_tokens=min(n.max_tokens, self.o.reference_tokens)
+        )
         prompts = [[m.model_dump() for m in ex.request.messages] for ex in batch]
-        generations = await self.v._in_worker(llm.generate, prompts, params)
-        return [g.text for g in generations]
+
+        async def alone(asks: list[list[dict]]) -> list[str]:
+            generations = await self.v._in_worker(llm.generate, asks, params)
+            return [g.text for g in generations]
+
+        if self.shared is None:
+            return await alone(prompts)
+        return await self.shared.references(prompts, self.o.reference_wait_s, alone)
 
     async def _score(self, batch: list[Exchange]) -> None:
         from prompting.tasks.base import Challenge
@@ -274,6 +299,8 @@ class OrganicService:
             "organic/scored": reference is not None,
             "organic/weight": self.o.weight,
             "organic/reference_batch": batch,
+            "organic/references_shared": None if self.shared is None else self.shared.shared,
+            "organic/references_alone": None if self.shared is None else self.shared.alone,
             "uids": [r.uid for r in results],
             "hotkeys": [r.hotkey for r in results],
             "statuses": [r.status for r in results],
