@@ -37,6 +37,19 @@ def local_organic_miner_args(config) -> list[str]:
     return ["--miner.rate_limit", "100000", "--miner.max_concurrency", str(slots)]
 
 
+def shares_cores_with_a_model_miner(config, loads_llm: bool) -> bool:
+    """Whether a local `model` miner runs its model on the CPU cores this validator's model
+    generates on. The default run measured it: with steps in flight following the load,
+    the model miner timed out on 3 of its first 6 steps and trailed; one at a time, never."""
+    if not (loads_llm and config.chain.network == "local"):
+        return False
+    if "model" not in config.local.strategies[: config.local.miners]:
+        return False
+    import torch  # loaded with the model by now
+
+    return not torch.cuda.is_available()
+
+
 def main(argv=None) -> int:
     config = parse_config(
         "validator", argv, prog="validator.py", description=__doc__.split("\n")[0]
@@ -173,6 +186,13 @@ def main(argv=None) -> int:
             offline_default=local,
             retention_mb=config.neuron.events_retention_size,
         )
+        if shares_cores_with_a_model_miner(config, loads_llm) and config.neuron.forwards != "fixed":
+            log.info(
+                "one step in flight: the local model miner generates on the CPU cores the "
+                "validator's model uses, and a second step's generation would push its "
+                "answers past the timeout (on a GPU, steps in flight follow the load)"
+            )
+            config.neuron.forwards = "fixed"
         validator = Validator(config, wallet, chain, llm, rewards, telemetry)
         validator.labels = labels
         validator.process_start, validator.startup = PROCESS_START, startup

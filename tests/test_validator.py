@@ -154,6 +154,9 @@ def test_default_run_has_the_real_model_write_challenges_and_a_model_miner(tmp_p
     model_uid = 2  # uid 0 is the validator, then the miners in --local.strategies order
     answers = [c for e in events for u, c in zip(e["uids"], e["completions"]) if u == model_uid]
     assert any(a.strip() for a in answers), "the model miner answered nothing"
+    # it shares this GPU-less machine's cores with the validator's model: one step at a time
+    assert "one step in flight: the local model miner" in proc.stderr
+    assert max(e["forwards/in_flight"] for e in events) == 1
 
 
 def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wallets, embedder):
