@@ -421,6 +421,13 @@ def _add_organic(p: argparse.ArgumentParser) -> None:
     )
     a("--organic.max_concurrency", type=posint, default=16, help="requests fanned out at once")
     a("--organic.max_queue", type=nonnegint, default=64, help="requests waiting (more: 503)")
+    a(
+        "--organic.max_rate",
+        type=nonneg,
+        default=0.0,
+        help="requests admitted per second, all keys together (more: 503); bounds the CPU "
+        "organic work takes from the synthetic steps (0: no bound)",
+    )
     a("--organic.timeout", type=pos, default=30.0, help="seconds a miner has for its answer")
     a("--organic.stall_s", type=pos, default=5.0, help="seconds without a line: a miner is cut off")
     a(

@@ -323,6 +323,17 @@ async def test_the_gate_queues_in_order_and_refuses_past_its_bounds():
     assert gate.running == 0 and gate.waiting == 0
 
 
+async def test_the_gate_bounds_the_admission_rate():
+    gate = Gate(max_concurrency=100, max_queue=0, max_wait_s=1, max_rate=4.0)
+    for _ in range(4):  # a second's worth at once
+        await gate.acquire()
+    with pytest.raises(Full, match="per second"):
+        await gate.acquire()
+    await asyncio.sleep(0.3)  # a token refills every 0.25 s
+    await gate.acquire()
+    assert gate.running == 5
+
+
 def test_keys_are_stored_hashed_and_revocable(tmp_path, capsys):
     path = str(tmp_path / "k.json")
     organic_keys.main(["--file", path, "add", "--name", "bob", "--rate", "5"])
@@ -367,3 +378,72 @@ async def test_references_ride_in_the_synthetic_generate_calls_and_steps_go_on(
     assert net.service.shared.shared == 1 and net.service.shared.alone == 0
     (event,) = net.events()
     assert event["organic/scored"] and event["organic/references_shared"] == 1
+
+
+@pytest.mark.slow
+def test_the_validator_serves_organic_users_with_its_flag(tmp_path):
+    """neurons/validator.py --organic.enabled on the local subnet: the README's client
+    gets a streamed answer from the local miners, the exchange is logged, and SIGINT
+    stops the endpoint with the loop."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    keys_file = str(tmp_path / "keys.json")
+    out = io.StringIO()
+    import contextlib
+
+    with contextlib.redirect_stdout(out):
+        organic_keys.main(["--file", keys_file, "add", "--name", "u"])
+    key = out.getvalue().strip()
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "neurons/validator.py",
+            *("--neuron.full_path", str(state), "--wandb.off", "--neuron.model_id", "tiny"),
+            *("--local.miners", "2", "--local.strategies", "keywords,restate"),
+            *("--organic.enabled", "--organic.port", str(port), "--organic.keys_file", keys_file),
+        ],
+        cwd=REPO,
+        env={**os.environ, "WANDB_MODE": "offline"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+        deadline = time.monotonic() + 240
+        text = ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                stream = client.chat.completions.create(
+                    model="prompting",
+                    messages=[{"role": "user", "content": "What does the pass statement do?"}],
+                    stream=True,
+                )
+                text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+                break
+            except (openai.APIConnectionError, openai.InternalServerError):
+                time.sleep(1)  # starting, or no miner registered yet (503)
+        assert text.strip(), "no organic answer"
+        events_path = state / "events.jsonl"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if events_path.exists() and '"organic"' in events_path.read_text():
+                break
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output[-2000:]
+    assert "organic endpoint on http://127.0.0.1" in output
+    events = [json.loads(line) for line in open(events_path) if '"organic"' in line]
+    assert events and "ok" in events[0]["statuses"]

@@ -1,6 +1,10 @@
 """Bounded admission of organic work: never more than ``max_concurrency`` requests
 fanned out to miners at once, never more than ``max_queue`` waiting for a slot, none
-waiting longer than ``max_wait_s``. A request past these is refused at once (503)
+waiting longer than ``max_wait_s``, and, with ``max_rate``, never more than that many
+admitted per second (a token bucket holding one second's worth): the operator's bound
+on the share of the validator's CPU that organic work may take from the synthetic
+steps (benchmarks/results/2026-12-03-cpu-organic.json). A request past these is
+refused at once (503)
 instead of piling up: organic traffic must never grow the validator's memory or delay
 its synthetic steps without bound.
 """
@@ -8,6 +12,7 @@ its synthetic steps without bound.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 
 
@@ -16,12 +21,29 @@ class Full(Exception):
 
 
 class Gate:
-    def __init__(self, max_concurrency: int, max_queue: int, max_wait_s: float):
+    def __init__(
+        self, max_concurrency: int, max_queue: int, max_wait_s: float, max_rate: float = 0.0
+    ):
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
         self.max_wait_s = max_wait_s
+        self.max_rate = max_rate
+        self._tokens = max(1.0, max_rate)
+        self._filled = time.monotonic()
         self.running = 0
         self._waiters: deque[asyncio.Future] = deque()
+
+    def _take_token(self) -> None:
+        """One admission of the rate budget; raises Full when there is none."""
+        if self.max_rate <= 0:
+            return
+        now = time.monotonic()
+        burst = max(1.0, self.max_rate)
+        self._tokens = min(burst, self._tokens + (now - self._filled) * self.max_rate)
+        self._filled = now
+        if self._tokens < 1.0:
+            raise Full(f"over {self.max_rate:g} organic requests per second")
+        self._tokens -= 1.0
 
     @property
     def waiting(self) -> int:
@@ -29,6 +51,7 @@ class Gate:
 
     async def acquire(self) -> None:
         """Take a slot, waiting first in first out in the bounded queue; raises Full."""
+        self._take_token()
         if self.running < self.max_concurrency and not self.waiting:
             self.running += 1
             return

@@ -100,7 +100,7 @@ class OrganicService:
 
         self.v = validator
         self.o = config.organic
-        self.gate = Gate(self.o.max_concurrency, self.o.max_queue, self.o.timeout)
+        self.gate = Gate(self.o.max_concurrency, self.o.max_queue, self.o.timeout, self.o.max_rate)
         self.salt = secrets.token_hex(8)  # ids are comparable within one run only
         self._scoring: asyncio.Queue[Exchange] = asyncio.Queue(maxsize=self.o.max_scoring_queue)
         self._scorer: asyncio.Future | None = None
