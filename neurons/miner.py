@@ -17,9 +17,7 @@ import signal
 import socket
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from prompting.config import parse_config  # noqa: E402
+from prompting.config import parse_config
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PARENT_FLAG = "--miner.exit_with_parent"
@@ -45,26 +43,11 @@ def die_with_parent(argv: list[str]) -> None:
 
 
 def build_answer(config):
-    from prompting.miner import strategies
+    """The answer function of the strategy ``--miner.strategy`` names (the project's or
+    an installed plug-in's, from ``prompting.registry.STRATEGIES``)."""
+    from prompting.registry import STRATEGIES
 
-    name = config.miner.strategy
-    if name == "retrieval":
-        from prompting.rewards.relevance import shared_embedder
-
-        return strategies.retrieval(
-            shared_embedder(
-                config.reward.relevance_model, config.reward.pooling, config.reward.device
-            )
-        )
-    if name == "model":
-        from prompting.llms import Sampling, load_llm, preflight
-
-        for warning in preflight.check(config):
-            logging.getLogger("miner").warning(warning)
-        return strategies.model(load_llm(config), Sampling.from_config(config))
-    if name == "random":
-        return strategies.random_text(config.neuron.seed)
-    return getattr(strategies, name)
+    return STRATEGIES[config.miner.strategy].from_config(config).answer
 
 
 async def serve(config) -> None:
@@ -166,13 +149,14 @@ def main(argv: list[str] | None = None) -> None:
     from prompting.chain import ChainError
     from prompting.instance import AlreadyRunning
     from prompting.llms import LLMError
+    from prompting.registry import PluginError
 
     compat.guard_event_loop_policy()
     try:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
         pass
-    except (LLMError, AlreadyRunning, ChainError) as exc:  # one line, not a traceback
+    except (LLMError, AlreadyRunning, ChainError, PluginError) as exc:  # one line, no traceback
         print(f"miner.py: error: {exc}", file=sys.stderr)
         sys.exit(2)
 

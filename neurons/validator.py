@@ -17,24 +17,11 @@ import os  # noqa: E402
 import sys  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from prompting.config import TINY_MODEL, parse_config  # noqa: E402
 
 # New tokens of the local subnet's model miner: on a 2-core CPU, beside the validator's
 # own generation, 96 tokens fit the default 10 s timeout; 256 often did not.
 LOCAL_MODEL_MINER_TOKENS = 96
-
-
-def local_organic_miner_args(config) -> list[str]:
-    """The local miners' rate limit and answer slots when organic users are served:
-    every organic request is streamed from --organic.miners miners at once, and the
-    miners' defaults (60 requests per 10 s, 8 slots) would refuse a load the validator
-    admits, measuring the miners' limits instead of the validator."""
-    n = config.neuron  # plus every synthetic query the rate bound lets in (and then some)
-    synthetic = int(n.miner_query_rate * (n.timeout + 5)) + 1
-    slots = config.organic.max_concurrency + synthetic
-    return ["--miner.rate_limit", "100000", "--miner.max_concurrency", str(slots)]
 
 
 def shares_cores_with_a_model_miner(config, loads_llm: bool) -> bool:
@@ -48,6 +35,37 @@ def shares_cores_with_a_model_miner(config, loads_llm: bool) -> bool:
     import torch  # loaded with the model by now
 
     return not torch.cuda.is_available()
+
+
+def load_chosen_parts(config) -> bool:
+    """Import the tasks with a weight, the rewards and penalties they name and the
+    local miners' strategies, so that a plug-in that cannot load stops the start in one
+    line (PluginError) before any miner starts, not a step later. Returns whether a
+    reward of these tasks embeds text (then the relevance embedder loads at start)."""
+    from prompting.registry import REWARDS, STRATEGIES, TASKS
+
+    embeds = False
+    for name, weight in config.neuron.task_weights.items():
+        if weight > 0:
+            task = TASKS[name]
+            embeds |= any(REWARDS[reward].uses_embeddings for reward in task.rewards)
+            for penalty in (*task.penalties, *config.reward.penalties):
+                REWARDS[penalty]
+    if config.chain.network == "local":
+        for name in config.local.strategies[: config.local.miners]:
+            STRATEGIES[name]
+    return embeds
+
+
+def local_organic_miner_args(config) -> list[str]:
+    """The local miners' rate limit and answer slots when organic users are served:
+    every organic request is streamed from --organic.miners miners at once, and the
+    miners' defaults (60 requests per 10 s, 8 slots) would refuse a load the validator
+    admits, measuring the miners' limits instead of the validator."""
+    n = config.neuron  # plus every synthetic query the rate bound lets in (and then some)
+    synthetic = int(n.miner_query_rate * (n.timeout + 5)) + 1
+    slots = config.organic.max_concurrency + synthetic
+    return ["--miner.rate_limit", "100000", "--miner.max_concurrency", str(slots)]
 
 
 def main(argv=None) -> int:
@@ -65,6 +83,7 @@ def main(argv=None) -> int:
     from prompting.llms.embedded import EmbeddedModelError, resolve_model
     from prompting.miner.latency import local_miner_args
     from prompting.network.auth import load_or_create_wallet, open_wallet
+    from prompting.registry import PluginError
     from prompting.rewards.relevance import shared_embedder
     from prompting.rewards.stack import RewardStack
     from prompting.telemetry import Telemetry
@@ -77,12 +96,14 @@ def main(argv=None) -> int:
     local = config.chain.network == "local"
     os.makedirs(config.neuron.full_path, exist_ok=True)
     loads_llm = uses_llm_references(config)
-    try:  # before any miner starts: a model that cannot load is named now, in one line
+    try:  # before any miner starts: a model or plug-in that cannot load is named now
+        # organic exchanges are scored with relevance (prompting/organic/service.py)
+        needs_embedder = load_chosen_parts(config) or config.organic.enabled
         for warning in preflight.check(config, loads_llm):
             log.warning(warning)
         if loads_llm:  # embedded models are made once here; local model miners share them
             resolve_model(config.neuron.model_id, config.neuron.full_path)
-    except (LLMError, EmbeddedModelError) as exc:
+    except (LLMError, EmbeddedModelError, PluginError) as exc:
         print(f"validator.py: error: {exc}", file=sys.stderr)
         return 2
     if local:  # the local subnet keeps its own wallets beside its chain file
@@ -154,29 +175,33 @@ def main(argv=None) -> int:
     rewards = RewardStack(
         lambda: shared_embedder(
             config.reward.relevance_model, config.reward.pooling, config.reward.device
-        )
+        ),
+        extra_penalties=config.reward.penalties,
     )
 
     def load_embedder() -> None:  # before the first step, not inside it
         rewards.embedder  # noqa: B018
         startup["embedder_ready"] = time.time() - PROCESS_START
 
-    try:  # transformers imported here, whole, before two threads would import it at once
-        compat.import_angle()
-    except compat.CompatError as exc:
-        print(f"validator.py: error: {exc}", file=sys.stderr)
-        return 1
-    embedder = background.submit(load_embedder)
+    embedder = None
+    if needs_embedder:  # none for tasks whose rewards do not embed (a plug-in's, say)
+        try:  # transformers imported here, whole, before two threads would import it at once
+            compat.import_angle()
+        except compat.CompatError as exc:
+            print(f"validator.py: error: {exc}", file=sys.stderr)
+            return 1
+        embedder = background.submit(load_embedder)
     llm = None
     try:
         if loads_llm:
             llm = load_llm(config)
-            if config.neuron.hf_compile and hasattr(llm, "warmup"):
-                # pay the static-cache compile now, not inside the first step
-                log.info("hf: compile warm-up took %.1f s", llm.warmup())
+            seconds = llm.warmup()  # the backend's own, paid now, not in the first step
+            if seconds:
+                log.info("%s: warm-up took %.1f s", llm.name, seconds)
             log.info("llm: %s", llm.stats.to_dict())
             startup["llm_ready"] = time.time() - PROCESS_START
-        embedder.result()
+        if embedder is not None:
+            embedder.result()
         if miners is not None:
             labels = miners.result()
         telemetry = Telemetry(

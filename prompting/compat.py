@@ -201,10 +201,6 @@ class VisibleDevices:
     entries: tuple[str, ...] | None
 
     @property
-    def restricted(self) -> bool:
-        return self.entries is not None
-
-    @property
     def count(self) -> int | None:
         return None if self.entries is None else len(self.entries)
 

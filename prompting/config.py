@@ -14,19 +14,11 @@ import ipaddress
 import os
 import sys
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from types import SimpleNamespace
 
-BACKENDS = ("hf", "vllm", "openai")
-TASKS = ("qa", "summarization", "math", "debugging", "date_qa", "generic_instruction")
-STRATEGIES = (
-    "retrieval",
-    "random",
-    "echo",
-    "empty",
-    "model",
-    "slow",
-    *("restate", "keywords", "lead", "copy", "numbers", "appended", "shuffle"),  # cheap tricks
-)
+from prompting.registry import BACKENDS, REWARDS, STRATEGIES, TASKS, PluginError
+
 DEFAULT_TASK_WEIGHTS = (
     "qa=0.35,summarization=0.2,math=0.15,debugging=0,date_qa=0,generic_instruction=0.2"
 )
@@ -91,7 +83,8 @@ def parse_task_weights(text: str) -> dict[str, float]:
         name, sep, value = part.partition("=")
         if not sep or name not in TASKS:
             raise argparse.ArgumentTypeError(
-                f"expected name=weight pairs with names from {', '.join(TASKS)} (got {part!r})"
+                f"expected name=weight pairs with names from {', '.join(TASKS.names())} "
+                f"(got {part!r})"
             )
         try:
             weights[name] = float(value)
@@ -111,7 +104,17 @@ def _strategies(text: str) -> list[str]:
     bad = [s for s in items if s not in STRATEGIES]
     if bad or not items:
         raise argparse.ArgumentTypeError(
-            f"expected a comma list of {', '.join(STRATEGIES)} (got {text!r})"
+            f"expected a comma list of {', '.join(STRATEGIES.names())} (got {text!r})"
+        )
+    return items
+
+
+def _rewards(text: str) -> list[str]:
+    items = _csv(text)
+    bad = [s for s in items if s not in REWARDS]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown reward {bad[0]!r}; available: {', '.join(REWARDS.names())}"
         )
     return items
 
@@ -140,7 +143,7 @@ def _csv(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse that reports an error as one line (no usage dump), exit code 2."""
 
     def error(self, message: str):  # noqa: D102 - argparse hook
@@ -157,7 +160,12 @@ nonnegint = _bounded(int, 0)
 def _add_neuron(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("neuron", "generation backend, sampling and the validator loop")
     a = g.add_argument
-    a("--neuron.llm_backend", choices=BACKENDS, default="hf", help="generation backend")
+    a(
+        "--neuron.llm_backend",
+        choices=BACKENDS.names(),
+        default="hf",
+        help="generation backend (installed plug-ins included)",
+    )
     a(
         "--neuron.model_id",
         default=DEFAULT_MODEL,
@@ -357,6 +365,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="AnglE pooling strategy",
     )
     g.add_argument("--reward.device", type=_device, default="cpu", help="device for the embedder")
+    g.add_argument(
+        "--reward.penalties",
+        type=_rewards,
+        default=[],
+        help="comma list of penalties applied to every task besides its own "
+        f"(installed: {','.join(REWARDS.names())})",
+    )
     g = p.add_argument_group("logging")
     g.add_argument(
         "--logging.level",
@@ -394,8 +409,8 @@ def _add_validator_only(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--local.strategies",
         type=_strategies,
-        default=list(STRATEGIES),
-        help=f"strategies given to the local miners in turn ({','.join(STRATEGIES)})",
+        default=STRATEGIES.builtin_names(),
+        help=f"strategies given to the local miners in turn ({','.join(STRATEGIES.names())})",
     )
     _add_organic(p)
 
@@ -475,7 +490,7 @@ def _add_miner_only(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("miner")
     g.add_argument(
         "--miner.strategy",
-        choices=STRATEGIES,
+        choices=STRATEGIES.names(),
         default="model",
         help="how the reference miner answers",
     )
@@ -551,7 +566,7 @@ ROLES: dict[str, Sequence[Callable[[argparse.ArgumentParser], None]]] = {
 def build_parser(
     role: str = "validator", prog: str | None = None, description: str | None = None
 ) -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog=prog,
         description=description,
         allow_abbrev=False,
@@ -579,13 +594,29 @@ def namespace_to_config(ns: argparse.Namespace) -> Config:
     return root
 
 
+def flag_default(dest: str):
+    """The default of a flag by its dotted name (``neuron.gpus``): the parser's, so a
+    default lives in one place."""
+    return _default_parser().get_default(dest)
+
+
+@lru_cache(maxsize=1)
+def _default_parser() -> argparse.ArgumentParser:
+    return build_parser("validator")
+
+
 def validate(config: Config) -> str | None:
-    """Cross-flag checks; returns the one-line problem or None."""
+    """Cross-flag checks; returns the one-line problem or None. The chosen backend's
+    own rules come from its class (``LLM.check``); a plug-in that does not import or
+    is not an ``LLM`` is named here."""
     n = config.neuron
-    if n.llm_backend == "vllm" and n.device == "cpu":
-        return "--neuron.device cpu cannot be used with --neuron.llm_backend vllm (GPU only)"
-    if n.gpus > 1 and n.llm_backend != "vllm":
-        return "--neuron.gpus > 1 needs --neuron.llm_backend vllm (tensor parallel)"
+    try:
+        backend = BACKENDS[n.llm_backend]
+    except PluginError as exc:
+        return str(exc)
+    errors = backend.check(config).errors
+    if errors:
+        return errors[0].message
     if n.max_model_len is not None and n.max_model_len <= n.max_tokens:
         return "--neuron.max_model_len must exceed --neuron.max_tokens"
     net = config.chain.network

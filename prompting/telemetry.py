@@ -13,10 +13,75 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 log = logging.getLogger(__name__)
 EVENTS_FILE = "events.jsonl"
+
+
+def step_event(
+    step: int,
+    challenge,
+    neurons: list,
+    results: list,
+    rewards: list[float],
+    components: dict[str, list[float]],
+    gauges: dict[str, Any],
+) -> dict[str, Any]:
+    """One step's event: the challenge, who was asked and what they answered, the
+    rewards with every component (``components`` are the reward stack's, for the answers
+    that arrived: spread here over all miners, None where a miner did not answer), the
+    gates' outcome and the loop's gauges. Timings are added by the caller."""
+    answered = [i for i, r in enumerate(results) if r.ok]  # the ones scored
+    spread = {}
+    for name, values in components.items():
+        full = [None] * len(results)
+        for j, i in enumerate(answered):
+            full[i] = values[j]
+        spread[f"reward/{name}"] = full
+    return {
+        "step": step,
+        "time": time.time(),
+        "task": challenge.task,
+        "challenge_id": challenge.challenge_id,
+        "source_id": challenge.source_id,
+        "seed": challenge.seed,
+        "persona": challenge.meta.get("persona"),
+        "mood": challenge.meta.get("mood"),
+        "challenge": challenge.prompt_text,
+        "reference": challenge.reference,
+        "llm_outputs": challenge.llm_outputs,
+        "uids": [n.uid for n in neurons],
+        "hotkeys": [n.hotkey for n in neurons],
+        "completions": [r.completion for r in results],
+        "statuses": [r.status for r in results],
+        "latencies": [round(r.latency, 4) for r in results],
+        "errors": [r.error for r in results],
+        "rewards": rewards,
+        "reward/mean": sum(rewards) / len(rewards) if rewards else 0.0,
+        "responses/ok": sum(r.ok for r in results),
+        **gauges,
+        **gate_event(challenge),
+        **spread,
+    }
+
+
+def gate_event(challenge) -> dict[str, Any]:
+    """How the LLM's texts of this challenge fared at the gates, as flat event keys:
+    ``gate/outcome`` and ``gate/rejected/<task>/<stage>/<reason>`` counts."""
+    out = {"gate/outcome": challenge.meta.get("outcome")}
+    for key, count in challenge.meta.get("rejections", {}).items():
+        out[f"gate/rejected/{challenge.task}/{key}"] = count
+    return out
+
+
+def startup_fields(startup: dict[str, float], process_start: float, now: float) -> dict:
+    """Seconds from the process's start to each start-up stage and to the first step."""
+    return {
+        **{f"startup/{k}": v for k, v in startup.items()},
+        "startup/first_step": now - process_start,
+    }
 
 
 class Telemetry:

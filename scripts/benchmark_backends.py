@@ -34,8 +34,6 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 SECTIONS = ("vllm_raw", "vllm", "vllm_separate", "hf", "hf_compile", "embedder")
 ENGINE_MEMORY_LOG = "GiB"  # vLLM logs its memory figures (loading, KV cache, graphs) in GiB
 

@@ -24,9 +24,7 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from prompting.config import parse_config  # noqa: E402
+from prompting.config import parse_config
 
 LLM_TASKS = "qa,summarization,generic_instruction"
 EXAMPLES_PER_TASK = 3

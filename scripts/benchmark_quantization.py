@@ -30,8 +30,6 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def passages(n: int, seed: int) -> list[str]:
     from prompting.datasets.offline import dataset

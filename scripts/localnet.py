@@ -23,10 +23,8 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from prompting.config import DEFAULT_STATE_DIR, _OneLineParser, nonneg  # noqa: E402
-from prompting.network.addresses import endpoint, ss58  # noqa: E402
+from prompting.config import DEFAULT_STATE_DIR, OneLineParser, nonneg
+from prompting.network.addresses import endpoint, ss58
 
 
 def common(p: argparse.ArgumentParser, default: object) -> None:
@@ -42,7 +40,7 @@ def common(p: argparse.ArgumentParser, default: object) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(prog="localnet.py", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="localnet.py", description=__doc__.split("\n")[0])
     common(p, None)
     sub = p.add_subparsers(dest="command", required=True)
     reg = sub.add_parser("register", help="register (or update) a miner's hotkey and endpoint")

@@ -21,10 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from prompting.config import DEFAULT_STATE_DIR, _OneLineParser  # noqa: E402
-from prompting.network.addresses import endpoint, ss58  # noqa: E402
+from prompting.config import DEFAULT_STATE_DIR, OneLineParser
+from prompting.network.addresses import endpoint, ss58
 
 
 @dataclass
@@ -225,7 +223,7 @@ def bad_at(checker: Checker, body: bytes, nonce_ns: int):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(prog="miner_conformance.py", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="miner_conformance.py", description=__doc__.split("\n")[0])
     p.add_argument("--endpoint", type=endpoint, required=True, help="HOST:PORT of the miner")
     p.add_argument("--hotkey", type=ss58, required=True, help="the miner's hotkey (ss58)")
     p.add_argument(

@@ -22,10 +22,8 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from prompting.config import TASKS, TINY_MODEL, parse_config, posint  # noqa: E402
-from prompting.network.addresses import endpoint, ss58  # noqa: E402
+from prompting.config import TASKS, TINY_MODEL, parse_config, posint
+from prompting.network.addresses import endpoint, ss58
 
 
 def extra(parser: argparse.ArgumentParser) -> None:

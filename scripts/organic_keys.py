@@ -7,12 +7,9 @@ python scripts/organic_keys.py revoke --name alice
 
 from __future__ import annotations
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from prompting.organic.keys import main  # noqa: E402
+from prompting.organic.keys import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import tempfile
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 SEEDS = {"validator": "0x" + "11" * 32, "miner": "0x" + "22" * 32}  # public test keys
 DOC_BLOCK = re.compile(r"(<!-- vectors -->\n```json\n).*?(\n```)", re.DOTALL)

@@ -10,7 +10,7 @@ from prompting.llms.base import Sampling
 from prompting.tasks import TASKS, build_challenges, gates, replay
 from prompting.tasks import templates as t
 from prompting.tasks.base import MAX_RETRIES
-from prompting.validator.loop import gate_event
+from prompting.telemetry import gate_event
 from tests.test_tasks import ScriptedLLM
 
 PASSAGE = (

@@ -53,9 +53,9 @@ def test_missing_models_are_named_in_one_line(tmp_path):
 
 
 def test_preflight_says_which_flags_the_run_will_not_use():
-    hf = default_config(neuron__enforce_eager=True, neuron__gpus=2)
+    hf = default_config(neuron__enforce_eager=True, neuron__max_model_len=512)
     (line,) = preflight.check(hf)
-    assert "--neuron.enforce_eager" in line and "--neuron.gpus" in line and "hf" in line
+    assert "--neuron.enforce_eager" in line and "--neuron.max_model_len" in line and "hf" in line
     assert preflight.check(default_config()) == []
     tiny = preflight.check(default_config(neuron__model_id="tiny"), loads_llm=False)
     assert len(tiny) == 1 and "no LLM is loaded" in tiny[0]

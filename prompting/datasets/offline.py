@@ -21,9 +21,9 @@ import re
 import textwrap
 
 from prompting.datasets.base import Document
+from prompting.text import SENTENCE_END
 
 MIN_CHARS, MAX_CHARS = 300, 1200
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
 # Modules with plain, self-contained functions (pure Python, stable across 3.10-3.12).
 CODE_MODULES = (
     "textwrap",
@@ -95,7 +95,7 @@ def _cut(text: str) -> str:
     """At most MAX_CHARS, ending at a sentence end when one is near."""
     if len(text) <= MAX_CHARS:
         return text
-    sentences, out = _SENTENCE_END.split(text), ""
+    sentences, out = SENTENCE_END.split(text), ""
     for s in sentences:
         if len(out) + len(s) + 1 > MAX_CHARS:
             break

@@ -9,13 +9,15 @@ imported only when its name is asked for.
 from __future__ import annotations
 
 import abc
-import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Union
 
+from prompting.registry import BACKENDS, PluginError
+
 if TYPE_CHECKING:
     from prompting.config import Config
+    from prompting.llms.memory import ModelShape
 
 Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
 Prompt = Union[str, Sequence[Message]]
@@ -75,10 +77,96 @@ class LLMError(RuntimeError):
     """A backend could not load or generate; the message says what to change."""
 
 
+@dataclass
+class Finding:
+    """One thing a backend's check found: what is wrong and, where known, the fix."""
+
+    message: str
+    fix: str = ""
+
+
+@dataclass
+class CheckResult:
+    """A backend's verdict on the flags (``check``) or on this machine (``fit``).
+
+    ``errors``: the run cannot work; ``warnings``: it works, but a flag is not used or
+    not what the operator likely meant; ``notes``: what was checked and found fine
+    (check_env prints them)."""
+
+    errors: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Host:
+    """What check_env measured of this machine (None: unknown)."""
+
+    gpu_total_gb: float | None = None
+    ram_gb: float | None = None
+
+
 class LLM(abc.ABC):
-    """A loaded model that turns a batch of prompts into a batch of generations."""
+    """A loaded model that turns a batch of prompts into a batch of generations.
+
+    A backend also owns its rules, so nothing outside its module names it: the
+    ``--neuron.*`` flags only it reads (``own_flags``), what it needs of the machine
+    (``needs_gpu``, ``tensor_parallel``, ``requirement_files``), ``check`` (used by the
+    flag validation, ``llms/preflight.py`` and check_env alike), ``from_config`` and
+    ``warmup``."""
 
     name: str = "base"
+    # Flags of config.neuron only this backend reads: one set away from its default
+    # while another backend is chosen gets a warning instead of being ignored.
+    own_flags: tuple[str, ...] = ()
+    needs_gpu: bool = False  # refuses --neuron.device cpu; check_env wants a GPU
+    tensor_parallel: bool = False  # spreads one model over --neuron.gpus devices
+    requirement_files: tuple[str, ...] = ()  # requirements/*.txt beyond base.txt, nodeps.txt
+
+    @classmethod
+    def from_config(cls, config: Config) -> LLM:
+        """Load the model the config names (``--neuron.*``)."""
+        raise LLMError(f"backend {cls.name} defines no from_config: it cannot be loaded")
+
+    @classmethod
+    def check(cls, config: Config) -> CheckResult:
+        """The flags' rules for this backend, without loading anything. Overrides
+        extend ``super().check``, which holds the rules every backend shares."""
+        n = config.neuron
+        result = CheckResult()
+        if cls.needs_gpu and n.device == "cpu":
+            result.errors.append(
+                Finding(
+                    f"--neuron.device cpu cannot be used with --neuron.llm_backend "
+                    f"{cls.name} (GPU only)"
+                )
+            )
+        if n.gpus > 1 and not cls.tensor_parallel:
+            able = [b for b in BACKENDS.builtin_names() if BACKENDS[b].tensor_parallel]
+            result.errors.append(
+                Finding(
+                    f"--neuron.gpus > 1 needs --neuron.llm_backend {' or '.join(able)} "
+                    "(tensor parallel)"
+                )
+            )
+        return result
+
+    @classmethod
+    def fit(cls, config: Config, shape: ModelShape, host: Host) -> CheckResult:
+        """Whether the model (its ``shape``, from config.json) fits this machine with
+        these flags; check_env prints it."""
+        return CheckResult(warnings=[Finding(f"backend {cls.name} gives no memory figure")])
+
+    @classmethod
+    def missing(cls) -> str | None:
+        """Why this backend cannot load on this machine (its library not installed),
+        with the fix; None when it can. Cheap: no heavy import."""
+        return None
+
+    def warmup(self) -> float:
+        """Work done once before the first step (compiling graphs, say), so that the
+        first step is not the slow one; returns the seconds it took (0: none needed)."""
+        return 0.0
 
     @abc.abstractmethod
     def generate(
@@ -113,36 +201,22 @@ class LLM(abc.ABC):
         self.close()
 
 
-_REGISTRY: dict[str, str] = {
-    "hf": "prompting.llms.hf:HFLLM",
-    "vllm": "prompting.llms.vllm:VLLM",
-    "openai": "prompting.llms.openai:OpenAILLM",
-}
-
-
-def register(name: str, target: str | Callable[..., LLM]) -> None:
-    """Register a backend by name, as 'module:Class' (imported lazily) or a factory."""
-    _REGISTRY[name] = target  # type: ignore[assignment]
-
-
 def backends() -> list[str]:
-    return sorted(_REGISTRY)
+    """Backend names: the project's and installed plug-ins' (nothing imported)."""
+    return BACKENDS.names()
 
 
-def backend_class(name: str) -> Callable[..., LLM]:
+def backend_class(name: str) -> type[LLM]:
+    """The backend class ``name`` stands for; LLMError names what is available."""
     try:
-        target = _REGISTRY[name]
-    except KeyError:
-        raise LLMError(f"unknown backend {name!r}; choose one of {', '.join(backends())}") from None
-    if callable(target):
-        return target
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+        return BACKENDS[name]
+    except PluginError as exc:
+        raise LLMError(str(exc)) from None
 
 
 def load_llm(config: Config) -> LLM:
     """Build the backend that ``--neuron.llm_backend`` names from the config."""
-    return backend_class(config.neuron.llm_backend).from_config(config)  # type: ignore[attr-defined]
+    return backend_class(config.neuron.llm_backend).from_config(config)
 
 
 def as_messages(prompt: Prompt) -> list[Message]:

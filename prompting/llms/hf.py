@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from prompting.llms import memory
 from prompting.llms.base import (
     LLM,
+    CheckResult,
+    Finding,
     Generation,
+    Host,
     LLMError,
     LLMStats,
     Prompt,
@@ -49,6 +52,26 @@ def choose_dtype(requested: str, device: str) -> str:
 
 class HFLLM(LLM):
     name = "hf"
+    own_flags = ("hf_compile",)
+
+    @classmethod
+    def fit(cls, config, shape: memory.ModelShape, host: Host) -> CheckResult:
+        """The weights against the GPU's memory (fp16) or the machine's RAM (fp32)."""
+        n = config.neuron
+        dtype = "float16" if (n.device != "cpu" and host.gpu_total_gb) else "float32"
+        weights = memory.weight_bytes(shape, dtype) / 1e9
+        limit, where = (host.gpu_total_gb, "GPU") if dtype == "float16" else (host.ram_gb, "RAM")
+        detail = f"hf {dtype}: weights {weights:.1f} GB on {where}"
+        if limit is not None and weights > limit:
+            return CheckResult(
+                errors=[
+                    Finding(
+                        detail + f" > {limit:.1f} GB",
+                        "use a GPU, a smaller model or --neuron.llm_backend vllm with quantization",
+                    )
+                ]
+            )
+        return CheckResult(notes=[detail])
 
     def __init__(
         self,
@@ -225,7 +248,10 @@ class HFLLM(LLM):
         return results
 
     def warmup(self, batch_sizes: Sequence[int] = (1,), max_tokens: int = 16) -> float:
-        """Run throwaway generations (compiles the static-cache graph); returns seconds."""
+        """With ``--neuron.hf_compile``: throwaway generations that compile the
+        static-cache graph, so the first step does not pay it; returns seconds."""
+        if not self.compile:
+            return 0.0
         start = time.perf_counter()
         for size in batch_sizes:
             self.generate(["warm up"] * size, Sampling(max_tokens=max_tokens, temperature=0))

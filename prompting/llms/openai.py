@@ -12,7 +12,18 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from prompting.llms.base import LLM, Generation, LLMError, LLMStats, Prompt, Sampling, as_messages
+from prompting.llms.base import (
+    LLM,
+    CheckResult,
+    Finding,
+    Generation,
+    LLMError,
+    LLMStats,
+    Prompt,
+    Sampling,
+    as_messages,
+)
+from prompting.llms.embedded import EMBEDDED
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 MAX_PARALLEL = 64
@@ -20,6 +31,24 @@ MAX_PARALLEL = 64
 
 class OpenAILLM(LLM):
     name = "openai"
+    own_flags = ("openai_base_url", "openai_api_key_env", "openai_retries")
+
+    @classmethod
+    def check(cls, config) -> CheckResult:
+        result = super().check(config)
+        n = config.neuron
+        if n.model_id in EMBEDDED:  # a name of ours the server is unlikely to serve
+            result.warnings.append(
+                Finding(
+                    f"--neuron.llm_backend openai asks {n.openai_base_url} for a model named "
+                    f"{n.model_id!r}; pass --neuron.model_id with the name that server serves"
+                )
+            )
+        return result
+
+    @classmethod
+    def fit(cls, config, shape, host) -> CheckResult:
+        return CheckResult(notes=[f"served by {config.neuron.openai_base_url}: its memory"])
 
     def __init__(
         self,

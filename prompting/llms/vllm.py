@@ -28,7 +28,10 @@ from prompting import compat
 from prompting.llms import memory
 from prompting.llms.base import (
     LLM,
+    CheckResult,
+    Finding,
     Generation,
+    Host,
     LLMError,
     LLMStats,
     Prompt,
@@ -275,6 +278,65 @@ def sampling_params(sampling: Sampling):
 
 class VLLM(LLM):
     name = "vllm"
+    own_flags = ("max_model_len", "enforce_eager", "quantization", "distributed_executor", "gpus")
+    needs_gpu = True
+    tensor_parallel = True
+    requirement_files = ("vllm.txt",)
+
+    @classmethod
+    def missing(cls) -> str | None:
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            return (
+                "--neuron.llm_backend vllm but vllm is not installed: on a GPU host run "
+                "EXTRAS=vllm bash scripts/install.sh, or use --neuron.llm_backend hf"
+            )
+        return None
+
+    @classmethod
+    def fit(cls, config, shape: memory.ModelShape, host: Host) -> CheckResult:
+        """The engine ``memory.plan`` would build in the budget, or why none fits."""
+        n = config.neuron
+
+        def plan(quantization: str, budget_gb: float) -> memory.Fit:
+            return memory.plan(
+                shape,
+                budget_gb,
+                n.max_model_len,
+                n.gpus,
+                quantization=quantization,
+                engine_in_process=engine_in_process(n.gpus, n.distributed_executor),
+                embedder_on_gpu=embedder_on_gpu(config),
+            )
+
+        fit = plan(n.quantization, n.llm_max_allowed_memory_in_gb)
+        detail = (
+            f"the process needs {fit.needed_gb:.1f} GB per GPU (weights "
+            f"{fit.weights_bytes / 1e9:.1f} + KV {fit.max_model_len} tokens + runtime, CUDA "
+            f"context included); budget "
+            f"{n.llm_max_allowed_memory_in_gb:g} GB holds {fit.kv_capacity_tokens} KV tokens, "
+            f"{fit.max_num_seqs} sequences"
+        )
+        if not fit.fits:
+            fix = (
+                f"raise --neuron.llm_max_allowed_memory_in_gb to {fit.needed_gb:.1f} "
+                "or lower --neuron.max_model_len"
+            )
+            if n.quantization == "none":  # budget 0: the smallest engine size
+                fix += f", or add --neuron.quantization fp8 (needs {plan('fp8', 0).needed_gb:.1f})"
+            return CheckResult(errors=[Finding(detail, fix)])
+        total = host.gpu_total_gb
+        if total is not None and n.llm_max_allowed_memory_in_gb > total:
+            return CheckResult(
+                errors=[
+                    Finding(
+                        detail + f"; the GPU has {total:.1f} GB",
+                        "lower --neuron.llm_max_allowed_memory_in_gb",
+                    )
+                ]
+            )
+        return CheckResult(notes=[detail])
 
     def __init__(
         self,

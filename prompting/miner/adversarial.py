@@ -16,37 +16,33 @@ import random
 import re
 from collections.abc import Callable
 
-from prompting.datasets.offline import _SENTENCE_END
-from prompting.rewards.text import FUNCTION_WORDS, words
+from prompting.rewards.text import FUNCTION_WORDS
+from prompting.text import FENCE, PASSAGE, QUESTION, QUOTED, SENTENCE_END, words
 
-_PASSAGE = re.compile(r"Passage:\s*\n(.*?)(?:\n\n|\Z)", re.DOTALL)
-_QUESTION = re.compile(r"Question:\s*(.*?)(?:\n\n|\Z)", re.DOTALL)
-_QUOTED = re.compile(r"\"(.+?)\"", re.DOTALL)
-_FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 
 
 def passage_of(text: str) -> str:
     """The passage (or code, or problem) a challenge is about, as a miner can find it."""
-    code = _FENCE.search(text)
+    code = FENCE.search(text)
     if code:
         return code.group(1)
-    found = _PASSAGE.search(text)
+    found = PASSAGE.search(text)
     return found.group(1) if found else text.split("\n\n", 1)[-1]
 
 
 def question_of(text: str) -> str:
     """The question or request, as a miner can find it: after "Question:", else the
     quoted sentence, else the first line."""
-    asked = _QUESTION.search(text)
+    asked = QUESTION.search(text)
     if asked:
         return asked.group(1).strip()
-    quoted = _QUOTED.findall(text)
+    quoted = QUOTED.findall(text)
     return (quoted[0] if quoted else text.strip().split("\n", 1)[0]).strip()
 
 
 def sentences_of(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if len(s.split()) >= 3]
+    return [s.strip() for s in SENTENCE_END.split(text) if len(s.split()) >= 3]
 
 
 def best_sentence(text: str) -> str:

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import random
 import re
 from collections.abc import Callable
 
-from prompting.datasets.offline import _SENTENCE_END
 from prompting.miner import adversarial
+from prompting.miner.base import Strategy
 from prompting.protocol import PromptRequest
-from prompting.rewards.code import _FENCE
 from prompting.rewards.dates import parse_dates
-
-_PASSAGE = re.compile(r"Passage:\s*\n(.*?)(?:\n\n|\Z)", re.DOTALL)
-_QUESTION = re.compile(r"Question:\s*(.*?)(?:\n\n|\Z)", re.DOTALL)
-_QUOTED = re.compile(r"\"(.+?)\"", re.DOTALL)
+from prompting.text import FENCE, PASSAGE, QUESTION, QUOTED, SENTENCE_END
 
 
 def prompt_text(request: PromptRequest) -> str:
@@ -35,12 +32,12 @@ def retrieval(embedder) -> Callable[[PromptRequest], str]:
 
     def answer(request: PromptRequest) -> str:
         text = prompt_text(request)
-        code = _FENCE.search(text)
+        code = FENCE.search(text)
         if code:
             return f"```python\n{code.group(1).strip()}\n```"
-        found = _PASSAGE.search(text)
+        found = PASSAGE.search(text)
         passage = found.group(1) if found else text.split("\n\n", 1)[-1]
-        sentences = [s.strip() for s in _SENTENCE_END.split(passage) if len(s.split()) >= 4]
+        sentences = [s.strip() for s in SENTENCE_END.split(passage) if len(s.split()) >= 4]
         if not sentences:
             return passage[:500]
         if "Summarize" in text:
@@ -48,9 +45,9 @@ def retrieval(embedder) -> Callable[[PromptRequest], str]:
             scores = vectors[1:] @ vectors[0]
             top = sorted(sorted(range(len(sentences)), key=lambda i: -scores[i])[:2])
             return " ".join(sentences[i] for i in top)
-        asked = _QUESTION.search(text)
+        asked = QUESTION.search(text)
         question = (
-            asked.group(1) if asked else (_QUOTED.findall(text) or [text.split("\n", 1)[0]])[0]
+            asked.group(1) if asked else (QUOTED.findall(text) or [text.split("\n", 1)[0]])[0]
         )
         if re.search(r"\b(when|date)\b", question, re.IGNORECASE):  # keep dated sentences
             dated = [s for s in sentences if parse_dates(s, 2000)]
@@ -125,3 +122,93 @@ shuffle = _from_text(adversarial.shuffle)
 async def slow(request: PromptRequest) -> str:
     await asyncio.sleep(request.timeout + 2.0)
     return prompt_text(request)
+
+
+# --- the strategies as registry parts (prompting.registry.STRATEGIES) ----------------
+
+
+class Retrieval(Strategy):
+    """``retrieval``: the passage's best sentence by the relevance embedder."""
+
+    name = "retrieval"
+
+    def __init__(self, embedder):
+        self._answer = retrieval(embedder)
+
+    @classmethod
+    def from_config(cls, config) -> Retrieval:
+        from prompting.rewards.relevance import shared_embedder
+
+        r = config.reward
+        return cls(shared_embedder(r.relevance_model, r.pooling, r.device))
+
+    def answer(self, request: PromptRequest) -> str:
+        return self._answer(request)
+
+
+class Model(Strategy):
+    """``model``: the miner's own language model (any backend, ``--neuron.*``)."""
+
+    name = "model"
+
+    def __init__(self, llm, sampling):
+        self._answer = model(llm, sampling)
+
+    @classmethod
+    def from_config(cls, config) -> Model:
+        import logging
+
+        from prompting.llms import Sampling, load_llm, preflight
+
+        for warning in preflight.check(config):
+            logging.getLogger("miner").warning(warning)
+        return cls(load_llm(config), Sampling.from_config(config))
+
+    def answer(self, request: PromptRequest) -> str:
+        return self._answer(request)
+
+
+class RandomText(Strategy):
+    """``random``: words drawn from the documentation corpus (``--neuron.seed``)."""
+
+    name = "random"
+
+    def __init__(self, seed: int | None = None):
+        self._answer = random_text(seed)
+
+    @classmethod
+    def from_config(cls, config) -> RandomText:
+        return cls(config.neuron.seed)
+
+    def answer(self, request: PromptRequest) -> str:
+        return self._answer(request)
+
+
+def _part(name: str, function: Callable) -> type[Strategy]:
+    """A strategy class around a module-level answer function (sync or async)."""
+    if inspect.iscoroutinefunction(function):
+
+        async def answer(self, request: PromptRequest) -> str:
+            return await function(request)
+
+    else:
+
+        def answer(self, request: PromptRequest) -> str:
+            return function(request)
+
+    cls_name = name.title().replace("_", "")
+    return type(
+        cls_name, (Strategy,), {"name": name, "answer": answer, "__doc__": function.__doc__}
+    )
+
+
+Echo = _part("echo", echo)
+Empty = _part("empty", empty)
+Slow = _part("slow", slow)
+Restate = _part("restate", restate)
+Keywords = _part("keywords", keywords)
+Lead = _part("lead", lead)
+Copy = _part("copy", copy)
+Numbers = _part("numbers", numbers)
+Appended = _part("appended", appended)
+Shuffle = _part("shuffle", shuffle)

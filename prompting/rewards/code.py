@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import ast
 import difflib
-import re
 
-_FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
+from prompting.text import FENCE
 
 
 def extract_code(text: str) -> str:
     """The first fenced block if there is one, else the whole text."""
-    match = _FENCE.search(text)
+    match = FENCE.search(text)
     return (match.group(1) if match else text).strip("\n")
 
 

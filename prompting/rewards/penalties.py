@@ -6,7 +6,8 @@ import re
 
 from prompting.rewards.code import extract_code, parses
 from prompting.rewards.exact import parse_answer
-from prompting.rewards.text import FUNCTION_WORDS, copied_share, words
+from prompting.rewards.text import FUNCTION_WORDS, copied_share
+from prompting.text import words
 
 REFUSAL = re.compile(
     r"\b(i'?m sorry|i am sorry|i apologi[sz]e|i can(?:no|')t (?:help|assist|answer|do)|"
@@ -98,14 +99,3 @@ def math_format(completion: str, **_) -> float:
 
 def code_format(completion: str, **_) -> float:
     return 0.0 if parses(extract_code(completion)) else 0.5
-
-
-PENALTIES = {
-    "empty": empty,
-    "too_long": too_long,
-    "echo": echo,
-    "degenerate": degenerate,
-    "refusal": refusal,
-    "math_format": math_format,
-    "code_format": code_format,
-}

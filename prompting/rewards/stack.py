@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prompting.rewards import penalties as pen
-from prompting.rewards.code import fix_reward
-from prompting.rewards.dates import date_reward
-from prompting.rewards.exact import numeric_reward
-from prompting.rewards.text import lcs_length, rouge_l, without_runs, words
+from prompting.registry import REWARDS
+from prompting.rewards.models import RewardModel, Step
+from prompting.rewards.text import lcs_length, without_runs
+from prompting.text import words
 
 if TYPE_CHECKING:
     from prompting.rewards.relevance import Embedder
@@ -43,9 +42,25 @@ class RewardResult:
 
 
 class RewardStack:
-    def __init__(self, embedder_factory: Callable[[], Embedder] | None = None):
+    """Scores steps with the reward models and penalties each challenge names (by their
+    names in ``prompting.registry.REWARDS``), plus ``extra_penalties`` on every step
+    (``--reward.penalties``)."""
+
+    def __init__(
+        self,
+        embedder_factory: Callable[[], Embedder] | None = None,
+        extra_penalties: Sequence[str] = (),
+    ):
         self._embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
+        self.extra_penalties = tuple(extra_penalties)
+        self._models: dict[str, RewardModel] = {}
+
+    def model(self, name: str) -> RewardModel:
+        """The reward model or penalty ``name``, made once per stack."""
+        if name not in self._models:
+            self._models[name] = REWARDS[name]()
+        return self._models[name]
 
     @property
     def embedder(self) -> Embedder:
@@ -59,7 +74,7 @@ class RewardStack:
         return self._embedder
 
     def _needs_embeddings(self, challenge: Challenge) -> bool:
-        return "relevance" in challenge.rewards
+        return any(self.model(name).uses_embeddings for name in challenge.rewards)
 
     def score(
         self,
@@ -84,14 +99,12 @@ class RewardStack:
             vectors = self.embedder.encode([reference, asked, *beyond])
             result.timings["embed"] = time.perf_counter() - start
 
+        step = Step(challenge, completions, reference, beyond, vectors, latencies)
         weighted = np.zeros(n)
         weight_sum = sum(challenge.rewards.values())
         for name, weight in challenge.rewards.items():
             start = time.perf_counter()
-            values = np.asarray(
-                self._reward(name, challenge, completions, reference, beyond, vectors),
-                dtype=float,
-            )
+            values = np.asarray(self.model(name).score(step), dtype=float)
             values = np.clip(np.nan_to_num(values), 0.0, 1.0)
             result.timings[f"reward/{name}"] = time.perf_counter() - start
             result.components[name] = values.tolist()
@@ -99,43 +112,15 @@ class RewardStack:
         weighted /= max(weight_sum, 1e-12)
 
         keep = np.ones(n)
-        for name in challenge.penalties:
+        extra = [p for p in self.extra_penalties if p not in challenge.penalties]
+        for name in (*challenge.penalties, *extra):
             start = time.perf_counter()
-            if name == "diversity":
-                values = duplicate_penalties(completions, latencies)
-            else:
-                fn = pen.PENALTIES[name]
-                values = np.array(
-                    [
-                        fn(
-                            completion=c,
-                            reference=challenge.reference,
-                            challenge=challenge.prompt_text,
-                        )
-                        for c in completions
-                    ]
-                )
+            values = np.asarray(self.model(name).score(step), dtype=float)
             result.timings[f"penalty/{name}"] = time.perf_counter() - start
             result.components[f"penalty/{name}"] = values.tolist()
             keep *= 1.0 - np.clip(values, 0.0, 1.0)
         result.totals = np.clip(weighted * keep, 0.0, 1.0)
         return result
-
-    @staticmethod
-    def _reward(name, challenge, completions, reference, beyond, vectors):
-        if name == "rouge":
-            return [rouge_l(c, reference)[2] for c in beyond]
-        if name == "relevance":
-            from prompting.rewards.relevance import relevance_beyond_baseline
-
-            return relevance_beyond_baseline(vectors, RELEVANCE_BASELINE_SHARE)
-        if name == "date":
-            return [date_reward(c, challenge.reference) for c in completions]
-        if name == "exact":
-            return [numeric_reward(c, challenge.meta["answer"]) for c in completions]
-        if name == "code_fix":
-            return [fix_reward(c, challenge.reference, challenge.context) for c in completions]
-        raise KeyError(f"unknown reward model {name!r}")
 
 
 def asked_text(challenge: Challenge) -> str:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
+from prompting.text import words
 
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Short function words. Running English is about 40% of them; a list of a text's
 # frequent words has almost none, which is how the degenerate penalty tells them apart.
 FUNCTION_WORDS = frozenset(
@@ -13,10 +12,6 @@ FUNCTION_WORDS = frozenset(
     "not no do does did has have had will would should could may might than then there "
     "their they them he she his her if so but about into also more most such only".split()
 )
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
 
 
 def lcs_length(a: list[str], b: list[str]) -> int:

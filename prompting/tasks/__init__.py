@@ -1,4 +1,7 @@
-"""Tasks by name, weighted sampling, and the batched build of a step's challenges."""
+"""Tasks by name, weighted sampling, and the batched build of a step's challenges.
+
+``TASKS`` is the registry (``prompting.registry``): the project's tasks and those of
+installed plug-ins, each a ``Task`` subclass, imported when first named."""
 
 from __future__ import annotations
 
@@ -8,28 +11,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from prompting.llms.base import LLM, Sampling
+from prompting.registry import TASKS
 from prompting.tasks.base import MAX_RETRIES, Challenge, Draft, Task
-from prompting.tasks.date_qa import DateQATask
-from prompting.tasks.debugging import DebuggingTask
-from prompting.tasks.generic_instruction import GenericInstructionTask
-from prompting.tasks.math import MathTask
-from prompting.tasks.qa import QATask
-from prompting.tasks.summarization import SummarizationTask
-
-TASKS: dict[str, type[Task]] = {
-    cls.name: cls
-    for cls in (
-        QATask,
-        SummarizationTask,
-        MathTask,
-        DebuggingTask,
-        DateQATask,
-        GenericInstructionTask,
-    )
-}
-# Batched LLM rounds one build may take: every stage of the longest task, each tried
-# up to 1 + MAX_RETRIES times.
-MAX_ROUNDS = max(len(cls.stages) for cls in TASKS.values()) * (1 + MAX_RETRIES)
 
 log = logging.getLogger(__name__)
 __all__ = ["TASKS", "Challenge", "Draft", "Task", "TaskSampler", "build_challenges", "replay"]
@@ -68,7 +51,10 @@ def build_challenges(
     rejected texts share batches. Each round draws a new seed: a retry with the seed
     that wrote the rejected text could write it again."""
     sampling = sampling or Sampling()
-    for round_ in range(MAX_ROUNDS if llm is not None else 0):
+    # Batched LLM rounds this build may take: every stage of the longest task, each
+    # tried up to 1 + MAX_RETRIES times.
+    rounds = max((len(d.task.stages) for d in drafts), default=0) * (1 + MAX_RETRIES)
+    for round_ in range(rounds if llm is not None else 0):
         asks = [(d, p) for d in drafts if (p := d.task.next_prompt(d)) is not None]
         if not asks:
             break

@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from prompting.rewards.text import words
+from prompting.text import words
 
 STOPWORDS = frozenset(
     "the a an and or of to in on for with by is are was were be been being this that "

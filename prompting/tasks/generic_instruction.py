@@ -9,11 +9,11 @@ a template about the passage's first sentence and the reference is the passage.
 
 from __future__ import annotations
 
-from prompting.datasets.offline import _SENTENCE_END
 from prompting.llms.base import Prompt
 from prompting.tasks import cleaners, gates
 from prompting.tasks import templates as t
 from prompting.tasks.base import Challenge, Draft, Task, few_shot
+from prompting.text import SENTENCE_END
 
 
 class GenericInstructionTask(Task):
@@ -53,7 +53,7 @@ class GenericInstructionTask(Task):
         if draft.complete:
             request, answer = draft.accepted
             return self.challenge(draft, request, answer, doc.text, kind="llm", llm_request=request)
-        sentence = _SENTENCE_END.split(doc.text)[0]
+        sentence = SENTENCE_END.split(doc.text)[0]
         template = self.rng(draft.seed).choice(t.INSTRUCTIONS)
         return self.challenge(
             draft, template.format(sentence=sentence), doc.text, doc.text, kind="template"

@@ -10,12 +10,11 @@ phrase is the reference, so scores still mean something.
 
 from __future__ import annotations
 
-from prompting.datasets.offline import _SENTENCE_END
 from prompting.llms.base import Prompt
-from prompting.rewards.text import words
 from prompting.tasks import cleaners, gates
 from prompting.tasks import templates as t
 from prompting.tasks.base import Challenge, Draft, Task, few_shot
+from prompting.text import SENTENCE_END, words
 
 EXAMPLES = t.QUESTION_EXAMPLES
 
@@ -86,7 +85,7 @@ class QATask(Task):
 
     def _cloze(self, draft: Draft) -> Challenge:
         doc, rng = draft.document, self.rng(draft.seed)
-        sentences = [s for s in _SENTENCE_END.split(doc.text) if len(words(s)) >= 6]
+        sentences = [s for s in SENTENCE_END.split(doc.text) if len(words(s)) >= 6]
         rng.shuffle(sentences)
         for sentence in sentences or [doc.text]:
             phrase = key_phrase(sentence, rng)

@@ -8,12 +8,11 @@ rewards stay meaningful without a real model.
 
 from __future__ import annotations
 
-from prompting.datasets.offline import _SENTENCE_END
 from prompting.llms.base import Prompt
-from prompting.rewards.text import words
 from prompting.tasks import cleaners, gates
 from prompting.tasks import templates as t
 from prompting.tasks.base import Challenge, Draft, Task, few_shot
+from prompting.text import SENTENCE_END, words
 
 LEAD_SENTENCES = 2
 MIN_WORDS = 8  # a summary shorter than this says nothing
@@ -46,7 +45,7 @@ class SummarizationTask(Task):
         if draft.complete:
             reference, kind = draft.accepted[0], "llm"
         else:
-            reference = " ".join(_SENTENCE_END.split(doc.text)[:LEAD_SENTENCES])
+            reference = " ".join(SENTENCE_END.split(doc.text)[:LEAD_SENTENCES])
             kind = "lead"
         return self.challenge(
             draft, t.SUMMARY_CHALLENGE.format(passage=doc.text), reference, doc.text, kind=kind

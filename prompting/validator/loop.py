@@ -33,11 +33,11 @@ from prompting import compat
 from prompting.chain import Chain, ChainError, Neuron, retry_after_blocks
 from prompting.config import TINY_MODEL
 from prompting.llms.base import LLM, LLMError, Sampling
-from prompting.network.client import OK, MinerClient, QueryResult
+from prompting.network.client import MinerClient, QueryResult
 from prompting.protocol import PromptRequest
 from prompting.rewards.stack import RewardResult, RewardStack
 from prompting.tasks import Challenge, Draft, TaskSampler, build_challenges
-from prompting.telemetry import Telemetry
+from prompting.telemetry import Telemetry, startup_fields, step_event
 from prompting.validator import sampling, scoring
 from prompting.validator import state as state_io
 from prompting.validator.cadence import Cadence
@@ -135,15 +135,6 @@ class GenerationBatcher:
             for (_, _, future), challenge in zip(batch, challenges):
                 if not future.done():
                     future.set_result((challenge, len(batch)))
-
-
-def gate_event(challenge: Challenge) -> dict:
-    """How the LLM's texts of this challenge fared at the gates, as flat event keys:
-    ``gate/outcome`` and ``gate/rejected/<task>/<stage>/<reason>`` counts."""
-    out = {"gate/outcome": challenge.meta.get("outcome")}
-    for key, count in challenge.meta.get("rejections", {}).items():
-        out[f"gate/rejected/{challenge.task}/{key}"] = count
-    return out
 
 
 def uses_llm_references(config) -> bool:
@@ -388,9 +379,30 @@ class Validator:
         rewards: list[float],
         scored: RewardResult,
     ) -> StepResult:
-        timings, neurons = prep.timings, prep.neurons
-        step = self.state.step + 1
-        uids = [n.uid for n in neurons]
+        """A step's results become the validator's, in step order: scores, weights when
+        due, the saved state, then the event."""
+        step = self._record_scores(prep.neurons, results, rewards)
+        weights_info = await self._weights_if_due(step, prep.timings)
+        self._save(prep)
+        gauges = {
+            "forwards/in_flight": self._in_flight,
+            "forwards/waiting_generation": self.batcher.queued,
+            "forwards/waiting_miners": self._waiting_miners,
+            "generate/batch_size": prep.batch_size,
+            "generate/busy_s": self.batcher.busy_s,  # since start: the model thread's busy time
+        }
+        event = step_event(
+            step, challenge, prep.neurons, results, rewards, scored.components, gauges
+        )
+        event.update(prep.timings)
+        event.update(weights_info)
+        self._publish(event)
+        return StepResult(step, [n.uid for n in prep.neurons], rewards, event)
+
+    def _record_scores(
+        self, neurons: list[Neuron], results: list[QueryResult], rewards: list[float]
+    ) -> int:
+        """Cool-downs, moving averages and decay of this step; returns its number."""
         for r in results:
             self.cooldown.record(r.uid, r.status)
         # A resync while this step was in flight may have replaced or dropped a uid:
@@ -406,61 +418,34 @@ class Validator:
             [r for _, r in current],
             self.config.neuron.moving_average_alpha,
         )
-        scoring.decay_unsampled(self.state, uids, self.config.neuron.decay_alpha)
-        self.state.step = step
+        scoring.decay_unsampled(
+            self.state, [n.uid for n in neurons], self.config.neuron.decay_alpha
+        )
+        self.state.step += 1
+        return self.state.step
+
+    async def _weights_if_due(self, step: int, timings: dict) -> dict:
+        """Set weights every ``epoch_length`` steps (a refused call stays due) when the
+        chain's cadence allows; the call's event fields, or none."""
         if step % self.config.neuron.epoch_length == 0:
             self.weights_due = True
-        weights_info = {}
         if self.weights_due and self.cadence.weights_allowed():
-            weights_info = await self.set_weights(timings)
+            return await self.set_weights(timings)
+        return {}
 
+    def _save(self, prep: Prepared) -> None:
+        """Save the state atomically and hand freed memory back to the system."""
         start = time.perf_counter()
         state_io.save(self.state, self.state_path)
         compat.release_freed_memory()  # keeps RSS flat over long runs (see compat)
-        timings["timings/save"] = time.perf_counter() - start
-        timings["timings/step"] = time.perf_counter() - prep.started
+        prep.timings["timings/save"] = time.perf_counter() - start
+        prep.timings["timings/step"] = time.perf_counter() - prep.started
 
-        components = {}
-        answered = [i for i, r in enumerate(results) if r.ok]  # the ones scored
-        for name, values in scored.components.items():
-            full = [None] * len(results)
-            for j, i in enumerate(answered):
-                full[i] = values[j]
-            components[f"reward/{name}"] = full
-        event = {
-            "step": step,
-            "time": time.time(),
-            "task": challenge.task,
-            "challenge_id": challenge.challenge_id,
-            "source_id": challenge.source_id,
-            "seed": challenge.seed,
-            "persona": challenge.meta.get("persona"),
-            "mood": challenge.meta.get("mood"),
-            "challenge": challenge.prompt_text,
-            "reference": challenge.reference,
-            "llm_outputs": challenge.llm_outputs,
-            "uids": uids,
-            "hotkeys": [n.hotkey for n in neurons],
-            "completions": [r.completion for r in results],
-            "statuses": [r.status for r in results],
-            "latencies": [round(r.latency, 4) for r in results],
-            "errors": [r.error for r in results],
-            "rewards": rewards,
-            "reward/mean": sum(rewards) / len(rewards) if rewards else 0.0,
-            "responses/ok": sum(r.status == OK for r in results),
-            "forwards/in_flight": self._in_flight,
-            "forwards/waiting_generation": self.batcher.queued,
-            "forwards/waiting_miners": self._waiting_miners,
-            "generate/batch_size": prep.batch_size,
-            "generate/busy_s": self.batcher.busy_s,  # since start: the model thread's busy time
-            **gate_event(challenge),
-            **components,
-            **timings,
-            **weights_info,
-        }
+    def _publish(self, event: dict) -> None:
+        """The event to the log (the first one with the start-up timings) and the
+        scoreboard."""
         if self.startup is not None and self.process_start is not None:
-            event.update({f"startup/{k}": v for k, v in self.startup.items()})
-            event["startup/first_step"] = event["time"] - self.process_start
+            event.update(startup_fields(self.startup, self.process_start, event["time"]))
             log.info(
                 "first scored step %.1f s after start: %s",
                 event["startup/first_step"],
@@ -476,7 +461,6 @@ class Validator:
                 self.config.neuron.max_steps,
                 labels=self.labels,
             )
-        return StepResult(step, uids, rewards, event)
 
     def _spawn(self, coro) -> asyncio.Future:
         """A task the loop holds on to (asyncio keeps only weak references)."""

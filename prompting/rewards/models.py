@@ -1,0 +1,139 @@
+"""Reward models and penalties as parts of the registry (``prompting.registry.REWARDS``).
+
+Each is a :class:`RewardModel`: it scores one step's completions, one value in [0, 1]
+each. A task names the ones it uses: in ``Task.rewards`` (weighted, summed) or in
+``Task.penalties`` (each value ``p`` keeps ``1 - p`` of the reward); ``--reward.penalties``
+adds penalties to every task. The classes here only adapt the scoring functions of
+this package (``text``, ``relevance``, ``dates``, ``exact``, ``code``, ``penalties``) to
+the one interface; the math stays in those modules.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prompting.rewards import penalties as pen
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from prompting.tasks.base import Challenge
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a reward model sees of one step."""
+
+    challenge: Challenge
+    completions: list[str]
+    reference: str  # the reference less its runs of the question's words
+    beyond: list[str]  # each completion less its runs of the question's words
+    # [reference, asked, *beyond] embedded, when a model of the step uses_embeddings
+    vectors: np.ndarray | None = None
+    latencies: Sequence[float] | None = None  # seconds each answer took to arrive
+
+
+class RewardModel(abc.ABC):
+    """One score per completion, each in [0, 1] (values outside are clipped)."""
+
+    name: str = "reward"
+    # Whether ``score`` reads ``Step.vectors``: the stack embeds a step's texts in one
+    # call only when a model of that step needs them.
+    uses_embeddings: bool = False
+
+    @abc.abstractmethod
+    def score(self, step: Step) -> Sequence[float]:
+        """The value of each of ``step.completions``, in order."""
+
+
+class Rouge(RewardModel):
+    name = "rouge"
+
+    def score(self, step: Step) -> list[float]:
+        from prompting.rewards.text import rouge_l
+
+        return [rouge_l(c, step.reference)[2] for c in step.beyond]
+
+
+class Relevance(RewardModel):
+    name = "relevance"
+    uses_embeddings = True
+
+    def score(self, step: Step) -> Sequence[float]:
+        from prompting.rewards.relevance import relevance_beyond_baseline
+        from prompting.rewards.stack import RELEVANCE_BASELINE_SHARE
+
+        return relevance_beyond_baseline(step.vectors, RELEVANCE_BASELINE_SHARE)
+
+
+class Date(RewardModel):
+    name = "date"
+
+    def score(self, step: Step) -> list[float]:
+        from prompting.rewards.dates import date_reward
+
+        return [date_reward(c, step.challenge.reference) for c in step.completions]
+
+
+class Exact(RewardModel):
+    name = "exact"
+
+    def score(self, step: Step) -> list[float]:
+        from prompting.rewards.exact import numeric_reward
+
+        return [numeric_reward(c, step.challenge.meta["answer"]) for c in step.completions]
+
+
+class CodeFix(RewardModel):
+    name = "code_fix"
+
+    def score(self, step: Step) -> list[float]:
+        from prompting.rewards.code import fix_reward
+
+        c = step.challenge
+        return [fix_reward(x, c.reference, c.context) for x in step.completions]
+
+
+class PerCompletion(RewardModel):
+    """A penalty computed from each completion alone (with the challenge's reference
+    and text): ``function(completion=, reference=, challenge=) -> float``."""
+
+    function: Callable[..., float]
+
+    def score(self, step: Step) -> list[float]:
+        c = step.challenge
+        return [
+            type(self).function(completion=x, reference=c.reference, challenge=c.prompt_text)
+            for x in step.completions
+        ]
+
+
+def _penalty(name: str, function: Callable[..., float]) -> type[PerCompletion]:
+    return type(
+        f"{name.title().replace('_', '')}Penalty",
+        (PerCompletion,),
+        {"name": name, "function": staticmethod(function), "__doc__": function.__doc__},
+    )
+
+
+EmptyPenalty = _penalty("empty", pen.empty)
+TooLongPenalty = _penalty("too_long", pen.too_long)
+EchoPenalty = _penalty("echo", pen.echo)
+DegeneratePenalty = _penalty("degenerate", pen.degenerate)
+RefusalPenalty = _penalty("refusal", pen.refusal)
+MathFormatPenalty = _penalty("math_format", pen.math_format)
+CodeFormatPenalty = _penalty("code_format", pen.code_format)
+
+
+class DiversityPenalty(RewardModel):
+    """Near-copies of an answer that arrived earlier (``stack.duplicate_penalties``)."""
+
+    name = "diversity"
+
+    def score(self, step: Step) -> Sequence[float]:
+        from prompting.rewards.stack import duplicate_penalties
+
+        return duplicate_penalties(step.completions, step.latencies)

@@ -1,0 +1,1 @@
+"""Example plug-ins for the prompting validator (see docs/plugins.md)."""
