@@ -14,7 +14,9 @@ config module builds its flag choices from here.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Iterator, Mapping
+from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -48,9 +50,7 @@ class Registry(Mapping[str, Any]):
         return list(self._builtins)
 
     def _entry_points(self) -> dict[str, EntryPoint]:
-        # Read on each call, not cached: a distribution installed while the process
-        # runs (a test's plug-in) is seen at once; a scan costs about 10 ms.
-        return {ep.name: ep for ep in entry_points(group=self.group)}
+        return {ep.name: ep for ep in _installed(tuple(sys.path), self.group)}
 
     def names(self) -> list[str]:
         """Registered names first (built-ins in their order), then installed plug-ins."""
@@ -108,6 +108,15 @@ class Registry(Mapping[str, Any]):
 
     def unknown(self, name: str) -> str:
         return f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}"
+
+
+@lru_cache(maxsize=16)
+def _installed(path: tuple[str, ...], group: str) -> tuple[EntryPoint, ...]:
+    """The entry points of ``group`` of the distributions on ``path``, read once per
+    search path (building the flags asks for names several times, and each scan of the
+    installed distributions costs 10 ms or more); a folder added to sys.path is seen
+    at once."""
+    return tuple(entry_points(group=group))
 
 
 def load_target(target: str) -> Any:
