@@ -10,6 +10,7 @@ metadata written by hand (what pip leaves behind), so that nothing is built for 
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -109,6 +110,23 @@ def test_every_builtin_part_loads_and_passes_its_base_class_check():
     for reg in (registry.BACKENDS, registry.TASKS, registry.REWARDS, registry.STRATEGIES):
         for name in reg.builtin_names():
             assert reg[name].name == name, (reg.kind, name)
+
+
+def test_no_backend_name_is_compared_outside_its_module():
+    """Each backend's rules live in its class: code elsewhere that compares a value with
+    a backend's name (``llm_backend == "vllm"``) is what this refactoring removed."""
+    names = set(registry.BACKENDS.builtin_names())
+    files = ["prompting/config.py", "prompting/llms/preflight.py", "scripts/check_env.py"]
+    files += ["neurons/validator.py", "neurons/miner.py", "prompting/validator/loop.py"]
+    found = []
+    for path in files:
+        tree = ast.parse(open(os.path.join(REPO, path)).read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare):
+                for operand in (node.left, *node.comparators):
+                    if isinstance(operand, ast.Constant) and operand.value in names:
+                        found.append(f"{path}:{node.lineno}")
+    assert found == []
 
 
 def test_flag_choices_and_check_env_list_installed_plugins_without_importing_them(site):
