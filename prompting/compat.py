@@ -17,7 +17,12 @@ Each shim names the failure it prevents; tests/test_compat.py reproduces each on
   angle-emb check below finding none of the names it needs in a half-imported module).
   The validator imports angle-emb (and with it transformers) before it starts threads,
   and the imports that may run beside another thread's (the HF backend's, angle-emb's)
-  take one lock: ``import_transformers``, ``import_angle``.
+  take one lock: ``import_transformers``, ``import_angle``. Loading is no safer:
+  transformers 5 ``from_pretrained`` swaps ``PreTrainedModel.tie_weights`` for a no-op
+  while it builds a model (``initialization.no_tie_weights``), for every thread, so the
+  LLM loaded while the embedder loaded could skip tying SmolLM2's lm_head, leave it on
+  the meta device and fail (``Cannot copy out of meta tensor``; CI, 2026-12-03).
+  Every model load takes the same lock: ``loading_models``.
 * pydantic: the miner API models use pydantic 2 (model_validate, model_dump_json);
   bittensor 6.x needed pydantic<2. We fail early with the fix if pydantic 1 is found.
 * glibc heap: torch and the tokenizers free CPU buffers that glibc keeps mapped, so a
@@ -63,7 +68,7 @@ ANGLE_TRANSFORMERS_NAMES = (
 ANGLE_TRAINING_ONLY_MODULES = ("bitsandbytes", "datasets")
 
 PYDANTIC_FIX = "pip install 'pydantic>=2.6,<3'"
-# One import of a heavy library at a time in this process (see the module doc).
+# One import or model load of transformers at a time in this process (see the module doc).
 _IMPORT_LOCK = threading.RLock()
 
 
@@ -95,6 +100,15 @@ def guard_event_loop_policy() -> bool:
 
 
 # --- transformers in threads -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def loading_models() -> Iterator[None]:
+    """Hold while building a transformers model (``from_pretrained``, a model class):
+    transformers patches class attributes for every thread during a load, so two
+    loads at once corrupt each other. Re-entrant, and shared with the imports."""
+    with _IMPORT_LOCK:
+        yield
 
 
 def import_transformers(*names: str) -> tuple:

@@ -117,3 +117,37 @@ def test_release_freed_memory_returns_pages_to_the_os():
     after = psutil.Process().memory_info().rss
     libc.free(blocks[-1])
     assert before - after > 100e6
+
+
+def test_a_model_loads_whole_while_another_thread_is_loading_one(tmp_path):
+    """transformers 5 makes ``tie_weights`` a no-op for every thread while it builds a
+    model; SmolLM2 (tied lm_head) loaded in that window kept its lm_head on the meta
+    device and the validator died at start (CI, 2026-12-03; without the lock, a load in
+    this window gives an untied lm_head on meta). The other thread does what the
+    embedder's ``from_pretrained`` does, under the lock, for long enough to be certain."""
+    import threading
+
+    from transformers.initialization import no_tie_weights
+
+    from prompting.config import DEFAULT_MODEL
+    from prompting.llms.embedded import resolve_model
+    from prompting.llms.hf import HFLLM
+
+    compat.import_transformers("AutoModelForCausalLM", "AutoTokenizer")
+    resolve_model(DEFAULT_MODEL, tmp_path)  # converted before, not inside, the window
+    inside = threading.Event()
+
+    def other_load():
+        with compat.loading_models(), no_tie_weights():
+            inside.set()
+            threading.Event().wait(2.0)
+
+    thread = threading.Thread(target=other_load)
+    thread.start()
+    inside.wait()
+    llm = HFLLM(DEFAULT_MODEL, device="cpu", dtype="float32", state_dir=str(tmp_path))
+    thread.join()
+    model = llm.model
+    assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    assert not [n for n, p in model.named_parameters() if p.device.type == "meta"]
+    llm.close()

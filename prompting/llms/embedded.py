@@ -87,12 +87,17 @@ def convert_smollm2(out: Path, gguf: Path | None = None) -> Path:
     if importlib.util.find_spec("gguf") is None:
         raise EmbeddedModelError("reading GGUF needs the gguf package: pip install gguf")
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from prompting.compat import import_transformers, loading_models
+
+    AutoModelForCausalLM, AutoTokenizer = import_transformers(  # noqa: N806
+        "AutoModelForCausalLM", "AutoTokenizer"
+    )
     log.info("converting %s once into %s (about 20 s)", gguf.name, out)
     kwargs = dict(gguf_file=gguf.name)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kwargs)
+    with loading_models():
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kwargs)
     # The weights are plain tensors now; the GGUF "quantizer" only blocks saving them.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

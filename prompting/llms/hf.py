@@ -85,7 +85,7 @@ class HFLLM(LLM):
     ):
         import torch
 
-        from prompting.compat import import_transformers
+        from prompting.compat import import_transformers, loading_models
 
         AutoModelForCausalLM, AutoTokenizer = import_transformers(  # noqa: N806
             "AutoModelForCausalLM", "AutoTokenizer"
@@ -98,12 +98,10 @@ class HFLLM(LLM):
         self.max_prompt_tokens = max_prompt_tokens
         path = resolve_model(model_id, state_dir)
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = (
-                AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype))
-                .to(self.device)
-                .eval()
-            )
+            with loading_models():
+                self._tokenizer = AutoTokenizer.from_pretrained(path)
+                model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype))
+            self.model = model.to(self.device).eval()
         except OSError as exc:
             raise LLMError(f"cannot load model {model_id!r}: {exc}") from exc
         except torch.OutOfMemoryError as exc:

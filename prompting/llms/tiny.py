@@ -93,6 +93,8 @@ def build_model(
     import torch
     from transformers import MistralConfig, MistralForCausalLM
 
+    from prompting.compat import loading_models
+
     out = Path(out_dir)
     spec = PRESETS[preset]
     tokenizer = build_tokenizer(min(spec["vocab_size"], 32000))
@@ -106,7 +108,7 @@ def build_model(
         torch_dtype=dtype,
     )
     torch.manual_seed(seed)
-    with torch.device(device):
+    with loading_models(), torch.device(device):
         model = MistralForCausalLM(config).to(getattr(torch, dtype))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     from prompting.llms.embedded import save_model

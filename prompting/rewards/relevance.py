@@ -35,15 +35,16 @@ class Embedder:
     def __init__(
         self, model: str = DEFAULT_RELEVANCE_MODEL, pooling: str = "avg", device: str = "cpu"
     ):
-        from prompting.compat import import_angle
+        from prompting.compat import import_angle, loading_models
 
         start = time.perf_counter()
         angle_cls = import_angle()
         device = "cuda" if device == "auto" and _cuda() else ("cpu" if device == "auto" else device)
         self.model_name = model
-        self.angle = angle_cls.from_pretrained(
-            resolve_embedder_path(model), pooling_strategy=pooling, device=device
-        )
+        with loading_models():
+            self.angle = angle_cls.from_pretrained(
+                resolve_embedder_path(model), pooling_strategy=pooling, device=device
+            )
         self._lock = threading.Lock()  # one encode at a time: torch threads are shared
         self.load_seconds = time.perf_counter() - start
         log.info("relevance: loaded %s in %.1f s", model, self.load_seconds)
