@@ -116,10 +116,18 @@ async def organic_phase(base: str, key: str, users: int, seconds: float) -> dict
 
 def synthetic_rate(events: list[dict], start: float, end: float) -> dict:
     steps = [e for e in events if e.get("kind") != "organic" and start <= e["time"] < end]
+    stages = sorted({k for e in steps for k in e if k.startswith("timings/")})
     return {
         "steps": len(steps),
         "steps_per_min": round(len(steps) * 60 / (end - start), 3),
         "step_s_p50": percentiles([e["timings/step"] for e in steps]).get("p50"),
+        # where a step's time goes, to see which stage organic load slows
+        "stage_s_p50": {
+            k.removeprefix("timings/"): percentiles(
+                [e[k] for e in steps if isinstance(e.get(k), (int, float))]
+            ).get("p50")
+            for k in stages
+        },
     }
 
 
