@@ -137,10 +137,21 @@ def organic_events(events: list[dict], start: float, end: float) -> dict:
     for e in mine:
         for s in e["statuses"]:
             statuses[s] = statuses.get(s, 0) + 1
+    # the service's counters, carried by every synthetic step's event: what was served
+    # and scored between the phase's first and last step (scoring lags on a CPU)
+    steps = [e for e in events if "organic/served" in e and start <= e["time"] < end]
+    counters = {}
+    if len(steps) >= 2:
+        counters = {
+            k.removeprefix("organic/"): steps[-1][k] - steps[0][k]
+            for k in ("organic/served", "organic/scored", "organic/not_scored_queue_full")
+        }
+        counters["scoring_queue_at_end"] = steps[-1]["organic/scoring_queue"]
     return {
         "exchanges_logged": len(mine),
         "scored": sum(bool(e["organic/scored"]) for e in mine),
         "miner_statuses": statuses,
+        "service_counters_in_phase": counters,
     }
 
 

@@ -378,6 +378,38 @@ async def test_references_ride_in_the_synthetic_generate_calls_and_steps_go_on(
     assert net.service.shared.shared == 1 and net.service.shared.alone == 0
     (event,) = net.events()
     assert event["organic/scored"] and event["organic/references_shared"] == 1
+    # every synthetic step's event carries the organic counters, for dashboards
+    steps = [json.loads(line) for line in open(net.log) if '"organic"' not in line]
+    assert len(steps) == 6 and all("organic/served" in e for e in steps)
+    assert steps[-1]["organic/served"] == 1 and steps[-1]["organic/scoring_queue"] <= 1
+
+
+async def test_an_exchange_that_finds_the_scoring_queue_full_is_logged_unscored(
+    tmp_path, wallets, embedder
+):
+    """While the model thread is busy, one exchange waits in a scoring queue of one and
+    the next cannot join it: it is logged with no rewards and counted, never lost."""
+    import threading
+
+    async with Subnet(tmp_path, wallets, embedder, max_scoring_queue=1) as net:
+        busy = threading.Event()
+        held = net.validator._worker.submit(busy.wait, 30)  # the model thread is taken
+        client = net.client()
+        for _ in range(3):
+            reply = await client.chat.completions.create(**ask())
+            assert reply.choices[0].message.content.strip() == ANSWER
+            await asyncio.sleep(0.2)  # each exchange reaches the scoring queue in turn
+        assert net.service.gauges()["organic/not_scored_queue_full"] == 1
+        busy.set()
+        held.result()
+        await net.service.drain(10)
+    counts = net.service.gauges()
+    assert counts["organic/served"] == 3 and counts["organic/scored"] == 2
+    assert counts["organic/scoring_queue"] == 0
+    events = net.events()
+    assert sorted(e["organic/scored"] for e in events) == [False, True, True]
+    (unscored,) = [e for e in events if not e["organic/scored"]]
+    assert unscored["rewards"] == [None] * len(unscored["uids"]) and unscored["statuses"]
 
 
 @pytest.mark.slow

@@ -106,6 +106,7 @@ class OrganicService:
         self._scorer: asyncio.Future | None = None
         self._tasks: set[asyncio.Future] = set()
         self.counts = {"served": 0, "scored": 0, "not_scored_queue_full": 0, "failed": 0}
+        validator.gauge_sources.append(self.gauges)
         # Organic references ride in the synthetic batcher's generate calls (batching.py).
         self.shared = None
         batcher = getattr(validator, "batcher", None)
@@ -121,6 +122,15 @@ class OrganicService:
                 "organic: the synthetic batcher is not the one expected; organic "
                 "references get generate calls of their own"
             )
+
+    def gauges(self) -> dict:
+        """Counters since start for every synthetic step's event: whether scoring keeps
+        up with what is served (on a CPU, references are written far slower than
+        miners answer; the queue then fills and exchanges go unscored)."""
+        return {
+            **{f"organic/{name}": count for name, count in self.counts.items()},
+            "organic/scoring_queue": self._scoring.qsize(),
+        }
 
     # --- the miners --------------------------------------------------------------------
 
@@ -192,6 +202,8 @@ class OrganicService:
             log.warning(
                 "organic scoring queue full (%d): an exchange is not scored", self._scoring.maxsize
             )
+            results = [ex.results[n.uid] for n in ex.neurons if n.uid in ex.results]
+            self._log(ex, results, [None] * len(results), {}, None, 0.0, 0)
             return
         self._scoring.put_nowait(ex)
         if self._scorer is None or self._scorer.done():

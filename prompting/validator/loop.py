@@ -26,6 +26,7 @@ import random
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -201,6 +202,9 @@ class Validator:
         self.cooldown = sampling.Cooldown(config.neuron.unreachable_cooldown_s)
         self.labels: dict[int, str] = {}  # uid -> strategy, for the local subnet's scoreboard
         self.batcher = GenerationBatcher(self._in_worker, llm, on_take=self._wake.set)
+        # Work beside the loop (the organic service) adds its counters to every step's
+        # event through these: a dashboard shows whether it keeps up.
+        self.gauge_sources: list[Callable[[], dict]] = []
         self._tickets = 0  # steps prepared so far
         self._last_done = asyncio.Event()  # the newest prepared step's "committed" event
         self._last_done.set()
@@ -391,6 +395,8 @@ class Validator:
             "generate/batch_size": prep.batch_size,
             "generate/busy_s": self.batcher.busy_s,  # since start: the model thread's busy time
         }
+        for source in self.gauge_sources:
+            gauges.update(source())
         event = step_event(
             step, challenge, prep.neurons, results, rewards, scored.components, gauges
         )
