@@ -384,6 +384,36 @@ async def test_references_ride_in_the_synthetic_generate_calls_and_steps_go_on(
     assert steps[-1]["organic/served"] == 1 and steps[-1]["organic/scoring_queue"] <= 1
 
 
+async def test_a_batch_of_exchanges_is_scored_in_one_turn_of_the_model_thread(
+    tmp_path, wallets, embedder
+):
+    """Exchanges that waited together get one reference call and one scoring call: on a
+    CPU each call waits behind a synthetic generate call, so a call per exchange left
+    most of them unscored (benchmark_organic, SmolLM2)."""
+    import threading
+
+    async with Subnet(tmp_path, wallets, embedder) as net:
+        calls = []
+        in_worker = net.validator._in_worker
+
+        async def counted(fn, *args):
+            calls.append(getattr(fn, "__name__", repr(fn)))
+            return await in_worker(fn, *args)
+
+        net.validator._in_worker = counted
+        busy = threading.Event()
+        held = net.validator._worker.submit(busy.wait, 30)
+        for _ in range(3):  # the first waits for its reference; two queue behind it
+            await net.client().chat.completions.create(**ask())
+            await asyncio.sleep(0.2)
+        busy.set()
+        held.result()
+        await net.service.drain(10)
+    assert calls == ["generate", "score_all", "generate", "score_all"], calls
+    batches = sorted(e["organic/reference_batch"] for e in net.events())
+    assert batches == [1, 2, 2] and net.service.counts["scored"] == 3
+
+
 async def test_an_exchange_that_finds_the_scoring_queue_full_is_logged_unscored(
     tmp_path, wallets, embedder
 ):

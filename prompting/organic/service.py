@@ -249,38 +249,47 @@ class OrganicService:
         start = time.perf_counter()
         references = await self._references(batch)
         reference_s = time.perf_counter() - start
+        results = [[ex.results[n.uid] for n in ex.neurons if n.uid in ex.results] for ex in batch]
+        answered = [[j for j, r in enumerate(rs) if r.ok] for rs in results]
+        asks = []  # (challenge, completions, latencies) of each exchange with a reference
         for i, ex in enumerate(batch):
-            results = [ex.results[n.uid] for n in ex.neurons if n.uid in ex.results]
-            rewards = [0.0] * len(results)
-            components: dict[str, list] = {}
-            reference = references[i] if references is not None else None
-            if reference is not None:
+            if references is not None and references[i] is not None:
                 challenge = Challenge(
                     task=ORGANIC_TASK,
                     source_id=ex.request.challenge_id.split(":", 1)[1],
                     seed=0,
                     messages=[m.model_dump() for m in ex.request.messages],
-                    reference=reference,
+                    reference=references[i],
                     rewards=dict(ORGANIC_REWARDS),
                     penalties=ORGANIC_PENALTIES,
                 )
-                ok = [j for j, r in enumerate(results) if r.ok]
-                scored = await self.v._in_worker(
-                    self.v.rewards.score,
-                    challenge,
-                    [results[j].completion for j in ok],
-                    [results[j].latency for j in ok],
+                rs, ok = results[i], answered[i]
+                asks.append(
+                    (challenge, [rs[j].completion for j in ok], [rs[j].latency for j in ok])
                 )
+
+        # One turn of the model thread for the whole batch: a call per exchange queued
+        # each behind a synthetic generate call (on a CPU, one exchange scored per ~20 s).
+        def score_all() -> list:
+            return [self.v.rewards.score(*ask) for ask in asks]
+
+        all_scored = iter(await self.v._in_worker(score_all) if asks else [])
+        for i, ex in enumerate(batch):
+            rewards = [0.0] * len(results[i])
+            components: dict[str, list] = {}
+            reference = references[i] if references is not None else None
+            if reference is not None:
+                scored, ok = next(all_scored), answered[i]
                 for k, j in enumerate(ok):
                     rewards[j] = float(scored.totals[k])
                 for name, values in scored.components.items():
-                    full = [None] * len(results)
+                    full = [None] * len(results[i])
                     for k, j in enumerate(ok):
                         full[j] = values[k]
                     components[f"reward/{name}"] = full
-                self._apply(results, rewards)
+                self._apply(results[i], rewards)
                 self.counts["scored"] += 1
-            self._log(ex, results, rewards, components, reference, reference_s, len(batch))
+            self._log(ex, results[i], rewards, components, reference, reference_s, len(batch))
 
     def _apply(self, results: list[QueryResult], rewards: list[float]) -> None:
         """Into the moving averages, with ``alpha * weight``; a uid whose hotkey changed
