@@ -478,6 +478,15 @@ def _add_organic(p: argparse.ArgumentParser) -> None:
         "(then it gets a call of its own)",
     )
     a(
+        "--organic.reference_share",
+        type=unit,
+        default=0.1,
+        help="most of the model's generate time organic references may take (0: no "
+        "bound); past it they wait, and a full scoring queue leaves exchanges unscored. "
+        "It bounds what organic load takes from the synthetic steps where generation is "
+        "the bottleneck (a CPU): raise it to score more organic answers",
+    )
+    a(
         "--organic.log_text",
         action="store_true",
         help="events keep the user's messages, the reference and the answers (default: "

@@ -409,9 +409,34 @@ async def test_a_batch_of_exchanges_is_scored_in_one_turn_of_the_model_thread(
         busy.set()
         held.result()
         await net.service.drain(10)
-    assert calls == ["generate", "score_all", "generate", "score_all"], calls
+    assert calls == ["generate_alone", "score_all", "generate_alone", "score_all"], calls
     batches = sorted(e["organic/reference_batch"] for e in net.events())
     assert batches == [1, 2, 2] and net.service.counts["scored"] == 3
+
+
+async def test_references_past_their_share_of_the_model_time_wait_for_it():
+    """--organic.reference_share: past it, a synthetic call takes no rider and no call
+    of their own starts; once time has brought the share under it, the reference is
+    written (a call of its own here, no synthetic call coming) and charged."""
+    from prompting.organic.batching import SharedBatches
+
+    llm = ScriptedLLM([("user asks", "a reference"), ("challenge", "a challenge")])
+    shared = SharedBatches(llm, max_extra=8, min_tokens=0, share=0.1)
+    shared.organic_s = 5.0  # references took 5 s of model time in the last few ms
+
+    async def alone(asks):
+        return [g.text for g in await asyncio.to_thread(shared.generate_alone, asks)]
+
+    asking = asyncio.ensure_future(
+        shared.references([[{"role": "user", "content": "user asks"}]], 0.05, alone)
+    )
+    await asyncio.sleep(0.2)
+    mine = await asyncio.to_thread(shared.generate, [[{"role": "user", "content": "challenge"}]])
+    assert [g.text for g in mine] == ["a challenge"] and llm.batches == [["challenge"]]
+    assert not asking.done() and shared.shared == 0 and shared.alone == 0
+    shared.started -= 100.0  # 100 s have passed: 5 s is 5 % of them
+    assert await asyncio.wait_for(asking, 5) == ["a reference"]
+    assert shared.alone == 1 and shared.organic_s > 5.0
 
 
 async def test_an_exchange_that_finds_the_scoring_queue_full_is_logged_unscored(

@@ -8,12 +8,21 @@ thread, instead of an organic call queued between synthetic ones. A reference th
 synthetic call has taken within ``wait_s`` (the synthetic steps may be drafting tasks
 that need no model, such as math) is written in a call of its own, with the others
 left over, so scoring is delayed, never dropped.
+
+The references' part of the model's time is bounded (``share`` of the time since
+start): a shared call's time is split between its prompts by count, a call of their own
+counts whole, and past the bound no reference rides or gets a call of its own until
+time has brought the share back under it. On
+a CPU, where generation is the bottleneck and costs about as much per prompt, riders
+slowed the synthetic steps by a quarter (benchmark_organic, SmolLM2); on a GPU a big
+synthetic batch leaves the references a small part of each call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -39,14 +48,24 @@ class SharedBatches:
     """The validator's LLM, with organic prompts riding along in its generate calls.
     Every other attribute is the wrapped LLM's."""
 
-    def __init__(self, llm, max_extra: int, min_tokens: int):
+    def __init__(self, llm, max_extra: int, min_tokens: int, share: float = 0.0):
         self.inner = llm
         self.max_extra = max_extra
         self.min_tokens = min_tokens
+        self.share = share  # 0: no bound
         self._pending: list[_Ask] = []
         self._lock = threading.Lock()
         self.shared = 0  # references written inside a synthetic call
         self.alone = 0  # references written in a call of their own
+        self.started = time.monotonic()
+        self.organic_s = 0.0  # model time the references took
+
+    def over_share(self) -> bool:
+        return self.share > 0 and self.organic_s > self.share * (time.monotonic() - self.started)
+
+    def _charge(self, seconds: float, organic: int, total: int) -> None:
+        with self._lock:
+            self.organic_s += seconds * organic / total
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
@@ -56,7 +75,7 @@ class SharedBatches:
         at its end; the caller gets its own generations back, in order."""
         budget = getattr(sampling, "max_tokens", None)
         with self._lock:
-            if budget is not None and budget < self.min_tokens:
+            if (budget is not None and budget < self.min_tokens) or self.over_share():
                 riders = []
             else:
                 riders = self._pending[: self.max_extra]
@@ -65,17 +84,27 @@ class SharedBatches:
                     ask.taken = True
         if not riders:
             return self.inner.generate(prompts, sampling)
+        start = time.perf_counter()
         try:
             generations = self.inner.generate([*prompts, *(a.messages for a in riders)], sampling)
         except BaseException as exc:
             for ask in riders:
                 ask.loop.call_soon_threadsafe(_resolve, ask.future, None, exc)
             raise
+        self._charge(time.perf_counter() - start, len(riders), len(prompts) + len(riders))
         mine = generations[len(prompts) :]
         for ask, generation in zip(riders, mine):
             ask.loop.call_soon_threadsafe(_resolve, ask.future, generation.text, None)
         self.shared += len(riders)
         return generations[: len(prompts)]
+
+    def generate_alone(self, prompts, sampling=None):
+        """References in a call of their own (on the model thread), charged whole."""
+        start = time.perf_counter()
+        try:
+            return self.inner.generate(prompts, sampling)
+        finally:
+            self._charge(time.perf_counter() - start, 1, 1)
 
     async def references(
         self,
@@ -84,12 +113,15 @@ class SharedBatches:
         alone: Callable[[list[list[dict]]], Awaitable[list[str]]],
     ) -> list[str]:
         """A reference per prompt: from the next synthetic calls within ``wait_s``, the
-        rest from ``alone`` (one call of their own). Raises the generation's error."""
+        rest from ``alone`` (one call of their own) once the share allows it. Raises the
+        generation's error."""
         loop = asyncio.get_running_loop()
         asks = [_Ask(p, loop.create_future(), loop) for p in prompts]
         with self._lock:
             self._pending.extend(asks)
         await asyncio.wait([a.future for a in asks], timeout=wait_s)
+        while self.over_share() and not all(a.taken for a in asks):
+            await asyncio.wait([a.future for a in asks if not a.taken], timeout=max(wait_s, 1.0))
         with self._lock:
             left = [a for a in asks if not a.taken]
             self._pending = [a for a in self._pending if a not in left]

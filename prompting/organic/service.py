@@ -114,7 +114,10 @@ class OrganicService:
             from prompting.organic.batching import SharedBatches
 
             self.shared = SharedBatches(
-                validator.llm, self.o.reference_batch, self.o.reference_tokens
+                validator.llm,
+                self.o.reference_batch,
+                self.o.reference_tokens,
+                self.o.reference_share,
             )
             batcher._llm = self.shared
         elif validator.llm is not None:
@@ -130,6 +133,8 @@ class OrganicService:
         return {
             **{f"organic/{name}": count for name, count in self.counts.items()},
             "organic/scoring_queue": self._scoring.qsize(),
+            # model seconds the references took (bounded by --organic.reference_share)
+            "organic/reference_s": None if self.shared is None else self.shared.organic_s,
         }
 
     # --- the miners --------------------------------------------------------------------
@@ -236,7 +241,8 @@ class OrganicService:
         prompts = [[m.model_dump() for m in ex.request.messages] for ex in batch]
 
         async def alone(asks: list[list[dict]]) -> list[str]:
-            generations = await self.v._in_worker(llm.generate, asks, params)
+            generate = llm.generate if self.shared is None else self.shared.generate_alone
+            generations = await self.v._in_worker(generate, asks, params)
             return [g.text for g in generations]
 
         if self.shared is None:
