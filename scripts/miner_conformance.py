@@ -9,6 +9,16 @@ one line per rule: PASS or FAIL, the doc's section, what came back. Exit code 1 
 MUST rule fails. It signs as the local validator's wallet (``<--neuron.full_path>/
 wallets``), which it registers as a validator on that folder's local chain, as the
 validator itself does at start; the unregistered caller is a key made for the run.
+
+Then the streamed route (btstream/1, section 10): the same cases sent to
+``/v1/prompt/stream`` (10.1: the same checks and status codes), each 200 read as a
+stream whose every line must verify with the validator's own line verifier (its ``i``,
+the running hash, the miner's hotkey signature; one end line, last); a request signed
+for the other path (401, both ways); and one streamed request through the validator's
+own client, as an organic request goes (stall limit, deadline), whose verified chunks
+must be the text it records. Serving the streamed route is optional (section 10): a
+miner that answers the signed good request there with 404 gets one SKIP line (it
+scores 0 on every organic request), not a failure.
 """
 
 from __future__ import annotations
@@ -23,6 +33,11 @@ from dataclasses import dataclass
 
 from prompting.config import DEFAULT_STATE_DIR, OneLineParser
 from prompting.network.addresses import endpoint, ss58
+from prompting.protocol import PROMPT_PATH as PROMPT
+from prompting.protocol import STREAM_PATH as STREAM
+
+STALL_S = 5.0  # the validator's --organic.stall_s default: no line for this long cuts off
+MAX_BODY = 1 << 20  # the validator's --neuron.max_body_bytes default, for a whole stream
 
 
 @dataclass
@@ -34,13 +49,16 @@ class Case:
     expect: tuple[int, ...]
     send: Callable[[], object]  # returns the httpx response
     check_answer: bool = False  # a 200 must also carry a valid signed answer
+    path: str = PROMPT  # a 200 from the streamed route must be a verified stream
+    # judges what ``send`` returned itself, not by an HTTP status: (passed, detail)
+    judge: Callable[[object], tuple[bool, str]] | None = None
 
 
 @dataclass
 class Outcome:
     name: str
     section: str
-    passed: bool
+    passed: bool | None  # None: skipped, the rule does not apply (a route not offered)
     detail: str
 
 
@@ -65,7 +83,7 @@ class Checker:
         request.pop(without, None)
         return json.dumps({**request, **extra}).encode()
 
-    def sign(self, body: bytes, *, signer=None, path="/v1/prompt", receiver=None, at=None):
+    def sign(self, body: bytes, *, signer=None, path=PROMPT, receiver=None, at=None):
         from bittensor import http_auth
 
         return http_auth.sign(
@@ -77,7 +95,7 @@ class Checker:
             nonce_ns=at,
         )
 
-    def post(self, body, headers: dict[str, str], target: str = "/v1/prompt"):
+    def post(self, body, headers: dict[str, str], target: str = PROMPT):
         return self.http.post(self.base + target, content=body, headers=headers)
 
     def answer_problem(self, response) -> str | None:
@@ -106,53 +124,103 @@ class Checker:
             return f"answer body: {str(exc).splitlines()[0]}"
         return None
 
-    def cases(self) -> list[Case]:
+    def stream_problem(self, response) -> tuple[str | None, str]:
+        """Why a 200 from the streamed route is not a conforming btstream/1 answer
+        (section 10.2; every line checked as the validator checks it, 10.3, by its own
+        verifier), or None; and what the stream carried."""
+        from prompting.network import stream
+
+        media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != stream.STREAM_MEDIA_TYPE:
+            return f"Content-Type {media or 'absent'}, not {stream.STREAM_MEDIA_TYPE}", ""
+        marker = response.headers.get(stream.STREAM_HEADER)
+        if marker != stream.STREAM_CONTEXT:
+            return f"{stream.STREAM_HEADER} {marker or 'absent'}, not btstream/1", ""
+        if len(response.content) > MAX_BODY:
+            return f"invalid: the stream is over {MAX_BODY} bytes", ""
+        deltas: list[str] = []
+        try:
+            verifier = stream.StreamVerifier(
+                response.request.headers["X-Bittensor-Nonce"],
+                self.miner,
+                self.me,
+                response.headers.get("x-bittensor-crypto", "sr25519"),
+            )
+            for raw in response.content.split(b"\n"):
+                if len(raw) > stream.MAX_LINE_BYTES:
+                    raise stream.StreamError("invalid", f"a line over {stream.MAX_LINE_BYTES} B")
+                if raw.strip():  # as the validator, blank lines are skipped
+                    line = verifier.feed(raw)
+                    if line.kind == stream.DELTA:
+                        deltas.append(line.data)
+        except stream.StreamError as exc:
+            return f"{exc.status}: {exc}", ""
+        if not verifier.ended:
+            return "invalid: the stream ended without its end line", ""
+        n, text = len(deltas), "".join(deltas)
+        return (
+            None,
+            f"{n} delta{'s' * (n != 1)} + end line, each hash and sig verify: {text[:32]!r}",
+        )
+
+    def cases(self, path: str = PROMPT) -> list[Case]:
+        """The rules of sections 1 to 6 sent to ``path``: the non-streamed route, or the
+        streamed one, for which section 10.1 asks the same checks and status codes."""
         from bittensor.sp_core import Keypair
 
         good = self.body()
-        good_headers = self.sign(good)
+        good_headers = self.sign(good, path=path)
         stranger = Keypair.create_from_seed(os.urandom(32))  # on no chain
 
+        def sign(body: bytes, **kw):
+            return self.sign(body, path=path, **kw)
+
+        def post(body, headers, target=path):
+            return self.post(body, headers, target)
+
         def tampered():
-            h = self.sign(good)
-            return self.post(good.replace(b"pass statement", b"pass_statement"), h)
+            h = sign(good)
+            return post(good.replace(b"pass statement", b"pass_statement"), h)
 
         def with_header(key, value):
             def send():
-                h = self.sign(good)
-                return self.post(good, {**h, key: value(h) if callable(value) else value})
+                h = sign(good)
+                return post(good, {**h, key: value(h) if callable(value) else value})
 
             return send
 
         def chunked():
-            h = self.sign(good)
-            return self.http.post(self.base + "/v1/prompt", content=iter([good]), headers=h)
+            h = sign(good)
+            return self.http.post(self.base + path, content=iter([good]), headers=h)
 
         def unknown_fields():
             body = self.body(
                 later_field={"x": 1},
                 messages=[{"role": "user", "content": "What is pass?", "name": "someone"}],
             )
-            return self.post(body, self.sign(body))
+            return post(body, sign(body))
 
-        def bad(body: bytes, sign: bool = True):
-            return lambda: self.post(body, self.sign(body) if sign else {})
+        def bad(body: bytes, signed: bool = True):
+            return lambda: post(body, sign(body) if signed else {})
+
+        def signed_at(nonce_ns: int):
+            return lambda: post(good, sign(good, at=nonce_ns))
 
         now = time.time_ns()
-        return [
-            Case("good request", "6", (200,), lambda: self.post(good, good_headers), True),
+        cases = [
+            Case("good request", "6", (200,), lambda: post(good, good_headers), True),
             Case("unknown fields ignored", "2", (200,), unknown_fields, check_answer=True),
-            Case("replay", "3.3", (401,), lambda: self.post(good, good_headers)),
-            Case("stale nonce", "3.3", (401,), bad_at(self, good, now - 15 * 10**9)),
-            Case("future nonce", "3.3", (401,), bad_at(self, good, now + 5 * 10**9)),
+            Case("replay", "3.3", (401,), lambda: post(good, good_headers)),
+            Case("stale nonce", "3.3", (401,), signed_at(now - 15 * 10**9)),
+            Case("future nonce", "3.3", (401,), signed_at(now + 5 * 10**9)),
             Case(
                 "wrong receiver",
                 "3.3",
                 (401,),
-                lambda: self.post(good, self.sign(good, receiver=stranger.ss58_address)),
+                lambda: post(good, sign(good, receiver=stranger.ss58_address)),
             ),
             Case("tampered body", "3.3", (401,), tampered),
-            Case("unsigned", "3.3", (401,), lambda: self.post(good, {})),
+            Case("unsigned", "3.3", (401,), lambda: post(good, {})),
             Case("wrong version", "3.1", (401,), with_header("X-Bittensor-Version", "2")),
             Case(
                 "nonce with a leading zero",
@@ -177,13 +245,13 @@ class Checker:
                 "query string not signed",
                 "3.2",
                 (401,),
-                lambda: self.post(good, self.sign(good), "/v1/prompt?x=1"),
+                lambda: post(good, sign(good), path + "?x=1"),
             ),
             Case(
                 "unregistered caller",
                 "4",
                 (403,),
-                lambda: self.post(good, self.sign(good, signer=stranger)),
+                lambda: post(good, sign(good, signer=stranger)),
             ),
             Case("oversize, before auth", "5", (413,), bad(b" " * (256 * 1024 + 1), False)),
             Case("bad body, auth first", "5", (401,), bad(b'{"task": "qa"}', False)),
@@ -191,35 +259,119 @@ class Checker:
             Case("not JSON", "2", (422,), bad(b"not json")),
             Case("chunked body", "1", (200, 411), chunked, check_answer=True),
         ]
+        for case in cases:
+            case.path = path
+        return cases
 
-    def run(self) -> list[Outcome]:
+    def stream_cases(self) -> list[Case]:
+        """Section 10: the rules above on the streamed route (its good request first: a
+        404 there is a route not offered), a request signed for one path refused on the
+        other, and a streamed request as the validator's own client makes it."""
+        cases = self.cases(STREAM)
+        cases[0].section = "10.2"  # its answer: a verified btstream/1 stream
+        for case in cases:
+            case.name = f"stream: {case.name}"
+        good = self.body()
+        validator = Case(
+            "stream: as the validator reads it",
+            "10.3",
+            (200,),
+            self.validator_stream,
+            judge=judge_validator_stream,
+        )
+        return [
+            cases[0],
+            validator,
+            *cases[1:],
+            Case(
+                "stream: signed for /v1/prompt",
+                "10.1",
+                (401,),
+                lambda: self.post(good, self.sign(good, path=PROMPT), STREAM),
+                path=STREAM,
+            ),
+            Case(
+                "prompt: signed for the stream",
+                "10.1",
+                (401,),
+                lambda: self.post(good, self.sign(good, path=STREAM), PROMPT),
+            ),
+        ]
+
+    def validator_stream(self):
+        """One streamed request through the validator's own client, as an organic one
+        goes (``MinerClient.query_stream``: each line verified as it arrives, the stall
+        limit, the deadline): its result and the verified chunks it handed on."""
+        import asyncio
+
+        from prompting.chain.base import Neuron
+        from prompting.network.client import MinerClient
+        from prompting.protocol import PromptRequest
+
+        request = PromptRequest.model_validate_json(self.body())
+        miner = Neuron(0, self.miner, "", 0.0, self.base.removeprefix("http://"), False)
+        shown: list[str] = []
+
+        async def on_delta(uid: int, text: str) -> None:
+            shown.append(text)
+
+        async def ask():
+            client = MinerClient(self.wallet, timeout=request.timeout, max_body_bytes=MAX_BODY)
+            try:
+                return await client.query_stream(miner, request, stall_s=STALL_S, on_delta=on_delta)
+            finally:
+                await client.aclose()
+
+        return asyncio.run(ask()), shown
+
+    def run_case(self, case: Case) -> tuple[Outcome, int | None]:
+        """One case: its outcome, and the HTTP status it got (None: none, or judged)."""
         import httpx
 
-        outcomes = []
-        for case in self.cases():
-            try:
-                response = case.send()
-            except httpx.HTTPError as exc:
-                outcomes.append(
-                    Outcome(case.name, case.section, False, f"{type(exc).__name__}: {exc}")
-                )
-                continue
-            status = response.status_code
-            detail = f"{status} (expected {' or '.join(map(str, case.expect))})"
-            passed = status in case.expect
-            if passed and status == 200 and case.check_answer:
+        try:
+            response = case.send()
+        except httpx.HTTPError as exc:
+            return Outcome(case.name, case.section, False, f"{type(exc).__name__}: {exc}"), None
+        if case.judge is not None:
+            return Outcome(case.name, case.section, *case.judge(response)), None
+        status = response.status_code
+        detail = f"{status} (expected {' or '.join(map(str, case.expect))})"
+        passed = status in case.expect
+        if passed and status == 200 and case.check_answer:
+            if case.path == STREAM:
+                problem, carried = self.stream_problem(response)
+                detail = carried
+            else:
                 problem = self.answer_problem(response)
-                passed, detail = problem is None, problem or detail
-            elif status != 200:
-                reason = response.text.strip().replace("\n", " ")[:80]
-                detail += f": {reason}" if reason else ""
-            outcomes.append(Outcome(case.name, case.section, passed, detail))
+            passed, detail = problem is None, problem or detail
+        elif status != 200:
+            reason = response.text.strip().replace("\n", " ")[:80]
+            detail += f": {reason}" if reason else ""
+        return Outcome(case.name, case.section, passed, detail), status
+
+    def run(self) -> list[Outcome]:
+        outcomes = [self.run_case(case)[0] for case in self.cases()]
+        cases = self.stream_cases()
+        first, status = self.run_case(cases[0])
+        if status == 404:  # section 10: serving the streamed route is optional
+            why = "404 on the signed good request; organic requests (10.5) will score 0"
+            outcomes.append(Outcome("stream: not offered", "10", None, why))
+        else:
+            outcomes += [first] + [self.run_case(case)[0] for case in cases[1:]]
         self.http.close()
         return outcomes
 
 
-def bad_at(checker: Checker, body: bytes, nonce_ns: int):
-    return lambda: checker.post(body, checker.sign(body, at=nonce_ns))
+def judge_validator_stream(sent) -> tuple[bool, str]:
+    """What the validator records of the streamed answer: ``ok``, and the text it scores
+    is exactly the verified chunks it handed on (what a user was shown)."""
+    result, shown = sent
+    if not result.ok:
+        return False, f"{result.status}: {result.error}"[:200]
+    if result.completion != "".join(shown):
+        return False, "the text recorded is not the verified chunks joined"
+    first = "no text" if result.ttft is None else f"first text at {result.ttft:.3f} s"
+    return True, f"ok: the text recorded is its {len(shown)} verified chunks; {first}"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -261,9 +413,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(o.__dict__))
         else:
-            print(f"{'PASS' if o.passed else 'FAIL'}  §{o.section:<5} {o.name:<28} {o.detail}")
-    failed = [o for o in outcomes if not o.passed]
-    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} rules pass", file=sys.stderr)
+            verdict = {True: "PASS", False: "FAIL", None: "SKIP"}[o.passed]
+            print(f"{verdict}  §{o.section:<5} {o.name:<36}  {o.detail}")
+    failed = [o for o in outcomes if o.passed is False]
+    skipped = sum(o.passed is None for o in outcomes)
+    ran = len(outcomes) - skipped
+    note = f" ({skipped} skipped: not offered)" if skipped else ""
+    print(f"{ran - len(failed)} of {ran} rules pass{note}", file=sys.stderr)
     return 1 if failed else 0
 
 

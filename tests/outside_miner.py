@@ -1,18 +1,23 @@
 """A miner written from docs/protocol.md alone: the standard library's HTTP server and
 bittensor's btauth/1, nothing from ``prompting``. It answers with the first sentences
-of the passage in the challenge (or the whole prompt), which scores above zero.
+of the passage in the challenge (or the whole prompt), which scores above zero, on
+``/v1/prompt`` and, streamed as btstream/1 lines a few words each, on
+``/v1/prompt/stream`` (section 10: organic requests come only that way).
 
     python tests/outside_miner.py --wallet.path DIR [--port 8099] [--sign-wrong]
 
 ``--sign-wrong`` signs answers with another hotkey, as a miner answering for someone
 else would: the validator must record them as ``forged``. ``--skip CHECK`` leaves out
 one check of the protocol (``replay``, ``forms``, ``caller``), as a careless miner
-would: the conformance check must name the rule it breaks.
+would: the conformance check must name the rule it breaks. ``--no-stream`` serves no
+streamed route (404 there); ``--stream-fault forge`` signs the second line with another
+hotkey, ``--stream-fault hash`` sends a second line whose hash is not the running one.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -22,6 +27,7 @@ import bittensor as bt
 from bittensor import http_auth
 
 PATH = "/v1/prompt"
+STREAM_PATH = "/v1/prompt/stream"  # protocol 10
 MAX_BODY = 256 * 1024
 FORMS = {  # protocol 3.1: each header value in one form
     "x-bittensor-nonce": re.compile(r"[1-9][0-9]{0,19}"),
@@ -44,6 +50,32 @@ def answer_text(request: dict) -> str:
     return " ".join(passage.split(". ")[:2])[:1000]
 
 
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stream_lines(
+    text: str, nonce: str, signer, miner: str, validator: str, fault: str | None, other=None
+):
+    """The answer as btstream/1 lines (protocol 10.2): deltas of a few words, then the
+    end line; each with the running hash and the hotkey's signature of it. ``fault``
+    breaks the second line on purpose (``forge``: signed by ``other``; ``hash``: its
+    hash is not chained to the first line's)."""
+    words = text.split(" ")
+    deltas = [" ".join(words[i : i + 4]) for i in range(0, len(words), 4)]
+    deltas = [d + " " for d in deltas[:-1]] + deltas[-1:]
+    pieces = [("delta", d) for d in deltas if d] + [("end", json.dumps({"answer": 0.0}))]
+    seed = sha256_hex(f"btstream/1\n{nonce}\n{miner}\n{validator}")  # h_0
+    running = seed
+    for i, (kind, data) in enumerate(pieces, start=1):
+        previous = seed if fault == "hash" and i == 2 else running
+        running = sha256_hex(f"{previous}\n{i}\n{kind}\n{data}")
+        key = other if fault == "forge" and i == 2 else signer
+        sig = "0x" + key.sign(f"btstream/1\n{running}".encode()).hex()
+        line = {"i": i, "type": kind, "data": data, "hash": running, "sig": sig}
+        yield json.dumps(line).encode() + b"\n"
+
+
 def validators(chain_file: str | None) -> set[str] | None:
     """Hotkeys the local chain lists (protocol 4); None: no chain file given."""
     if chain_file is None:
@@ -55,8 +87,17 @@ def validators(chain_file: str | None) -> set[str] | None:
         return set()
 
 
-def make_handler(me: bt.Wallet, signer: bt.Wallet, chain_file: str | None, skip: set[str]):
+def make_handler(
+    me: bt.Wallet,
+    signer: bt.Wallet,
+    chain_file: str | None,
+    skip: set[str],
+    stream: bool = True,
+    fault: str | None = None,
+    other: bt.Wallet | None = None,
+):
     my_hotkey = me.hotkey.ss58_address
+    routes = {PATH, STREAM_PATH} if stream else {PATH}
 
     class Handler(BaseHTTPRequestHandler):
         def _send(self, status: int, body: bytes, headers: dict | None = None) -> None:
@@ -72,7 +113,8 @@ def make_handler(me: bt.Wallet, signer: bt.Wallet, chain_file: str | None, skip:
             self._send(status, json.dumps({"error": reason}).encode())
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's hook
-            if self.path.split("?")[0] != PATH:
+            route = self.path.split("?")[0]
+            if route not in routes:
                 return self._refuse(404, "not found")
             if self.headers.get("Content-Length") is None:  # chunked: protocol 1 allows 411
                 return self._refuse(411, "Content-Length required")
@@ -107,8 +149,25 @@ def make_handler(me: bt.Wallet, signer: bt.Wallet, chain_file: str | None, skip:
                 text = answer_text(request)
             except (ValueError, KeyError, TypeError, AttributeError):
                 return self._refuse(422, "not a prompt request")
-            raw = json.dumps({"completion": text, "timings": {}}).encode()
             nonce = next(v for k, v in headers.items() if k.lower() == "x-bittensor-nonce")
+            if route == STREAM_PATH:  # the same checks, then btstream/1 (protocol 10)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-ndjson")
+                self.send_header("X-Bittensor-Stream", "btstream/1")
+                self.end_headers()  # HTTP/1.0: the stream ends when the connection closes
+                for line in stream_lines(
+                    text,
+                    nonce,
+                    signer.hotkey,
+                    my_hotkey,
+                    caller.hotkey_ss58,
+                    fault,
+                    other and other.hotkey,
+                ):
+                    self.wfile.write(line)
+                    self.wfile.flush()
+                return None
+            raw = json.dumps({"completion": text, "timings": {}}).encode()
             signed = http_auth.sign(  # protocol 3.1
                 signer.hotkey,
                 method="RESPONSE",
@@ -136,10 +195,16 @@ def main() -> None:
     parser.add_argument(
         "--skip", action="append", default=[], choices=("replay", "forms", "caller")
     )
+    parser.add_argument("--no-stream", action="store_true", help="serve no streamed route")
+    parser.add_argument("--stream-fault", choices=("forge", "hash"), help="break line 2")
     args = parser.parse_args()
     me = wallet_at(args.wallet_path, "default")
-    signer = wallet_at(args.wallet_path, "someone-else") if args.sign_wrong else me
-    handler = make_handler(me, signer, args.chain_file, set(args.skip))
+    wrong = args.sign_wrong or args.stream_fault == "forge"
+    other = wallet_at(args.wallet_path, "someone-else") if wrong else None
+    signer = other if args.sign_wrong else me
+    handler = make_handler(
+        me, signer, args.chain_file, set(args.skip), not args.no_stream, args.stream_fault, other
+    )
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     if args.port_file:
         tmp = args.port_file + ".tmp"
