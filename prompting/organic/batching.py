@@ -7,15 +7,15 @@ reference (``--organic.reference_tokens``). One call then serves both, on the on
 thread, instead of an organic call queued between synthetic ones. A reference that no
 synthetic call has taken within ``wait_s`` (the synthetic steps may be drafting tasks
 that need no model, such as math) is written in a call of its own, with the others
-left over, so scoring is delayed, never dropped.
+left over, so no reference is dropped here (the service's bounded queue may).
 
 The references' part of the model's time is bounded (``share`` of the time since
 start): a shared call's time is split between its prompts by count, a call of their own
 counts whole, and past the bound no reference rides or gets a call of its own until
-time has brought the share back under it. On
-a CPU, where generation is the bottleneck and costs about as much per prompt, riders
-slowed the synthetic steps by a quarter (benchmark_organic, SmolLM2); on a GPU a big
-synthetic batch leaves the references a small part of each call.
+time has brought the share back under it. On a CPU, where generation is the bottleneck
+and each prompt costs about as much as another, riders slowed the synthetic steps by a
+quarter (benchmark_organic, SmolLM2). On a GPU a batch costs little more than one
+prompt, so the count split overcharges the references: raise the share there.
 """
 
 from __future__ import annotations
