@@ -289,6 +289,28 @@ def test_failing_miners_cannot_speed_up_steps_or_chain_calls(tmp_path, wallets):
     assert chain.weights()  # some weights landed, inside the limit
 
 
+def test_with_no_miner_to_query_no_challenge_is_written(tmp_path, wallets, caplog):
+    """Steps are skipped (with the back-off) before the model writes a challenge that
+    nobody would be asked; it used to write one every 2 s for nothing."""
+    from test_tasks import ScriptedLLM
+
+    v = wallets["validator"]
+    chain = LocalChain(str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address)
+    chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
+    config = default_config(neuron__full_path=str(tmp_path), neuron__task_weights={"qa": 1.0})
+    llm = ScriptedLLM([])
+    validator = Validator(config, v, chain, llm, ConstantStack())
+
+    async def run_for():
+        asyncio.get_running_loop().call_later(2.5, validator.request_stop)
+        await validator.run()
+
+    with caplog.at_level("WARNING"):
+        asyncio.run(run_for())
+    assert llm.batches == [] and validator.state.step == 0
+    assert "no miner to query" in caplog.text
+
+
 def test_a_failing_step_is_logged_and_the_loop_goes_on(tmp_path, wallets):
     v = wallets["validator"]
     chain = LocalChain(str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address)

@@ -312,6 +312,12 @@ class Validator:
         if not self.metagraph:
             log.warning("no metagraph yet; step skipped")
             return None
+        n = self.config.neuron
+        if not sampling.candidates(
+            self.metagraph, self.hotkey, n.vpermit_tao_limit, self.cooldown.cooling()
+        ):  # checked again after generation; here it saves writing a challenge for nobody
+            log.warning("no miner to query (none registered, or all cooling down); step skipped")
+            return None
         start = time.perf_counter()
         task, seed = self.sampler.sample()
         draft = task.draft(seed)
