@@ -146,6 +146,15 @@ async def post(url: str, **kw) -> httpx.Response:
         return await client.post(url, **kw)
 
 
+async def served(net, n: int, timeout: float = 10.0) -> None:
+    """Until ``n`` exchanges have had every miner's answer (and so reached scoring):
+    the user's reply comes with the first verified answer, before the slower miners'."""
+    deadline = time.monotonic() + timeout
+    while net.service.counts["served"] < n:
+        assert time.monotonic() < deadline, f"{net.service.counts} after {timeout} s"
+        await asyncio.sleep(0.02)
+
+
 def ask(**kw):
     return dict(model="prompting", messages=[{"role": "user", "content": SECRET_QUESTION}], **kw)
 
@@ -403,9 +412,9 @@ async def test_a_batch_of_exchanges_is_scored_in_one_turn_of_the_model_thread(
         net.validator._in_worker = counted
         busy = threading.Event()
         held = net.validator._worker.submit(busy.wait, 30)
-        for _ in range(3):  # the first waits for its reference; two queue behind it
+        for i in range(3):  # the first waits for its reference; two queue behind it
             await net.client().chat.completions.create(**ask())
-            await asyncio.sleep(0.2)
+            await served(net, i + 1)
         busy.set()
         held.result()
         await net.service.drain(10)
@@ -450,10 +459,10 @@ async def test_an_exchange_that_finds_the_scoring_queue_full_is_logged_unscored(
         busy = threading.Event()
         held = net.validator._worker.submit(busy.wait, 30)  # the model thread is taken
         client = net.client()
-        for _ in range(3):
+        for i in range(3):
             reply = await client.chat.completions.create(**ask())
             assert reply.choices[0].message.content.strip() == ANSWER
-            await asyncio.sleep(0.2)  # each exchange reaches the scoring queue in turn
+            await served(net, i + 1)  # each exchange reaches the scoring queue in turn
         assert net.service.gauges()["organic/not_scored_queue_full"] == 1
         busy.set()
         held.result()
