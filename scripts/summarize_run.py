@@ -1,18 +1,28 @@
 """Summarize validator runs from their events (and logs) into one JSON.
 
-    python scripts/summarize_run.py --out run.json NAME=STATE_DIR[:LOG[:SMI_CSV]] ...
+    python scripts/summarize_run.py --out run.json NAME=STATE_DIR[:LOG[:SMI_CSV[:PYSPY]]] ...
 
-For each run: steps committed, seconds per step and scored challenges per hour (from the
-commit times of the first and last step, so start-up is left out), challenge-generation
-time per step, miner answers by status, steps skipped or failed (counted in the log),
-and the start-up stages the first step's event carries (``startup/*``). The load: steps
-in flight and generation batch sizes, the model thread's busy share over the same
-window (``generate/busy_s``), and each miner's query rate (mean over the window and the
-most queries any miner got in one second, from the events' ``query/started``). With an
-nvidia-smi CSV sampled through the run (``timestamp,memory.used,utilization.gpu``,
-``--format=csv,noheader,nounits``, its first row taken before the run): the GPU's mean
-utilization over the window and the device-wide peak less the first row. With two or
-more runs, each run's rate is also given as a ratio to the first run's.
+For each run: steps committed, seconds per step and scored challenges per hour, challenge
+generation time per step, miner answers by status, steps skipped or failed (counted in the
+log), and the start-up stages the first step's event carries (``startup/*``).
+
+Every rate and share is taken over the run's window: from the start of its first step
+(the earliest commit time less that step's ``timings/step``) to its last commit. Start-up
+is left out, the steps' generation is not: a burst of steps that all generate first and
+commit within seconds would otherwise show the GPU idle and the commits' spread as the
+rate (the adaptive run of 2026-12-06 read utilization 0 and 52,909 per hour that way).
+
+The load: steps in flight, waiting for generation and waiting for miners; generation
+batch sizes; the model thread's busy share (``generate/busy_s``: generation;
+``worker/busy_s``: all its work, rewards included); each miner's query rate (mean over
+the window and the most queries any miner got in one second, from ``query/started``).
+With an nvidia-smi CSV sampled through the run (``timestamp,memory.used,utilization.gpu``,
+``--format=csv,noheader,nounits``, UTC timestamps, its first row taken before the run):
+the GPU's mean utilization and busy share (samples above 0%) over the window and the
+device-wide peak less the first row. With a py-spy recording of the validator (``record
+--threads --gil -f raw``): who held the GIL (``gil_split``). ``limit`` names the bound
+the run hit (``bound``). With two or more runs, each run's rate is also given as a ratio
+to the first run's.
 """
 
 from __future__ import annotations
@@ -23,7 +33,21 @@ import collections
 import datetime
 import json
 import os
+import re
 import statistics
+
+GPU_BUSY = 0.8  # a GPU busy this share of the run is the bound
+NEAR = 0.9  # a rate this close to its bound, or a thread this busy, is at it
+# Where GIL time goes, by the innermost frame of a stack in one of these files (the
+# last match from the thread's root): the areas the issue 28 profile named.
+AREAS = (
+    ("miner traffic", ("prompting/network/",)),
+    ("rewards", ("prompting/rewards/",)),
+    ("challenges and generation", ("prompting/tasks/", "prompting/llms/", "vllm/")),
+    ("step bookkeeping", ("prompting/validator/", "prompting/telemetry.py")),
+)
+# py-spy's frame text: "function (file.py:line)"; the line number is dropped to group
+FRAME = re.compile(r"^(.*) \(([^():]*):\d+\)$")
 
 
 def spread(values: list[float]) -> dict:
@@ -61,7 +85,8 @@ def query_rates(events: list[dict], seconds: float) -> dict:
 
 
 def smi_figures(path: str, start: float, end: float) -> dict:
-    """GPU utilization in [start, end] and the device-wide peak less the first sample."""
+    """GPU utilization in [start, end] and the device-wide peak less the first sample.
+    Timestamps are read as UTC (the GPU machines' clock)."""
     rows = []
     for line in open(path):
         parts = [p.strip() for p in line.split(",")]
@@ -84,18 +109,90 @@ def smi_figures(path: str, start: float, end: float) -> dict:
     return out
 
 
-def summarize(state_dir: str, log_path: str | None = None, smi_path: str | None = None) -> dict:
+def gil_split(path: str, samples_taken: int | None = None, top: int = 12) -> dict:
+    """Who held the GIL in a py-spy recording (``record --threads --gil -f raw``: one
+    line per stack, ``thread (tid): name;frame;...;frame count``, sampled only while a
+    thread holds the GIL). Per thread its share of the GIL samples and, inclusive, the
+    functions most often on its stack; with ``samples_taken`` (rate x seconds) each share
+    is also one of the wall time, and ``gil_free`` the time nobody held the GIL."""
+    threads: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    areas: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    held: collections.Counter = collections.Counter()
+    for line in open(path, errors="replace"):
+        stack, _, count = line.rstrip().rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        thread, *frames = stack.split(";")
+        name = thread.partition(": ")[2] or thread
+        held[name] += int(count)
+        seen, area = set(), None
+        for frame in frames:
+            match = FRAME.match(frame)
+            key = f"{match.group(1)} ({match.group(2)})" if match else frame
+            if key not in seen:  # inclusive: a recursive function counts once a sample
+                seen.add(key)
+                threads[name][key] += int(count)
+            if match:
+                area = next((a for a, f in AREAS if match.group(2).startswith(f)), area)
+        areas[name][area or "other (event loop, threads, libraries)"] += int(count)
+    total = sum(held.values())
+    out: dict = {"gil_samples": total, "threads": {}}
+    if samples_taken:
+        out["samples_taken"] = samples_taken
+        out["gil_free_share_of_wall"] = max(0.0, 1 - total / samples_taken)
+    for name, n in held.most_common():
+        row: dict = {"share_of_gil": n / total}
+        if samples_taken:
+            row["share_of_wall"] = n / samples_taken
+        row["areas_share_of_gil"] = {k: round(v / total, 4) for k, v in areas[name].most_common()}
+        # the frames on every one of its samples (thread start, the event loop) say nothing
+        below = [(k, v) for k, v in threads[name].most_common() if v < n][:top]
+        row["inclusive_share_of_gil"] = {k: round(v / total, 4) for k, v in below}
+        out["threads"][name] = row
+    return out
+
+
+def bound(out: dict, rate_bound: float, in_flight_cap: int) -> str:
+    """The bound a run hit, first match: ``gpu`` (busy at least GPU_BUSY of the window),
+    ``miners' rate`` (the mean miner within NEAR of --neuron.miner_query_rate), ``model
+    thread`` (busy NEAR of the window while the GPU is not: CPU work or the GIL on the
+    model thread holds the GPU back), ``steps in flight`` (the median at the cap), else
+    ``none``."""
+    gpu = out.get("nvidia_smi", {}).get("busy_share")
+    if gpu is not None and gpu >= GPU_BUSY:
+        return "gpu"
+    if out.get("query_rate", {}).get("mean_per_miner", 0) >= NEAR * rate_bound:
+        return "miners' rate"
+    if out.get("model_thread_busy_share", 0) >= NEAR:
+        return "model thread"
+    if out.get("in_flight", {}).get("p50", 0) >= in_flight_cap:
+        return "steps in flight"
+    return "none"
+
+
+def summarize(
+    state_dir: str,
+    log_path: str | None = None,
+    smi_path: str | None = None,
+    pyspy_path: str | None = None,
+    pyspy_samples: int | None = None,
+    rate_bound: float = 4.0,
+    in_flight_cap: int = 512,
+) -> dict:
     with open(os.path.join(state_dir, "events.jsonl")) as f:
         events = [json.loads(line) for line in f if line.strip()]
     organic = [e for e in events if e.get("kind") == "organic"]
     events = [e for e in events if e.get("kind") != "organic"]  # synthetic steps
     events.sort(key=lambda e: e["step"])
     times = [e["time"] for e in events]
-    per_step = (times[-1] - times[0]) / (len(events) - 1) if len(events) > 1 else None
+    start = min(e["time"] - e.get("timings/step", 0.0) for e in events)
+    window = times[-1] - start
+    per_step = window / len(events) if window > 0 else None
     generate = [e.get("timings/generate_challenge", 0.0) for e in events]
     statuses = collections.Counter(s for e in events for s in e.get("statuses", []))
     out = {
         "steps": len(events),
+        "window_s": window,
         "seconds_per_step": per_step,
         "scored_challenges_per_hour": 3600 / per_step if per_step else None,
         "generate_challenge_s": {
@@ -110,21 +207,34 @@ def summarize(state_dir: str, log_path: str | None = None, smi_path: str | None 
         "startup": {k[8:]: v for k, v in events[0].items() if k.startswith("startup/")},
     }
     if per_step:
-        window = times[-1] - times[0]
-        scored = sum(1 for e in events[1:] if e.get("responses/ok", 0) > 0)
+        scored = sum(1 for e in events if e.get("responses/ok", 0) > 0)
         out["scored_challenges_per_gpu_hour"] = scored * 3600 / window
-        out["in_flight"] = spread([e.get("forwards/in_flight", 0) for e in events])
-        out["generate_batch"] = spread([e.get("generate/batch_size", 0) for e in events])
-        if "generate/busy_s" in events[-1]:
-            busy = events[-1]["generate/busy_s"] - events[0]["generate/busy_s"]
-            out["model_thread_busy_share"] = busy / window
+        if len(times) > 1 and times[-1] > times[0]:  # the commits alone: the steady rate
+            out["commit_window_per_hour"] = (len(times) - 1) * 3600 / (times[-1] - times[0])
+        for key, name in (
+            ("forwards/in_flight", "in_flight"),
+            ("forwards/waiting_generation", "waiting_generation"),
+            ("forwards/waiting_miners", "waiting_miners"),
+            ("generate/batch_size", "generate_batch"),
+        ):
+            out[name] = spread([e.get(key, 0) for e in events])
+        for key, name in (
+            ("generate/busy_s", "generation_busy_share"),
+            ("worker/busy_s", "model_thread_busy_share"),
+        ):
+            if key in events[-1]:  # counted from the batcher's start, before the first step
+                out[name] = events[-1][key] / window
         out["query_rate"] = query_rates(events, window)
+        out["query_rate"]["bound"] = rate_bound
         out["miner_latency_s"] = spread(
             [lat for e in events for lat, st in zip(e["latencies"], e["statuses"]) if st == "ok"]
             or [0.0]
         )
         if smi_path and os.path.exists(smi_path):
-            out["nvidia_smi"] = smi_figures(smi_path, times[0], times[-1])
+            out["nvidia_smi"] = smi_figures(smi_path, start, times[-1])
+        out["limit"] = bound(out, rate_bound, in_flight_cap)
+    if pyspy_path and os.path.exists(pyspy_path):
+        out["gil_split"] = gil_split(pyspy_path, pyspy_samples)
     if organic:
         out["organic"] = {
             "requests": len(organic),
@@ -140,15 +250,32 @@ def summarize(state_dir: str, log_path: str | None = None, smi_path: str | None 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", help="NAME=STATE_DIR[:LOG]")
+    from prompting.config import default_config
+
+    defaults = default_config("validator").neuron
+    parser.add_argument("runs", nargs="+", help="NAME=STATE_DIR[:LOG[:SMI_CSV[:PYSPY]]]")
     parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--pyspy_samples",
+        type=int,
+        help="samples py-spy tried to take (rate x seconds): GIL shares of the wall time",
+    )
+    parser.add_argument("--rate_bound", type=float, default=defaults.miner_query_rate)
+    parser.add_argument("--in_flight_cap", type=int, default=defaults.max_concurrent_forwards)
     args = parser.parse_args(argv)
     report = {}
     for spec in args.runs:
         name, _, where = spec.partition("=")
-        state_dir, _, rest = where.partition(":")
-        log_path, _, smi_path = rest.partition(":")
-        report[name] = summarize(state_dir, log_path or None, smi_path or None)
+        state_dir, log_path, smi_path, pyspy_path = (where.split(":") + [""] * 3)[:4]
+        report[name] = summarize(
+            state_dir,
+            log_path or None,
+            smi_path or None,
+            pyspy_path or None,
+            args.pyspy_samples,
+            args.rate_bound,
+            args.in_flight_cap,
+        )
     first = next(iter(report.values()))
     for run in report.values():
         if first["seconds_per_step"] and run["seconds_per_step"]:
