@@ -290,15 +290,34 @@ def test_vllm_argument_names_exist_in_the_installed_vllm():
 
 
 class ChatServer:
-    """A real OpenAI-compatible chat completions endpoint on 127.0.0.1."""
+    """A real OpenAI-compatible chat completions endpoint on 127.0.0.1.
 
-    def __init__(self, fail_first: int = 0):
+    With ``scorer`` (an HF backend) it also answers as ``vllm serve`` does for
+    ``score``: ``POST /tokenize`` (chat messages through the template, or a plain
+    prompt) and ``POST /v1/completions`` with ``echo`` + ``logprobs``, the numbers
+    computed by that model; ``prompt_logprobs=False`` leaves the logprobs out (a server
+    that does not echo them), ``tokenize=False`` has no /tokenize (404)."""
+
+    def __init__(
+        self,
+        fail_first: int = 0,
+        scorer=None,
+        prompt_logprobs: bool = True,
+        tokenize: bool = True,
+    ):
         self.calls, self.fail_first = [], fail_first
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *a):
                 pass
+
+            def answer(self, status: int, reply: dict | None = None):
+                data = json.dumps(reply or {}).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -307,6 +326,12 @@ class ChatServer:
                     self.send_response(503)
                     self.end_headers()
                     return
+                if self.path == "/tokenize" and scorer is not None and tokenize:
+                    return self.answer(200, outer.tokenize(scorer, body))
+                if self.path == "/v1/completions" and scorer is not None:
+                    return self.answer(200, outer.complete(scorer, body, prompt_logprobs))
+                if self.path != "/v1/chat/completions":
+                    return self.answer(404, {"detail": "Not Found"})
                 reply = {
                     "choices": [
                         {
@@ -316,15 +341,50 @@ class ChatServer:
                     ],
                     "usage": {"prompt_tokens": 7, "completion_tokens": 3},
                 }
-                data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(200, reply)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def tokenize(scorer, body: dict) -> dict:
+        """vLLM's /tokenize: chat messages rendered with the template, or a prompt."""
+        tok = scorer.tokenizer
+        if "messages" in body:
+            text = tok.apply_chat_template(
+                body["messages"],
+                tokenize=False,
+                add_generation_prompt=body["add_generation_prompt"],
+            )
+            special = body.get("add_special_tokens", False)
+        else:
+            text, special = body["prompt"], body.get("add_special_tokens", True)
+        tokens = tok(text, add_special_tokens=special).input_ids
+        return {"tokens": tokens, "count": len(tokens), "max_model_len": scorer.context}
+
+    @staticmethod
+    def complete(scorer, body: dict, prompt_logprobs: bool) -> dict:
+        """vLLM's /v1/completions with echo: the prompt's tokens and their logprobs (the
+        first None), then one greedy token, from one plain forward of ``scorer``."""
+        import torch
+
+        ids = body["prompt"]
+        with torch.inference_mode():
+            logits = scorer.model(torch.tensor([ids])).logits[0].float().log_softmax(-1)
+        token_logprobs = [None] + [logits[k - 1, ids[k]].item() for k in range(1, len(ids))]
+        new = int(logits[-1].argmax())
+        token_logprobs.append(logits[-1, new].item())
+        logprobs = {
+            "tokens": [scorer.tokenizer.decode([t]) for t in ids + [new]],
+            "token_logprobs": token_logprobs,
+            "top_logprobs": None,
+            "text_offset": None,
+        }
+        choice = {"text": "", "finish_reason": "length", "logprobs": None}
+        if prompt_logprobs and body.get("echo") and body.get("logprobs") is not None:
+            choice["logprobs"] = logprobs
+        return {"choices": [choice], "usage": {"prompt_tokens": len(ids), "completion_tokens": 1}}
 
     def close(self):
         self.httpd.shutdown()

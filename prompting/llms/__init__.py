@@ -1,5 +1,23 @@
 """Generation backends behind one interface (see base.py); heavy imports stay lazy."""
 
-from prompting.llms.base import LLM, Generation, LLMError, LLMStats, Sampling, backends, load_llm
+from prompting.llms.base import (
+    LLM,
+    Generation,
+    LLMError,
+    LLMStats,
+    Sampling,
+    Scored,
+    backends,
+    load_llm,
+)
 
-__all__ = ["LLM", "Generation", "LLMError", "LLMStats", "Sampling", "backends", "load_llm"]
+__all__ = [
+    "LLM",
+    "Generation",
+    "LLMError",
+    "LLMStats",
+    "Sampling",
+    "Scored",
+    "backends",
+    "load_llm",
+]

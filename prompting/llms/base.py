@@ -9,6 +9,7 @@ imported only when its name is asked for.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Union
@@ -57,6 +58,27 @@ class Generation:
     seconds: float  # wall time of the call that produced it (shared by a batch)
     prompt_tokens: int = 0
     finish_reason: str = ""
+
+
+@dataclass
+class Scored:
+    """Log-probabilities of one continuation's tokens, teacher-forced after its prompt.
+
+    What ``LLM.score`` returns: the model reads a given text instead of writing one, so
+    a judge can ask how plausible an answer is as a reply to a challenge."""
+
+    logprobs: list[float]  # natural log, one per continuation token, in order
+
+    @property
+    def tokens(self) -> int:
+        """Continuation tokens scored (after the ``max_tokens`` cut)."""
+        return len(self.logprobs)
+
+    @property
+    def mean(self) -> float:
+        """Mean log-probability per token (length-normalised, so that long and short
+        answers compare); NaN when there are no tokens: an empty answer has no score."""
+        return math.fsum(self.logprobs) / len(self.logprobs) if self.logprobs else float("nan")
 
 
 @dataclass
@@ -174,6 +196,23 @@ class LLM(abc.ABC):
     ) -> list[Generation]:
         """One Generation per prompt, in order. Chat messages get the chat template."""
 
+    def score(
+        self,
+        prompts: Sequence[Prompt],
+        continuations: Sequence[str],
+        max_tokens: int | None = None,
+    ) -> list[Scored]:
+        """One Scored per (prompt, continuation) pair, in order. A chat prompt gets the
+        chat template with the assistant turn opened (as ``generate`` renders it,
+        ``render_chat``), then the continuation's tokens (tokenized alone,
+        ``add_special_tokens=False``), cut at ``max_tokens`` tokens. A prompt longer than
+        the model's context is cut from the left (the continuation is kept). Raises
+        LLMError where the backend cannot score."""
+        raise LLMError(
+            f"backend {self.name} cannot score text (no per-token log-probabilities of a "
+            "given continuation); use --neuron.llm_backend hf, vllm or openai"
+        )
+
     @property
     @abc.abstractmethod
     def tokenizer(self):
@@ -223,6 +262,72 @@ def as_messages(prompt: Prompt) -> list[Message]:
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
     return [dict(m) for m in prompt]
+
+
+def fit_pair(
+    prompt_ids: list[int],
+    cont_ids: list[int],
+    max_tokens: int | None = None,
+    context: int | None = None,
+) -> tuple[list[int], list[int]]:
+    """One (prompt, continuation) pair of token ids cut as ``score`` promises: the
+    continuation at ``max_tokens``; with ``context`` (the most tokens the model reads at
+    once) the continuation keeps at most ``context - 1`` tokens and the prompt its last
+    tokens that fit, since a judge asks about the answer, not the challenge's opening."""
+    if max_tokens is not None:
+        cont_ids = cont_ids[:max_tokens]
+    if context is not None:
+        cont_ids = cont_ids[: max(0, context - 1)]
+        keep = context - len(cont_ids)
+        if len(prompt_ids) > keep:
+            prompt_ids = prompt_ids[len(prompt_ids) - keep :]
+    return list(prompt_ids), list(cont_ids)
+
+
+def check_pairs(prompts: Sequence, continuations: Sequence, max_tokens: int | None) -> None:
+    """The arguments every backend's ``score`` refuses alike."""
+    if len(prompts) != len(continuations):
+        raise LLMError(
+            f"score needs one continuation per prompt: {len(prompts)} prompts, "
+            f"{len(continuations)} continuations"
+        )
+    if max_tokens is not None and max_tokens < 0:
+        raise LLMError(f"max_tokens must be >= 0 (got {max_tokens})")
+
+
+def score_pairs(
+    tokenizer,
+    prompts: Sequence[Prompt],
+    continuations: Sequence[str],
+    max_tokens: int | None = None,
+    context: int | None = None,
+) -> list[tuple[list[int], list[int]]]:
+    """The token ids ``score`` teacher-forces: (prompt ids, continuation ids) per pair.
+
+    One place for what the local backends must agree on, so that hf and vllm score the
+    same tokens: the prompt rendered as ``generate`` renders it, the continuation
+    tokenized alone (its first token does not merge with the prompt's last), both cut by
+    ``fit_pair``. A prompt that renders to nothing gets the BOS (else EOS) token: the
+    first continuation token needs something to be predicted from."""
+    check_pairs(prompts, continuations, max_tokens)
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    # A step scores many answers to one challenge, passed as the same prompt object:
+    # rendered and tokenized once (the objects live in ``prompts``, so ids stay unique).
+    rendered: dict[int, list[int]] = {}
+    pairs = []
+    for prompt, continuation in zip(prompts, continuations):
+        key = id(prompt)
+        if key not in rendered:
+            ids = tokenizer(render_chat(tokenizer, prompt), add_special_tokens=False).input_ids
+            rendered[key] = ids or ([start] if start is not None else [])
+        cont_ids = []
+        if continuation:
+            cont_ids = tokenizer(continuation, add_special_tokens=False).input_ids
+        prompt_ids, cont_ids = fit_pair(rendered[key], cont_ids, max_tokens, context)
+        if not prompt_ids and cont_ids:
+            raise LLMError("the prompt renders to no tokens and the tokenizer has no BOS/EOS")
+        pairs.append((prompt_ids, cont_ids))
+    return pairs
 
 
 def render_chat(tokenizer, prompt: Prompt) -> str:

@@ -1,5 +1,9 @@
 """HuggingFace transformers backend: fp16 on GPU, fp32 on CPU, batched with left padding.
 
+``score`` teacher-forces given answers after a prompt: the prompt's KV cache is computed
+once per distinct prompt and all its answers run over it as one right-padded batch, so
+a step's answers to one challenge cost one prompt pass plus their own tokens.
+
 ``--neuron.hf_compile`` switches generate to a static KV cache, which transformers
 then runs through torch.compile: the first call pays the compile (tens of seconds
 for a 7B model), later calls at batch 1 run several times faster because kernel
@@ -9,6 +13,7 @@ validator pay that before its first step.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Sequence
@@ -24,11 +29,18 @@ from prompting.llms.base import (
     LLMStats,
     Prompt,
     Sampling,
+    Scored,
     render_chat,
+    score_pairs,
 )
 from prompting.llms.embedded import resolve_model
 
 log = logging.getLogger(__name__)
+
+# The fp32 logits of one scoring forward (rows x tokens x vocab) stay under this: with
+# SmolLM2's 49k vocabulary and 160-token answers that is 8 answers at a time, which costs
+# no speed on the CPU (the matmuls are as large) and bounds the step's memory.
+SCORE_LOGITS_BYTES = 256 * 2**20
 
 
 def choose_device(requested: str, cuda_available: bool) -> str:
@@ -112,6 +124,16 @@ class HFLLM(LLM):
         self.budget_gb = budget_gb if self.device.startswith("cuda") else None
         config_json = memory.load_model_config(path)
         self.shape = memory.ModelShape.from_config(config_json) if config_json else None
+        text_config = self.model.config.get_text_config()
+        # Tokens the model reads at once: score() cuts longer prompts from the left.
+        self.context: int | None = getattr(text_config, "max_position_embeddings", None)
+        self.vocab_size: int = text_config.vocab_size
+        forward = inspect.signature(self.model.forward).parameters
+        # The prompt pass of score() needs only its last position's logits.
+        self._logits_to_keep = "logits_to_keep" in forward
+        # transformers 5.24 renamed forward's past_key_values to cache (the old name
+        # warns, and goes in 5.40); the GPU image's 5.17 knows only the old one.
+        self._cache_arg = "cache" if "cache" in forward else "past_key_values"
         self._tokenizer.padding_side = "left"
         if self._tokenizer.pad_token is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
@@ -244,6 +266,97 @@ class HFLLM(LLM):
                 )
             )
         return results
+
+    def score(
+        self,
+        prompts: Sequence[Prompt],
+        continuations: Sequence[str],
+        max_tokens: int | None = None,
+    ) -> list[Scored]:
+        """Teacher-forced log-probabilities of each continuation after its prompt.
+
+        Pairs are grouped by prompt (a step's answers share one challenge): each distinct
+        prompt runs once, its KV cache is repeated across its continuations, which run as
+        right-padded batches over it (longest first, so that a chunk pads little). The
+        numbers are those of one plain forward over prompt + continuation, per pair."""
+        pairs = score_pairs(self._tokenizer, prompts, continuations, max_tokens, self.context)
+        results: list[Scored] = [Scored([]) for _ in pairs]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (prompt_ids, cont_ids) in enumerate(pairs):
+            if cont_ids:
+                groups.setdefault(tuple(prompt_ids), []).append(i)
+        torch = self._torch
+        try:
+            with torch.inference_mode():
+                for prompt_ids, members in groups.items():
+                    scored = self._score_group(list(prompt_ids), [pairs[i][1] for i in members])
+                    for i, logprobs in zip(members, scored):
+                        results[i] = Scored(logprobs)
+        except torch.OutOfMemoryError as exc:
+            raise LLMError(
+                f"out of GPU memory scoring {len(pairs)} continuations; lower their number "
+                "or max_tokens"
+            ) from exc
+        return results
+
+    def _score_group(self, prompt_ids: list[int], conts: list[list[int]]) -> list[list[float]]:
+        """Log-probabilities of each of ``conts`` after the one prompt ``prompt_ids``.
+
+        The prompt's last token is fed with each continuation (it predicts the first
+        continuation token), so the cached prefix is the prompt less that token."""
+        torch = self._torch
+        prefix, last = prompt_ids[:-1], prompt_ids[-1]
+        layers = []
+        if prefix:
+            kwargs = {"logits_to_keep": 1} if self._logits_to_keep else {}
+            ids = torch.tensor([prefix], device=self.device)
+            prompt_pass = self.model(input_ids=ids, use_cache=True, **kwargs)
+            cache = prompt_pass[self._cache_arg]
+            layers = [(layer.keys, layer.values) for layer in cache.layers]
+        order = sorted(range(len(conts)), key=lambda j: len(conts[j]), reverse=True)
+        out: list[list[float]] = [[] for _ in conts]
+        pad = self._tokenizer.pad_token_id
+        start = 0
+        while start < len(order):
+            width = len(conts[order[start]])  # the chunk's longest continuation
+            rows = min(
+                max(1, SCORE_LOGITS_BYTES // (width * self.vocab_size * 4)),
+                self.max_batch(len(prompt_ids) + width, 0),
+            )
+            chunk = order[start : start + rows]
+            start += len(chunk)
+            inputs = torch.full((len(chunk), width), pad, dtype=torch.long)
+            targets = torch.zeros((len(chunk), width), dtype=torch.long)
+            mask = torch.zeros((len(chunk), len(prefix) + width), dtype=torch.long)
+            mask[:, : len(prefix)] = 1
+            for row, j in enumerate(chunk):
+                cont = conts[j]
+                inputs[row, : len(cont)] = torch.tensor([last] + cont[:-1])
+                targets[row, : len(cont)] = torch.tensor(cont)
+                mask[row, len(prefix) : len(prefix) + len(cont)] = 1
+            logits = self.model(
+                input_ids=inputs.to(self.device),
+                attention_mask=mask.to(self.device),
+                use_cache=True,
+                **{self._cache_arg: self._repeat_cache(layers, len(chunk))},
+            ).logits.float()
+            targets = targets.to(self.device)
+            picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            logprobs = (picked - torch.logsumexp(logits, dim=-1)).cpu()
+            for row, j in enumerate(chunk):
+                out[j] = logprobs[row, : len(conts[j])].tolist()
+        return out
+
+    def _repeat_cache(self, layers: list, rows: int):
+        """A fresh cache holding the prompt's keys and values for ``rows`` sequences
+        (None for an empty prefix): expanded views, which the forward's own update
+        copies once, so that the prompt's cache is never mutated and reused per chunk."""
+        if not layers:
+            return None
+        from transformers import DynamicCache
+
+        expanded = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in layers]
+        return DynamicCache(expanded, config=self.model.config)
 
     def warmup(self, batch_sizes: Sequence[int] = (1,), max_tokens: int = 16) -> float:
         """With ``--neuron.hf_compile``: throwaway generations that compile the

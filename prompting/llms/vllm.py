@@ -36,7 +36,9 @@ from prompting.llms.base import (
     LLMStats,
     Prompt,
     Sampling,
+    Scored,
     render_chat,
+    score_pairs,
 )
 from prompting.llms.embedded import resolve_model
 
@@ -462,6 +464,81 @@ class VLLM(LLM):
                 )
             )
         return results
+
+    # score(): let answers read their shared prompt from vLLM's prefix cache (see there).
+    reuse_prompt_cache: bool = True
+
+    def score(
+        self,
+        prompts: Sequence[Prompt],
+        continuations: Sequence[str],
+        max_tokens: int | None = None,
+    ) -> list[Scored]:
+        """Teacher-forced log-probabilities through vLLM's prompt log-probabilities: each
+        pair runs as one prompt (prompt + continuation token ids) that generates a single
+        token, and the continuation's positions are read from ``prompt_logprobs``.
+
+        vLLM 0.24 skips reading its prefix cache for a request that asks for prompt
+        logprobs (``SamplingParams.skip_reading_prefix_cache``): positions served from the
+        cache get no logprobs. Only the continuation's positions matter here, so with
+        ``reuse_prompt_cache`` one pair per distinct prompt runs first (its blocks enter
+        the cache) and the others then read the shared prompt from it; a pair whose
+        cache hit reached into its continuation (two answers that open alike) runs again
+        without the cache. A step's prompt is then computed once, not once per answer."""
+        # The one generated token needs a slot: prompt + continuation < max_model_len.
+        context = self.engine.llm_engine.model_config.max_model_len - 1
+        pairs = score_pairs(self._tokenizer, prompts, continuations, max_tokens, context)
+        asked = [i for i, (_, cont) in enumerate(pairs) if cont]
+        outputs: dict[int, object] = {}
+        if self.reuse_prompt_cache:
+            lead: dict[tuple[int, ...], int] = {}
+            for i in asked:
+                lead.setdefault(tuple(pairs[i][0]), i)
+            outputs.update(self._prompt_logprobs(pairs, list(lead.values()), read_cache=False))
+            rest = [i for i in asked if i not in outputs]
+            outputs.update(self._prompt_logprobs(pairs, rest, read_cache=True))
+            # Hits are whole blocks of tokens seen before; one past the prompt's last
+            # token leaves continuation positions without logprobs.
+            stale = [i for i in rest if (outputs[i].num_cached_tokens or 0) >= len(pairs[i][0])]
+            outputs.update(self._prompt_logprobs(pairs, stale, read_cache=False))
+        else:
+            outputs.update(self._prompt_logprobs(pairs, asked, read_cache=False))
+        results = [Scored([]) for _ in pairs]
+        for i, out in outputs.items():
+            prompt_ids, cont_ids = pairs[i]
+            positions = out.prompt_logprobs or []
+            logprobs = []
+            for k, token in enumerate(cont_ids):
+                at = len(prompt_ids) + k
+                entry = positions[at] if at < len(positions) else None
+                if entry is None or token not in entry:
+                    raise LLMError(
+                        f"vLLM returned no prompt log-probability for token {token} at "
+                        f"position {at} (of {len(positions)})"
+                    )
+                logprobs.append(float(entry[token].logprob))
+            results[i] = Scored(logprobs)
+        return results
+
+    def _prompt_logprobs(self, pairs: list, indices: list[int], read_cache: bool) -> dict:
+        """vLLM's outputs for ``pairs[indices]``, by index: one batch of prompts (prompt +
+        continuation ids), each generating one token, with prompt_logprobs=0 (the
+        prompt's own token at each position, no top-k)."""
+        if not indices:
+            return {}
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(
+            max_tokens=1,
+            temperature=0.0,
+            prompt_logprobs=0,
+            detokenize=False,
+            skip_reading_prefix_cache=not read_cache,
+        )
+        requests = [TokensPrompt(prompt_token_ids=pairs[i][0] + pairs[i][1]) for i in indices]
+        outputs = self.engine.generate(requests, params, use_tqdm=False)
+        return dict(zip(indices, outputs))
 
     def close(self) -> None:
         engine = getattr(self, "engine", None)
