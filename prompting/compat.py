@@ -17,7 +17,11 @@ Each shim names the failure it prevents; tests/test_compat.py reproduces each on
   angle-emb check below finding none of the names it needs in a half-imported module).
   The validator imports angle-emb (and with it transformers) before it starts threads,
   and the imports that may run beside another thread's (the HF backend's, angle-emb's)
-  take one lock: ``import_transformers``, ``import_angle``. Loading is no safer:
+  take one lock: ``import_transformers``, ``import_angle``. A thread outside that lock
+  (a plug-in's, a benchmark's plain ``import transformers``) is waited for through
+  the import system's own lock on the module (``whole_module``), and the angle-emb check
+  reads the names transformers declares, never what a half-finished import has bound
+  so far. Loading is no safer:
   transformers 5 ``from_pretrained`` swaps ``PreTrainedModel.tie_weights`` for a no-op
   while it builds a model (``initialization.no_tie_weights``), for every thread, so the
   LLM loaded while the embedder loaded could skip tying SmolLM2's lm_head, leave it on
@@ -111,14 +115,27 @@ def loading_models() -> Iterator[None]:
         yield
 
 
+def whole_module(name: str) -> types.ModuleType:
+    """The module ``name`` as its finished import left it, whichever thread imports it.
+
+    A plain ``import transformers`` while another thread is inside transformers' own
+    import waits for that import (the module's import lock) but then binds the object
+    it looked up before waiting; transformers replaces itself in ``sys.modules`` with
+    a lazy module at the end of its ``__init__``, so that object is the half-built one,
+    without the lazy names. ``importlib.import_module`` takes the module's import lock
+    and reads ``sys.modules`` under it; reading it again once the lock is released
+    gives the module every thread will see from now on."""
+    importlib.import_module(name)
+    return sys.modules[name]
+
+
 def import_transformers(*names: str) -> tuple:
     """transformers' ``names`` (``import_transformers("AutoTokenizer")[0]``), imported
     whole before any other thread may import it: resolving a name of transformers' lazy
     module imports its submodule, so that happens under the lock too. A name that does
     not exist raises AttributeError."""
     with _IMPORT_LOCK:
-        import transformers
-
+        transformers = whole_module("transformers")
         return tuple(getattr(transformers, name) for name in names)
 
 
@@ -164,11 +181,13 @@ def _training_only_stand_ins() -> Iterator[list[str]]:
 def import_angle():
     """Import angle_emb against whatever transformers is installed; return AnglE."""
     with _IMPORT_LOCK:  # the check judges a whole module, never a half-imported one
-        if "angle_emb" in sys.modules:
-            return sys.modules["angle_emb"].AnglE
-        import transformers
-
-        missing = [n for n in ANGLE_TRANSFORMERS_NAMES if not hasattr(transformers, n)]
+        if "angle_emb" in sys.modules:  # imported, or being imported by another thread
+            return whole_module("angle_emb").AnglE
+        transformers = whole_module("transformers")
+        # declared names: a lazy module lists them before (and whether or not) another
+        # thread's import of the submodule behind one has finished
+        declared = set(dir(transformers))
+        missing = [n for n in ANGLE_TRANSFORMERS_NAMES if n not in declared]
         if missing:
             raise CompatError(
                 f"transformers {transformers.__version__} lacks {', '.join(missing)} that "

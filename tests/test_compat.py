@@ -151,3 +151,41 @@ def test_a_model_loads_whole_while_another_thread_is_loading_one(tmp_path):
     assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
     assert not [n for n, p in model.named_parameters() if p.device.type == "meta"]
     llm.close()
+
+
+# A second thread runs a plain ``import transformers`` (as a plug-in or a benchmark
+# might); the check starts once that import is under way, so every run lands in the
+# window where the import system hands out the half-built module.
+CONCURRENT_IMPORT = """
+import sys, threading, time
+from prompting import compat
+
+def plain_import():
+    import transformers  # noqa: F401
+
+thread = threading.Thread(target=plain_import)
+thread.start()
+while "transformers" not in sys.modules:
+    time.sleep(0.001)
+assert thread.is_alive(), "the other import finished before the check: no race tested"
+{call}
+thread.join()
+print("whole")
+"""
+CONCURRENT_CALLS = {
+    "import_angle": "assert compat.import_angle().__name__ == 'AnglE'",
+    "import_transformers": "compat.import_transformers('AutoModel', 'AutoTokenizer')",
+}
+
+
+@pytest.mark.parametrize("run", range(3))
+@pytest.mark.parametrize("entry", sorted(CONCURRENT_CALLS))
+def test_the_import_check_waits_for_another_threads_plain_import(entry: str, run: int):
+    """Before: "transformers 5.24.0 lacks AutoModel, AutoModelForCausalLM, ..." (5 of 5
+    runs) from a check that read the module object a half-finished import had bound.
+    Each run is a fresh process: the race exists only at a process's first import."""
+    code = CONCURRENT_IMPORT.format(call=CONCURRENT_CALLS[entry])
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0 and proc.stdout.split()[-1:] == ["whole"], proc.stderr[-2000:]
