@@ -16,10 +16,15 @@ HEALTH_PATH = "/v1/health"
 MAX_COMPLETION_CHARS = 64_000  # longer completions are cut before scoring
 
 
+# Unknown fields are ignored at every level (docs/protocol.md 2): a later validator may
+# add some, and a miner must not refuse it for that. Known fields are strict: JSON of
+# another type ("step": "3", true or 3.0; "timeout": "10") is refused with 422, never
+# coerced, so every miner reads the same request the same way.
+STRICT = ConfigDict(extra="ignore", strict=True)
+
+
 class ChatMessage(BaseModel):
-    # unknown fields are ignored at every level (docs/protocol.md 2): a later validator
-    # may add some, and a miner must not refuse it for that
-    model_config = ConfigDict(extra="ignore")
+    model_config = STRICT
     role: Literal["system", "user", "assistant"]
     content: str = Field(max_length=200_000)
 
@@ -27,7 +32,7 @@ class ChatMessage(BaseModel):
 class PromptRequest(BaseModel):
     """What a validator sends: the challenge as chat messages plus its context."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = STRICT
     task: str
     challenge_id: str
     messages: list[ChatMessage] = Field(min_length=1, max_length=64)

@@ -4,7 +4,8 @@
 
 Sends the signed good case and every refusal case the protocol names (replay, stale,
 future, wrong receiver, tampered body, unsigned, wrong version, header forms, query
-string, unregistered caller, oversize, bad body, unknown fields, chunked body) and prints
+string, unregistered caller, oversize, bad body, wrong-typed fields, unknown fields,
+chunked body) and prints
 one line per rule: PASS or FAIL, the doc's section, what came back. Exit code 1 when a
 MUST rule fails. It signs as the local validator's wallet (``<--neuron.full_path>/
 wallets``), which it registers as a validator on that folder's local chain, as the
@@ -31,13 +32,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prompting.config import DEFAULT_STATE_DIR, OneLineParser
+from prompting.config import DEFAULT_STATE_DIR, OneLineParser, default_config
 from prompting.network.addresses import endpoint, ss58
 from prompting.protocol import PROMPT_PATH as PROMPT
 from prompting.protocol import STREAM_PATH as STREAM
 
-STALL_S = 5.0  # the validator's --organic.stall_s default: no line for this long cuts off
-MAX_BODY = 1 << 20  # the validator's --neuron.max_body_bytes default, for a whole stream
+# Section 2: a field of another JSON type is refused (422), never coerced.
+WRONG_TYPES = [
+    ('step "3"', {"step": "3"}),
+    ("step true", {"step": True}),
+    ("step 3.0", {"step": 3.0}),
+    ('timeout "10"', {"timeout": "10"}),
+    ("timeout true", {"timeout": True}),
+    ("task 5", {"task": 5}),
+    ("content 5", {"messages": [{"role": "user", "content": 5}]}),
+    ('max_tokens "64"', {"max_tokens": "64"}),
+    ('temperature "0.5"', {"temperature": "0.5"}),
+]
 
 
 @dataclass
@@ -71,6 +82,9 @@ class Checker:
         self.wallet, self.me = wallet, wallet.hotkey.ss58_address
         self.http = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
         self.answers = InMemoryNonceStore()
+        # the validator's defaults: the body cap of a whole stream, an organic request's
+        # deadline and stall limit
+        self.limits = default_config()
 
     def body(self, without: str = "", **extra) -> bytes:
         request = {
@@ -130,33 +144,21 @@ class Checker:
         verifier), or None; and what the stream carried."""
         from prompting.network import stream
 
-        media = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media != stream.STREAM_MEDIA_TYPE:
-            return f"Content-Type {media or 'absent'}, not {stream.STREAM_MEDIA_TYPE}", ""
-        marker = response.headers.get(stream.STREAM_HEADER)
-        if marker != stream.STREAM_CONTEXT:
-            return f"{stream.STREAM_HEADER} {marker or 'absent'}, not btstream/1", ""
-        if len(response.content) > MAX_BODY:
-            return f"invalid: the stream is over {MAX_BODY} bytes", ""
         deltas: list[str] = []
         try:
             verifier = stream.StreamVerifier(
                 response.request.headers["X-Bittensor-Nonce"],
                 self.miner,
                 self.me,
-                response.headers.get("x-bittensor-crypto", "sr25519"),
+                stream.check_headers(response.headers),
             )
-            for raw in response.content.split(b"\n"):
-                if len(raw) > stream.MAX_LINE_BYTES:
-                    raise stream.StreamError("invalid", f"a line over {stream.MAX_LINE_BYTES} B")
-                if raw.strip():  # as the validator, blank lines are skipped
-                    line = verifier.feed(raw)
-                    if line.kind == stream.DELTA:
-                        deltas.append(line.data)
+            # read as the validator reads it
+            reader = stream.StreamReader(verifier, self.limits.neuron.max_body_bytes)
+            for line in [*reader.feed(response.content), *reader.close()]:
+                if line.kind == stream.DELTA:
+                    deltas.append(line.data)
         except stream.StreamError as exc:
             return f"{exc.status}: {exc}", ""
-        if not verifier.ended:
-            return "invalid: the stream ended without its end line", ""
         n, text = len(deltas), "".join(deltas)
         return (
             None,
@@ -257,6 +259,10 @@ class Checker:
             Case("bad body, auth first", "5", (401,), bad(b'{"task": "qa"}', False)),
             Case("missing field", "2", (422,), bad(self.body(without="step"))),
             Case("not JSON", "2", (422,), bad(b"not json")),
+            *(
+                Case(f"wrong type: {name}", "2", (422,), bad(self.body(**fields)))
+                for name, fields in WRONG_TYPES
+            ),
             Case("chunked body", "1", (200, 411), chunked, check_answer=True),
         ]
         for case in cases:
@@ -308,7 +314,8 @@ class Checker:
         from prompting.network.client import MinerClient
         from prompting.protocol import PromptRequest
 
-        request = PromptRequest.model_validate_json(self.body())
+        organic = self.limits.organic
+        request = PromptRequest.model_validate_json(self.body(timeout=organic.timeout))
         miner = Neuron(0, self.miner, "", 0.0, self.base.removeprefix("http://"), False)
         shown: list[str] = []
 
@@ -316,9 +323,15 @@ class Checker:
             shown.append(text)
 
         async def ask():
-            client = MinerClient(self.wallet, timeout=request.timeout, max_body_bytes=MAX_BODY)
+            client = MinerClient(self.wallet, max_body_bytes=self.limits.neuron.max_body_bytes)
             try:
-                return await client.query_stream(miner, request, stall_s=STALL_S, on_delta=on_delta)
+                return await client.query_stream(
+                    miner,
+                    request,
+                    timeout=organic.timeout,
+                    stall_s=organic.stall_s,
+                    on_delta=on_delta,
+                )
             finally:
                 await client.aclose()
 

@@ -44,6 +44,39 @@ def wallet_at(path: str, name: str) -> bt.Wallet:
     return wallet
 
 
+def well_typed(request) -> bool:
+    """Protocol 2: every field present and of its JSON type (a bool is no number)."""
+
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    if not isinstance(request, dict):
+        return False
+    messages = request.get("messages")
+    optional = {"max_tokens": int, "temperature": float}
+    return (
+        isinstance(request.get("task"), str)
+        and isinstance(request.get("challenge_id"), str)
+        and isinstance(messages, list)
+        and 1 <= len(messages) <= 64
+        and all(
+            isinstance(m, dict)
+            and m.get("role") in ("system", "user", "assistant")
+            and isinstance(m.get("content"), str)
+            for m in messages
+        )
+        and number(request.get("timeout"))
+        and 0 < request["timeout"] <= 600
+        and type(request.get("step")) is int
+        and request["step"] >= 0
+        and all(
+            request.get(k) is None
+            or (type(request[k]) is int if kind is int else number(request[k]))
+            for k, kind in optional.items()
+        )
+    )
+
+
 def answer_text(request: dict) -> str:
     prompt = "\n".join(m["content"] for m in request["messages"] if m["role"] == "user")
     passage = prompt.split("Passage:", 1)[-1].strip()
@@ -144,8 +177,10 @@ def make_handler(
             try:
                 request = json.loads(body)
                 fields = ("task", "challenge_id", "messages", "timeout", "step")
-                if not all(k in request for k in fields):
+                if not all(k in request for k in fields):  # "types" skipped: fields only
                     raise KeyError("a field is missing")
+                if "types" not in skip and not well_typed(request):
+                    raise ValueError("a field of another type")
                 text = answer_text(request)
             except (ValueError, KeyError, TypeError, AttributeError):
                 return self._refuse(422, "not a prompt request")
@@ -193,7 +228,7 @@ def main() -> None:
         "--chain-file", help="serve only hotkeys this local chain lists (<state>/local_chain.json)"
     )
     parser.add_argument(
-        "--skip", action="append", default=[], choices=("replay", "forms", "caller")
+        "--skip", action="append", default=[], choices=("replay", "forms", "caller", "types")
     )
     parser.add_argument("--no-stream", action="store_true", help="serve no streamed route")
     parser.add_argument("--stream-fault", choices=("forge", "hash"), help="break line 2")

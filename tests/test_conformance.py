@@ -1,6 +1,7 @@
 """scripts/miner_conformance.py against real miners on loopback: the reference miner
 and the miner written from the doc pass every rule, streamed route included; a miner
-that skips one check fails, and the check names the rule and its section; a miner whose
+that skips one check (wrong-typed fields read as lax pydantic reads them included)
+fails, and the check names the rule and its section; a miner whose
 stream forges a line fails the streamed rules with the line at fault; a miner that
 does not stream is reported as not offering it, which section 10 allows."""
 
@@ -17,8 +18,25 @@ import pytest
 from tests.conftest import REPO
 from tests.test_reliability import wait_for
 
-RULES = 20  # the cases miner_conformance.py sends to /v1/prompt
-STREAMED = 23  # the same to /v1/prompt/stream, the validator's own read, both paths crossed
+
+def load_tool():
+    """scripts/miner_conformance.py as a module (its Checker, its rule tables)."""
+    import importlib.util
+
+    module = sys.modules.get("miner_conformance")
+    if module is None:
+        path = Path(REPO) / "scripts" / "miner_conformance.py"
+        spec = importlib.util.spec_from_file_location("miner_conformance", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up
+        spec.loader.exec_module(module)
+    return module
+
+
+WRONG_TYPES = load_tool().WRONG_TYPES
+
+RULES = 29  # the cases miner_conformance.py sends to /v1/prompt (9 of them wrong types)
+STREAMED = 32  # the same to /v1/prompt/stream, the validator's own read, both paths crossed
 # what a stream whose second line is forged fails: every 200 of the streamed route
 STREAM_ANSWERS = {
     ("10.2", "stream: good request"),
@@ -128,6 +146,14 @@ def both_routes(*rules: tuple[str, str]) -> set[tuple[str, str]]:
             ),
         ),
         (("caller",), both_routes(("4", "unregistered caller"))),
+        # fields read without their types (as lax pydantic coerces): all but the content,
+        # whose number the answer cannot join, pass where 422 was due
+        (
+            ("types",),
+            both_routes(
+                *(("2", f"wrong type: {name}") for name, _ in WRONG_TYPES if name != "content 5")
+            ),
+        ),
     ],
 )
 def test_the_outside_miner_passes_and_a_skipped_check_is_named(tmp_path, skip, broken):

@@ -108,9 +108,10 @@ def test_the_stream_route_refuses_like_the_prompt_route(wallets, streaming_miner
 
 class HostileStreamer:
     """A miner whose stream route runs ``behaviour(lines, nonce, caller)``: an async
-    generator of raw bytes, given a StreamSigner made with ``signer_wallet``'s hotkey."""
+    generator of raw bytes, given a StreamSigner made with ``signer_wallet``'s hotkey;
+    ``bare``: without the X-Bittensor-Stream header."""
 
-    def __init__(self, wallets, behaviour, signer_wallet="miner"):
+    def __init__(self, wallets, behaviour, signer_wallet="miner", bare=False):
         import threading
 
         signer = resolve_signer(wallets[signer_wallet], role="hotkey")
@@ -127,7 +128,9 @@ class HostileStreamer:
                 caller,
             )  # whom the validator asked (the impersonation case)
             return StreamingResponse(
-                behaviour(lines, nonce, caller), media_type=stream.STREAM_MEDIA_TYPE
+                behaviour(lines, nonce, caller),
+                media_type=stream.STREAM_MEDIA_TYPE,
+                headers={} if bare else {stream.STREAM_HEADER: stream.STREAM_CONTEXT},
             )
 
         app = Starlette(routes=[Route(STREAM_PATH, route, methods=["POST"])])
@@ -216,7 +219,7 @@ async def test_hostile_streams_are_cut_off(wallets, behaviour, signer, status, w
     try:
         start = time.perf_counter()
         result = await client.query_stream(
-            neuron(1, wallets["miner"], server.port), request(), stall_s=0.5, on_delta=on_delta
+            neuron(1, wallets["miner"], server.port), request(), stall_s=1.0, on_delta=on_delta
         )
         took = time.perf_counter() - start
     finally:
@@ -312,3 +315,180 @@ def test_the_docs_stream_vectors_verify_and_a_changed_character_does_not():
     check = stream.StreamVerifier(nonce, v["miner_hotkey"], v["validator_hotkey"], "sr25519")
     with pytest.raises(stream.StreamError):
         check.feed(json.dumps(bad).encode())
+
+
+# --- the edge cases docs/protocol.md 10.2-10.3 settles, the validator and the
+# conformance tool agreeing on each --------------------------------------------------
+
+
+async def crlf_and_blank_lines(lines, nonce, caller):
+    yield b"\n  \n"
+    yield lines.delta("one ").replace(b"\n", b"\r\n")
+    yield b"\r\n"
+    yield lines.delta("two").replace(b"\n", b"\r\n")
+    yield lines.end({})
+
+
+async def extra_fields(lines, nonce, caller):
+    obj = json.loads(lines.delta("kept"))
+    obj["later"] = {"x": 1}  # not signed, not used
+    yield json.dumps(obj).encode() + b"\n"
+    yield lines.end({"answer": 0.1})
+
+
+async def no_delta(lines, nonce, caller):
+    yield lines.end({})
+
+
+async def end_not_object(lines, nonce, caller):
+    yield lines.delta("text")
+    yield lines.line(stream.END, "[1, 2]")
+
+
+async def upper_case_sig(lines, nonce, caller):
+    raw = json.loads(lines.delta("text"))
+    raw["sig"] = "0x" + raw["sig"][2:].upper()  # the same signature, other case
+    yield json.dumps(raw).encode() + b"\n"
+    yield lines.end({})
+
+
+async def lone_surrogate(lines, nonce, caller):
+    # JSON may spell a lone surrogate; it is no Unicode text, so it has no UTF-8 hash
+    yield b'{"i": 1, "type": "delta", "data": "\\ud800", "hash": "' + b"0" * 64 + b'", '
+    yield b'"sig": "0x' + b"0" * 128 + b'"}\n'
+
+
+def escaped(text: str):
+    """A delta sent with every non-ASCII character \\u-escaped (the longest form)."""
+
+    async def behaviour(lines, nonce, caller):
+        obj = json.loads(lines.delta(text))
+        yield json.dumps(obj, ensure_ascii=True).encode() + b"\n"
+        yield lines.end({})
+
+    return behaviour
+
+
+async def keep_alive(lines, nonce, caller):
+    for _ in range(6):  # thinking (1.8 s): empty deltas, each a verified line
+        yield lines.delta("")
+        await asyncio.sleep(0.3)
+    yield lines.delta("at last")
+    yield lines.end({})
+
+
+async def blank_keep_alive(lines, nonce, caller):
+    for _ in range(12):  # blank lines are no lines: they do not hold the stall limit off
+        yield b"\n"
+        await asyncio.sleep(0.2)
+    yield lines.delta("too late")
+    yield lines.end({})
+
+
+async def slow_first_line(lines, nonce, caller):
+    await asyncio.sleep(2.4)
+    yield lines.delta("too late")
+    yield lines.end({})
+
+
+def plain(text: str):
+    async def behaviour(lines, nonce, caller):
+        yield lines.delta(text)
+        yield lines.end({})
+
+    return behaviour
+
+
+EMOJI_DELTA = "\U0001f600" * stream.MAX_DELTA_CHARS  # 12 bytes each when escaped
+
+EDGE_CASES = [
+    # behaviour, headers sent, status, the error's words (ok: the completion)
+    (crlf_and_blank_lines, True, "ok", "one two"),
+    (extra_fields, True, "ok", "kept"),
+    (no_delta, True, "ok", ""),
+    (escaped(EMOJI_DELTA), True, "ok", EMOJI_DELTA),
+    (keep_alive, True, "ok", "at last"),
+    (plain("fine"), False, "invalid", "X-Bittensor-Stream absent"),
+    (end_not_object, True, "invalid", "not a JSON object"),
+    (upper_case_sig, True, "forged", "lower-case hex"),
+    (lone_surrogate, True, "invalid", "not Unicode text"),
+    (plain("x" * (stream.MAX_DELTA_CHARS + 1)), True, "invalid", "over 16000 characters"),
+    (blank_keep_alive, True, "timeout", "stalled"),
+    (slow_first_line, True, "timeout", "stalled"),
+]
+
+
+def conformance_checker(wallets, port: int):
+    """scripts/miner_conformance.py's Checker, as the tool runs it."""
+    from tests.test_conformance import load_tool
+
+    return load_tool().Checker(
+        f"http://127.0.0.1:{port}", wallets["miner"].hotkey.ss58_address, wallets["validator"], 5
+    )
+
+
+@pytest.mark.parametrize(
+    "behaviour,headers,status,words", EDGE_CASES, ids=[str(i) for i in range(len(EDGE_CASES))]
+)
+async def test_stream_edge_cases_as_the_spec_settles_them(
+    wallets, behaviour, headers, status, words
+):
+    """Section 10.2-10.3 decides each case; the validator's client and the conformance
+    tool (reading the whole body with the same reader) give the same verdict."""
+    server = HostileStreamer(wallets, behaviour, bare=not headers)
+    client = MinerClient(wallets["validator"], timeout=5)
+    checker = conformance_checker(wallets, server.port)
+    try:
+        result = await client.query_stream(
+            neuron(1, wallets["miner"], server.port), request(), stall_s=1.0
+        )
+        body = checker.body()
+        response = await asyncio.to_thread(
+            checker.post, body, checker.sign(body, path=STREAM_PATH), STREAM_PATH
+        )
+        problem, _ = checker.stream_problem(response)
+    finally:
+        await client.aclose()
+        checker.http.close()
+        server.stop()
+    assert result.status == status, result
+    if status == "ok":
+        assert result.completion == words and problem is None
+    else:
+        assert words in result.error, result.error
+        if status != "timeout":  # the tool reads a whole body, with no stall limit
+            assert problem is not None and problem.startswith(status) and words in problem
+
+
+def test_the_line_cap_holds_any_delta_the_delta_cap_allows(wallets):
+    """16,000 code points escaped as \\u surrogate pairs (12 bytes each) still fit."""
+    signer = resolve_signer(wallets["miner"], role="hotkey")
+    lines = stream.StreamSigner(signer, "1", wallets["validator"].hotkey.ss58_address)
+    obj = json.loads(lines.delta(EMOJI_DELTA))
+    assert len(json.dumps(obj, ensure_ascii=True)) <= stream.MAX_LINE_BYTES
+
+
+async def test_the_organic_deadline_not_the_clients_own_timeout_bounds_a_stream(wallets):
+    """A client made with a 1 s timeout (as --neuron.timeout makes the validator's) asked
+    for a stream with a 4 s deadline and a 1.5 s stall limit: a first line at 1.3 s and
+    the rest 0.3 s apart are not cut at 1 s (the client's own read timeout did)."""
+
+    async def steady(lines, nonce, caller):
+        await asyncio.sleep(1.3)
+        for word in ("a ", "b ", "c ", "d"):
+            yield lines.delta(word)
+            await asyncio.sleep(0.3)
+        yield lines.end({})
+
+    server = HostileStreamer(wallets, steady)
+    client = MinerClient(wallets["validator"], timeout=1.0)
+    miner = neuron(1, wallets["miner"], server.port)
+    try:
+        result = await client.query_stream(miner, request(), timeout=4.0, stall_s=1.5)
+        cut = await client.query_stream(miner, request(), timeout=1.2, stall_s=1.5)
+    finally:
+        await client.aclose()
+        server.stop()
+    assert result.status == "ok" and result.completion == "a b c d", result
+    assert result.latency > 2.2
+    assert cut.status == "timeout" and "within 1.2 s" in cut.error, cut

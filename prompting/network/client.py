@@ -208,8 +208,10 @@ class MinerClient:
         Each delta is checked (running hash, the queried hotkey's signature) before
         ``on_delta(uid, text)`` sees it, so a caller may show it at once. The miner is cut
         off, and the result says why, at the first line that is forged (``forged``), not
-        of the protocol's shape or over the caps (``invalid``), when no line arrives for
-        ``stall_s`` seconds or the whole answer not within ``timeout`` (``timeout``), or
+        of the protocol's shape or over the caps, or a 200 without the stream's headers
+        (``invalid``), when no line arrives for ``stall_s`` seconds, counted from sending
+        the request and then from each verified line (``timeout``), or the whole answer
+        not within ``timeout`` (``timeout``; this client's own timeout does not apply), or
         when the stream ends without its end line (``invalid``). The completion counts
         only with status ``ok``; ``chunk_times`` and ``ttft`` are kept either way."""
         timeout = self.timeout if timeout is None else timeout
@@ -233,51 +235,50 @@ class MinerClient:
         url = f"http://{neuron.endpoint}{STREAM_PATH}"
         nonce = auth.request_nonce(headers)
 
+        async def within_stall(awaitable, since: float):
+            try:
+                return await asyncio.wait_for(awaitable, since + stall_s - time.perf_counter())
+            except asyncio.TimeoutError:
+                raise _Stop(TIMEOUT, f"stalled: no line for {stall_s:g} s") from None
+
         async def run() -> None:
             client = self._client(neuron.endpoint)
-            async with client.stream("POST", url, content=body, headers=headers) as resp:
+            sent = client.build_request(
+                "POST", url, content=body, headers=headers, timeout=httpx.Timeout(timeout)
+            )
+            resp = await within_stall(client.send(sent, stream=True), start)
+            try:
                 res.http_status = resp.status_code
                 if resp.status_code != 200:
                     raw = await _read_some(resp, 200)
                     raise _Stop(HTTP_ERROR, raw.decode("utf-8", "replace"))
-                scheme = resp.headers.get("x-bittensor-crypto", "sr25519")
+                scheme = stream.check_headers(resp.headers)
                 verifier = stream.StreamVerifier(nonce, neuron.hotkey, self.hotkey, scheme)
-                size, pending = 0, b""
+                reader = stream.StreamReader(verifier, self.max_body_bytes)
                 chunks = resp.aiter_raw()
+                last_line = start
                 while True:
                     try:
-                        chunk = await asyncio.wait_for(chunks.__anext__(), stall_s)
+                        chunk = await within_stall(chunks.__anext__(), last_line)
                     except StopAsyncIteration:
                         break
-                    except asyncio.TimeoutError:
-                        raise _Stop(TIMEOUT, f"stalled: no line for {stall_s:g} s") from None
-                    size += len(chunk)
-                    if size > self.max_body_bytes:
-                        raise _Stop(INVALID, f"stream over {self.max_body_bytes} bytes")
-                    pending += chunk
-                    *lines, pending = pending.split(b"\n")
-                    if len(pending) > stream.MAX_LINE_BYTES:
-                        raise _Stop(INVALID, f"a line over {stream.MAX_LINE_BYTES} bytes")
-                    for raw_line in lines:
-                        if len(raw_line) > stream.MAX_LINE_BYTES:
-                            raise _Stop(INVALID, f"a line over {stream.MAX_LINE_BYTES} bytes")
-                        if not raw_line.strip():
-                            continue
-                        line = verifier.feed(raw_line)
+                    for line in reader.feed(chunk):
+                        last_line = time.perf_counter()
                         if line.kind == stream.END:
                             res.timings = stream.parse_timings(line.data)
                             continue
-                        at = time.perf_counter() - start
+                        at = last_line - start
                         res.chunk_times.append(at)
                         if line.data and res.ttft is None:
                             res.ttft = at
                         parts.append(line.data)
                         if on_delta is not None:
                             await on_delta(neuron.uid, line.data)
-                if pending.strip():
-                    verifier.feed(pending)
-                if not verifier.ended:
-                    raise _Stop(INVALID, "the stream ended without its end line")
+                for line in reader.close():  # the last line, sent without its LF
+                    if line.kind == stream.END:
+                        res.timings = stream.parse_timings(line.data)
+            finally:
+                await resp.aclose()
 
         try:
             await asyncio.wait_for(run(), timeout)

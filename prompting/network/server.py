@@ -89,6 +89,42 @@ def _refuse(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
+class BodyRefused(Exception):
+    """The body cannot be read: ``status`` 413 (over the cap), 408 (not within the
+    deadline) or 400 (the client left while sending it; nobody reads that answer)."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+async def read_body(request: Request, cap: int, deadline_s: float) -> bytes:
+    """The request body, at most ``cap`` bytes (a larger declared length is refused
+    before a byte is read), all within ``deadline_s`` seconds: a client that sends its
+    body slowly holds a connection that long at most. Raises BodyRefused; a client that
+    disconnects mid-body is one, not a traceback in the log."""
+    from starlette.requests import ClientDisconnect
+
+    declared = request.headers.get("content-length")
+    if declared and (not declared.isdigit() or int(declared) > cap):
+        raise BodyRefused(413, f"body over {cap} bytes")
+
+    async def read() -> bytes:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > cap:
+                raise BodyRefused(413, f"body over {cap} bytes")
+        return bytes(body)
+
+    try:
+        return await asyncio.wait_for(read(), deadline_s)
+    except asyncio.TimeoutError:
+        raise BodyRefused(408, f"body not received within {deadline_s:g} s") from None
+    except ClientDisconnect:
+        raise BodyRefused(400, "the client disconnected while sending the body") from None
+
+
 def create_app(
     answer: Answer,
     wallet,
@@ -107,26 +143,13 @@ def create_app(
     limiter = RateLimiter(rate_limit)
     is_async = inspect.iscoroutinefunction(answer)
 
-    async def read_capped(request: Request) -> bytes | None:
-        declared = request.headers.get("content-length")
-        if declared and (not declared.isdigit() or int(declared) > max_request_bytes):
-            return None
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_request_bytes:
-                return None
-        return bytes(body)
-
     async def admit(request: Request) -> tuple[str, PromptRequest, bytes] | JSONResponse:
         """The checks of docs/protocol.md section 5, in order, shared by both routes:
         (caller, request, body) or the refusal."""
         try:
-            body = await asyncio.wait_for(read_capped(request), body_timeout)
-        except asyncio.TimeoutError:
-            return _refuse(408, f"body not received within {body_timeout:g} s")
-        if body is None:
-            return _refuse(413, f"body over {max_request_bytes} bytes")
+            body = await read_body(request, max_request_bytes, body_timeout)
+        except BodyRefused as refused:
+            return _refuse(refused.status, refused.reason)
         from bittensor.http_auth import AuthError
 
         try:

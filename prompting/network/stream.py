@@ -14,21 +14,32 @@ wrote it and everything before it for this validator and this request: a validat
 show a user each chunk as it arrives and still prove who wrote every one, and a
 forged, reordered, dropped or replayed line fails at the line where it happens.
 Signing a line costs about 0.04 ms and verifying it 0.05 ms (sr25519, this CPU).
+
+``StreamReader`` is the one reader of a stream's bytes (the validator's client and
+``scripts/miner_conformance.py`` both use it, so they judge every stream alike):
+lines end with LF (a CR before it is JSON whitespace), blank lines are skipped and are
+not lines, and the caps hold per line and for the whole stream.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 STREAM_CONTEXT = "btstream/1"
 STREAM_HEADER = "X-Bittensor-Stream"  # value: btstream/1, on every streamed answer
 STREAM_MEDIA_TYPE = "application/x-ndjson"
 DELTA, END = "delta", "end"
-MAX_LINE_BYTES = 64 * 1024  # one line, newline excluded
-MAX_DELTA_CHARS = 16_000
+MAX_DELTA_CHARS = 16_000  # code points of a delta's decoded text
+# One line, newline excluded: room for any delta of MAX_DELTA_CHARS code points however
+# it is escaped (12 bytes per code point at most: a \u-escaped surrogate pair) plus the
+# line's other fields, so the line cap never refuses a delta the delta cap allows.
+MAX_LINE_BYTES = 256 * 1024
 CRYPTO_TYPES = {"sr25519": 1, "ed25519": 0}
+SIGNATURE_FORM = re.compile(r"0x[0-9a-f]{128}")  # lower case, as in btauth/1 (3.1)
 
 
 class StreamError(Exception):
@@ -147,13 +158,20 @@ class StreamVerifier:
             raise StreamError("invalid", f"line {self.index + 1} lacks i, type, data, hash or sig")
         if kind == DELTA and len(data) > MAX_DELTA_CHARS:
             raise StreamError("invalid", f"delta {index} over {MAX_DELTA_CHARS} characters")
+        if kind == END and not _is_object(data):
+            raise StreamError("invalid", f"end line {index}: data is not a JSON object")
         if index != self.index + 1:
             raise StreamError("forged", f"line {index} where {self.index + 1} was due")
-        expected = next_hash(self.hash, index, kind, data)
+        try:
+            expected = next_hash(self.hash, index, kind, data)
+        except UnicodeEncodeError:  # a lone surrogate (\ud800): no UTF-8 text, no hash
+            raise StreamError("invalid", f"line {index}: data is not Unicode text") from None
         if claimed != expected:
             raise StreamError("forged", f"line {index}: hash is not the running hash")
-        if len(sig) != 130 or not sig.startswith("0x"):
-            raise StreamError("forged", f"line {index}: signature not 0x + 128 hex digits")
+        if not SIGNATURE_FORM.fullmatch(sig):
+            raise StreamError(
+                "forged", f"line {index}: signature not 0x + 128 lower-case hex digits"
+            )
         try:
             valid = sp_core.verify(
                 signed_bytes(expected), bytes.fromhex(sig[2:]), self.miner, self.crypto
@@ -166,6 +184,73 @@ class StreamVerifier:
         if kind == END:
             self.ended = True
         return Line(kind, data)
+
+
+def _is_object(data: str) -> bool:
+    try:
+        return isinstance(json.loads(data), dict)
+    except ValueError:
+        return False
+
+
+def check_headers(headers: Mapping[str, str]) -> str:
+    """A 200's headers (docs/protocol.md 10.2): the media type and the stream marker
+    are required; returns the lines' signature scheme (``X-Bittensor-Crypto``, default
+    sr25519). Raises StreamError (``invalid``)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    media = lower.get("content-type", "").split(";")[0].strip().lower()
+    if media != STREAM_MEDIA_TYPE:
+        raise StreamError("invalid", f"Content-Type {media or 'absent'}, not {STREAM_MEDIA_TYPE}")
+    marker = lower.get(STREAM_HEADER.lower())
+    if marker != STREAM_CONTEXT:
+        raise StreamError("invalid", f"{STREAM_HEADER} {marker or 'absent'}, not {STREAM_CONTEXT}")
+    return lower.get("x-bittensor-crypto", "sr25519")
+
+
+class StreamReader:
+    """A stream's bytes in, verified lines out, whatever the chunking. Raises
+    StreamError at the first fault: a line over MAX_LINE_BYTES, the stream over
+    ``max_bytes``, or what the verifier refuses; ``close`` at the stream's end raises
+    when the end line never came."""
+
+    def __init__(self, verifier: StreamVerifier, max_bytes: int):
+        self.verifier = verifier
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._pending = bytearray()  # the line being received (linear in its bytes)
+
+    def feed(self, chunk: bytes) -> Iterator[Line]:
+        """The chunk's complete lines, each verified only when the one before it has been
+        taken: a caller that uses each line as it comes never gets one past a fault."""
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise StreamError("invalid", f"stream over {self.max_bytes} bytes")
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            self._pending += chunk[start:end]
+            raw = bytes(self._pending)
+            self._pending.clear()
+            if (line := self._line(raw)) is not None:
+                yield line
+            start = end + 1
+        self._pending += chunk[start:]
+        if len(self._pending) > MAX_LINE_BYTES:
+            raise StreamError("invalid", f"a line over {MAX_LINE_BYTES} bytes")
+
+    def close(self) -> list[Line]:
+        """The stream ended: its last line may lack the LF; the end line must be in."""
+        tail = self._line(bytes(self._pending))
+        self._pending.clear()
+        if not self.verifier.ended:
+            raise StreamError("invalid", "the stream ended without its end line")
+        return [] if tail is None else [tail]
+
+    def _line(self, raw: bytes) -> Line | None:
+        if len(raw) > MAX_LINE_BYTES:
+            raise StreamError("invalid", f"a line over {MAX_LINE_BYTES} bytes")
+        if not raw.strip():  # a blank line is no line of the stream
+            return None
+        return self.verifier.feed(raw)
 
 
 def parse_timings(data: str) -> dict[str, float]:
