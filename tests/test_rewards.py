@@ -9,12 +9,13 @@ from prompting.miner import adversarial
 from prompting.rewards import penalties
 from prompting.rewards.code import fix_reward
 from prompting.rewards.dates import date_reward
-from prompting.rewards.exact import numeric_reward, parse_answer, solution_value
+from prompting.rewards.exact import numeric_reward, parse_answer
 from prompting.rewards.stack import RewardStack, duplicate_penalties
 from prompting.rewards.text import lcs_length, rouge_l
 from prompting.tasks import TASKS, TaskSampler, build_challenges, replay
 from prompting.tasks.base import Challenge
 from prompting.tasks.debugging import corrupt
+from prompting.text import solution_value
 
 
 def test_rouge_l_hand_computed():

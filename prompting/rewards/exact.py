@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from fractions import Fraction
 
-_NUMBER = r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_VALUE = rf"{_NUMBER}(?:\s*/\s*{_NUMBER})?"  # a number or a fraction
+from prompting.text import VALUE as _VALUE  # the number grammar
+from prompting.text import number_value as _to_float
+
 _BOXED = re.compile(rf"\\boxed\{{\s*({_VALUE})")
 _ANSWER_IS = re.compile(
     rf"answer(?:\s+(?:to|for|of)\s[^.:=\n]{{0,60}}?)?\s*(?:is|:|=)\s*"
@@ -22,30 +22,6 @@ _ANSWER_IS = re.compile(
     re.IGNORECASE,
 )
 _ONLY = re.compile(rf"\s*\$?\s*({_VALUE})\s*\$?\s*\.?\s*")
-_FRACTION = re.compile(rf"({_NUMBER})\s*/\s*({_NUMBER})")
-# A generator's solution: one number, optionally with a unit (``5832 m^3``).
-_SOLUTION = re.compile(rf"\s*({_NUMBER})\s*(?:[a-zA-Z]+(?:\^\d)?)?\s*")
-
-
-def _to_float(token: str) -> float | None:
-    token = token.strip().rstrip(".").replace(",", "")
-    match = _FRACTION.fullmatch(token)
-    try:
-        if match:
-            return float(Fraction(match.group(1)) / Fraction(match.group(2)))
-        return float(token)
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-def solution_value(solution: str) -> float:
-    """The number of a generator's solution string (units dropped); ValueError if the
-    solution is not one number (say, an expression like ``16^{90}``)."""
-    match = _SOLUTION.fullmatch(solution)
-    value = _to_float(match.group(1)) if match else None
-    if value is None or not math.isfinite(value):
-        raise ValueError(f"not a single number: {solution!r}")
-    return value
 
 
 def parse_answer(text: str) -> float | None:

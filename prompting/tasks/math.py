@@ -7,9 +7,9 @@ the number it carries, kept in ``meta["answer"]`` when the challenge is built.
 from __future__ import annotations
 
 from prompting.datasets.offline import dataset
-from prompting.rewards.exact import solution_value
 from prompting.tasks import templates as t
 from prompting.tasks.base import Challenge, Draft, Task
+from prompting.text import solution_value
 
 
 class MathTask(Task):
