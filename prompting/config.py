@@ -130,7 +130,7 @@ def _ip(text: str) -> str:
 
 
 def _latency(text: str) -> str:
-    from prompting.miner.latency import parse  # light: the standard library only
+    from prompting.latency import parse  # the standard library only
 
     try:  # refused here, at the flag, not in each local miner
         parse(text)
