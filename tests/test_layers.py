@@ -16,13 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "prompting"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
-# Known violations in areas being reworked by issue 29, each named; the test fails
-# when one is gone, so the entry is removed with the fix and the lists only shrink.
-KNOWN_UPWARD = {
-    # the benchmark line-up (a harness for scripts/benchmark_rewards.py and one test)
-    # sits in the reward layer and uses the adversarial miner strategies
-    ("prompting.rewards.lineup", "prompting.miner.adversarial"),
-}
+# Known circles in areas being reworked by issue 29, each named; the test fails when
+# one is gone, so the entry is removed with the fix and the list only shrinks.
 KNOWN_CIRCLES = [
     # model-cache helpers shared by the embedded models and the random-weight one
     {"prompting.llms.embedded", "prompting.llms.tiny"},
@@ -124,11 +119,8 @@ def test_every_package_has_a_layer():
 
 
 def test_imports_point_down_the_layers():
-    found = upward(imports(), layers())
-    new = sorted(found - KNOWN_UPWARD)
-    assert not new, f"imports that run up or across the layers: {new}"
-    gone = sorted(KNOWN_UPWARD - found)
-    assert not gone, f"fixed: remove from KNOWN_UPWARD in tests/test_layers.py: {gone}"
+    found = sorted(upward(imports(), layers()))
+    assert not found, f"imports that run up or across the layers: {found}"
 
 
 def test_no_module_circles():

@@ -4,7 +4,8 @@ It keeps what the validator reads and writes on a real subnet: neurons by uid wi
 hotkey, coldkey, stake, endpoint and validator permit; weights per validator with
 the block they were set at; a block number that advances with wall time. Several
 processes (validator, miners, tests) share the file: every change holds an
-exclusive ``flock`` on a side file and replaces the JSON atomically.
+exclusive ``flock`` on a side file and replaces the JSON atomically
+(``prompting/atomic.py``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 
+from prompting.atomic import write_json
 from prompting.chain.base import ChainError, Neuron, WeightsResult, normalize
 
 BLOCK_SECONDS = 1.0  # a fast local chain; real subtensor blocks are 12 s
@@ -67,14 +68,7 @@ class LocalChain:
             ) from exc
 
     def _write(self, state: dict) -> None:
-        fd, tmp = tempfile.mkstemp(
-            dir=os.path.dirname(os.path.abspath(self.path)), prefix=".chain-"
-        )
-        with os.fdopen(fd, "w") as f:
-            json.dump(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_json(self.path, state)
 
     # --- the Chain protocol ---------------------------------------------------------
 

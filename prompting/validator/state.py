@@ -1,9 +1,9 @@
 """Validator state on disk: written atomically, with the last good copy kept.
 
-``save`` writes a temp file, fsyncs it, keeps the previous file as ``.bak`` and
-renames the new one into place, then fsyncs the folder: after a crash at any
-moment, the file is either the old or the new state, never half of one. ``load``
-falls back to ``.bak`` (with a warning) if the main file is corrupt.
+``save`` keeps the previous file as ``.bak`` and writes the new one with the project's
+atomic writer (``prompting/atomic.py``: temp file, fsync, rename, fsync of the folder):
+after a crash at any moment, the file is either the old or the new state, never half
+of one. ``load`` falls back to ``.bak`` (with a warning) if the main file is corrupt.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
+
+from prompting.atomic import write_json
 
 log = logging.getLogger(__name__)
 STATE_VERSION = 1
@@ -38,31 +39,9 @@ class ValidatorState:
             self.hotkeys.extend([""] * (n - len(self.hotkeys)))
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save(state: ValidatorState, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".state-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.exists(path):
-            os.replace(path, path + ".bak")
-        os.replace(tmp, path)
-        _fsync_dir(folder)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Replace the state file atomically; the file it replaces becomes ``.bak``."""
+    write_json(path, asdict(state), keep_previous=True)
 
 
 def _read(path: str) -> ValidatorState:
