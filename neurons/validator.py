@@ -37,6 +37,14 @@ def shares_cores_with_a_model_miner(config, loads_llm: bool) -> bool:
     return not torch.cuda.is_available()
 
 
+def organic_embeds() -> bool:
+    """Whether the rewards organic answers are scored with embed text."""
+    from prompting.organic.service import reward_mix
+    from prompting.registry import REWARDS
+
+    return any(REWARDS[name].uses_embeddings for name in reward_mix()[0])
+
+
 def load_chosen_parts(config) -> bool:
     """Import the tasks with a weight, the rewards and penalties they name and the
     local miners' strategies, so that a plug-in that cannot load stops the start in one
@@ -68,6 +76,26 @@ def local_organic_miner_args(config) -> list[str]:
     return ["--miner.rate_limit", "100000", "--miner.max_concurrency", str(slots)]
 
 
+async def run(validator, config) -> None:
+    """The validator's steps, with the organic endpoint beside them in the same event
+    loop when ``--organic.enabled``. At a stop (SIGINT, SIGTERM, max_steps) no organic
+    request is admitted, those in flight finish and are scored within
+    ``--organic.drain_s``, and only then is the state saved: every score the events
+    record is on disk. Raises KeysFileError (a malformed keys file) or OSError (the
+    endpoint's port) before the first step."""
+    endpoint = None
+    if config.organic.enabled:
+        from prompting.organic.api import Endpoint
+
+        endpoint = await Endpoint.start(validator, config)
+    try:
+        await validator.run_steps()
+    finally:
+        if endpoint is not None:
+            await endpoint.stop(config.organic.drain_s)
+        await validator.close()
+
+
 def main(argv=None) -> int:
     config = parse_config(
         "validator", argv, prog="validator.py", description=__doc__.split("\n")[0]
@@ -95,10 +123,12 @@ def main(argv=None) -> int:
     compat.guard_event_loop_policy()
     local = config.chain.network == "local"
     os.makedirs(config.neuron.full_path, exist_ok=True)
-    loads_llm = uses_llm_references(config)
+    # The tiny model writes no challenge (noise), but organic references need a model: it
+    # loads for them (and for the users' token counts) when the endpoint is on.
+    writes_challenges = uses_llm_references(config)
+    loads_llm = writes_challenges or config.organic.enabled
     try:  # before any miner starts: a model or plug-in that cannot load is named now
-        # organic exchanges are scored with relevance (prompting/organic/service.py)
-        needs_embedder = load_chosen_parts(config) or config.organic.enabled
+        needs_embedder = load_chosen_parts(config) or (config.organic.enabled and organic_embeds())
         for warning in preflight.check(config, loads_llm):
             log.warning(warning)
         if loads_llm:  # embedded models are made once here; local model miners share them
@@ -156,7 +186,7 @@ def main(argv=None) -> int:
                         ),
                         # a validator on the tiny model runs for speed (tests): its model
                         # miner too, instead of converting and running SmolLM2 on the CPU
-                        *(["--neuron.model_id", TINY_MODEL] if not loads_llm else []),
+                        *(["--neuron.model_id", TINY_MODEL] if not writes_challenges else []),
                         # organic users reach the local miners beyond the validator's own
                         # query-rate bound: room for what --organic.max_concurrency sends
                         *(local_organic_miner_args(config) if config.organic.enabled else []),
@@ -211,7 +241,10 @@ def main(argv=None) -> int:
             offline_default=local,
             retention_mb=config.neuron.events_retention_size,
         )
-        if shares_cores_with_a_model_miner(config, loads_llm) and config.neuron.forwards != "fixed":
+        if (
+            shares_cores_with_a_model_miner(config, writes_challenges)
+            and config.neuron.forwards != "fixed"
+        ):
             log.info(
                 "one step in flight: the local model miner generates on the CPU cores the "
                 "validator's model uses, and a second step's generation would push its "
@@ -228,17 +261,15 @@ def main(argv=None) -> int:
             validator.state.step,
             config.neuron.full_path,
         )
-        if config.organic.enabled:  # the OpenAI-compatible endpoint, in the same loop
-            from prompting.organic.api import run_with_organic
-            from prompting.organic.keys import KeysFileError
+        from prompting.organic.keys import KeysFileError
 
-            try:
-                asyncio.run(run_with_organic(validator, config))
-            except (KeysFileError, OSError) as exc:  # a bad keys file, a port in use
-                print(f"validator.py: error: organic endpoint: {exc}", file=sys.stderr)
-                return 2
-        else:
-            asyncio.run(validator.run())
+        try:
+            asyncio.run(run(validator, config))
+        except (KeysFileError, OSError) as exc:  # a bad keys file, a port in use
+            if not config.organic.enabled:
+                raise
+            print(f"validator.py: error: organic endpoint: {exc}", file=sys.stderr)
+            return 2
         print("\nfinal scoreboard (uid, label, hotkey, moving-average score):")
         for uid, label, hk, score in validator.scoreboard():
             print(

@@ -1,8 +1,8 @@
 """The organic endpoint with the real ``openai`` client against a real validator
 (its client, reward stack and telemetry), real miners on loopback, real wallets and
-real signatures: streamed and whole answers, the first verified miner wins, every
-answer is scored into the moving averages, and hostile users and miners get a clear
-status without slowing anything."""
+real signatures: streamed and whole answers, the best miners by score race and the
+first of them with text serves, every answer is scored into the moving averages, and
+hostile users and miners get a clear status without slowing anything."""
 
 from __future__ import annotations
 
@@ -22,9 +22,8 @@ from prompting.chain.local import LocalChain
 from prompting.config import default_config
 from prompting.network.auth import Authorizer, CallerPolicy
 from prompting.organic import keys as organic_keys
-from prompting.organic.api import serve
+from prompting.organic.api import Endpoint
 from prompting.organic.queue import Full, Gate
-from prompting.organic.service import OrganicService
 from prompting.rewards.stack import RewardStack
 from prompting.telemetry import Telemetry
 from prompting.validator.loop import Validator
@@ -49,9 +48,10 @@ def streaming(text: str, delay: float, first_delay: float = 0.0):
 class Subnet:
     """A validator (not running its synthetic loop unless a test starts it) with miners
     on loopback: uid 1 honest and fast, uid 2 honest and slower, uid 3 whatever the test
-    gives it; each on its own coldkey."""
+    gives it; each on its own coldkey. The synthetic scores rank them 3, 1, 2 unless a
+    test says otherwise; the best two race (--organic.race 2)."""
 
-    def __init__(self, tmp_path, wallets, embedder, third=None, **organic):
+    def __init__(self, tmp_path, wallets, embedder, third=None, llm=None, **organic):
         v = wallets["validator"]
         allow = Authorizer(CallerPolicy(0, frozenset({v.hotkey.ss58_address})), None)
         self.servers = [
@@ -85,7 +85,8 @@ class Subnet:
         )
         for key, value in organic.items():
             setattr(self.config.organic, key, value)
-        self.llm = ScriptedLLM([("", ANSWER)])  # the validator's model writes the reference
+        # the validator's model writes the reference
+        self.llm = ScriptedLLM([("", ANSWER)]) if llm is None else llm
         self.log = tmp_path / "events.jsonl"
         self.telemetry = Telemetry(str(tmp_path), stream=io.StringIO())
         self.validator = Validator(
@@ -115,20 +116,15 @@ class Subnet:
         return out.getvalue().strip()
 
     async def __aenter__(self):
-        self.service = OrganicService(self.validator, self.config)
-        self.server, self.task, port = await serve(
-            self.service, organic_keys.ApiKeys(self.config.organic.keys_file), self.config
-        )
-        while not self.server.started:
-            await asyncio.sleep(0.01)
-        self.base = f"http://127.0.0.1:{port}/v1"
+        self.endpoint = await Endpoint.start(self.validator, self.config)
+        self.service = self.endpoint.service
+        self.root = f"http://127.0.0.1:{self.endpoint.port}"
+        self.base = f"{self.root}/v1"
         return self
 
     async def __aexit__(self, *exc):
-        self.server.should_exit = True
-        await self.service.drain(10)
-        await asyncio.gather(self.task, return_exceptions=True)
-        await self.validator.client.aclose()
+        await self.endpoint.stop(10)
+        await self.validator.close()
         for server in self.servers:
             server.stop()
 
@@ -144,6 +140,11 @@ async def post(url: str, **kw) -> httpx.Response:
     """The server runs in this test's event loop: never block it with a sync call."""
     async with httpx.AsyncClient(timeout=5) as client:
         return await client.post(url, **kw)
+
+
+async def settled(net) -> None:
+    """Every exchange answered by all its miners and scored."""
+    assert await net.service.settle(10), net.service.counts
 
 
 async def served(net, n: int, timeout: float = 10.0) -> None:
@@ -192,7 +193,7 @@ async def test_the_openai_client_streamed_and_not_and_every_answer_scored(
         sync = openai.OpenAI(base_url=net.base, api_key=net.key, max_retries=0)
         done = await asyncio.to_thread(sync.chat.completions.create, **ask())
         assert done.choices[0].message.content.strip() == ANSWER
-        await net.service.drain(10)
+        await settled(net)
 
     events = net.events()
     assert len(events) == 3 and all(e["organic/scored"] for e in events)
@@ -202,7 +203,12 @@ async def test_the_openai_client_streamed_and_not_and_every_answer_scored(
         assert set(by_uid) == {1, 2, 3} and by_uid[3] == ("forged", 0.0)
         assert by_uid[1][0] == by_uid[2][0] == "ok" and by_uid[1][1] > by_uid[2][1] > 0
         ttft = dict(zip(e["uids"], e["ttft"]))
-        assert e["organic/winner"] == 1 and 0 < ttft[1] < ttft[2] and ttft[3] is None
+        assert 0 < ttft[1] < ttft[2] and ttft[3] is None
+        # asked best first; the best two raced: the forger (out at its first line), so
+        # uid 1 took the race and served
+        assert e["uids"] == [3, 1, 2] and e["organic/race"] == 2
+        assert e["organic/racers"] == [3, 1] and e["organic/served_uid"] == 1
+        assert e["organic/served_rank"] == 2 and e["scores/applied"] == [3, 1, 2]
         assert e["organic/id"].startswith("organic:") and len(e["organic/key"]) == 16
     text = open(net.log).read()
     assert SECRET_QUESTION not in text and "alice" not in text and ANSWER not in text
@@ -214,14 +220,32 @@ async def test_the_openai_client_streamed_and_not_and_every_answer_scored(
 
 
 async def test_log_text_keeps_the_users_text_when_asked(tmp_path, wallets, embedder):
-    async with Subnet(tmp_path, wallets, embedder, log_text=True, weight=0.0) as net:
-        before = list(net.validator.state.scores)
+    async with Subnet(tmp_path, wallets, embedder, log_text=True) as net:
         await net.client().chat.completions.create(**ask())
-        await net.service.drain(10)
+        await settled(net)
     (event,) = net.events()
     assert event["messages"][0]["content"] == SECRET_QUESTION
-    assert event["reference"] == ANSWER and event["completions"][0].strip() == ANSWER
-    assert net.validator.state.scores == before  # weight 0: recorded, not applied
+    assert event["reference"] == ANSWER and ANSWER in [c.strip() for c in event["completions"]]
+
+
+@pytest.mark.parametrize("weight, has_model", [(0.0, True), (1.0, False)])
+async def test_an_exchange_not_scored_says_why(tmp_path, wallets, embedder, weight, has_model):
+    """--organic.weight 0, or a validator without a model to write references: served,
+    logged and counted unscored with its reason; no reference written, no score moved."""
+    async with Subnet(tmp_path, wallets, embedder, weight=weight) as net:
+        if not has_model:
+            net.validator.llm = None  # as a validator that loaded none
+        before = list(net.validator.state.scores)
+        reply = await net.client().chat.completions.create(**ask())
+        assert reply.choices[0].message.content.strip() == ANSWER
+        await settled(net)
+    reason = "weight_zero" if has_model else "no_model"
+    (event,) = net.events()
+    assert not event["organic/scored"] and event["organic/unscored"] == reason
+    assert "scores/applied" not in event and event["rewards"] == [None, None]
+    counts = net.service.gauges()
+    assert counts[f"organic/unscored/{reason}"] == 1 and counts["organic/scored"] == 0
+    assert net.validator.state.scores == before and net.llm.batches == []
 
 
 async def test_hostile_users_get_a_clear_status_and_slow_nothing(tmp_path, wallets, embedder):
@@ -232,6 +256,9 @@ async def test_hostile_users_get_a_clear_status_and_slow_nothing(tmp_path, walle
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
 
         flooder = net.client(net.issue("flooder", 3))
+        for _ in range(3):  # refused requests use none of the key's rate
+            with pytest.raises(openai.BadRequestError):
+                await flooder.chat.completions.create(**ask(n=2))
         for _ in range(3):
             await flooder.chat.completions.create(**ask())
         with pytest.raises(openai.RateLimitError) as caught:
@@ -258,7 +285,7 @@ async def test_hostile_users_get_a_clear_status_and_slow_nothing(tmp_path, walle
         reply = await net.client().chat.completions.create(**ask())
         assert reply.choices[0].message.content.strip() == ANSWER
         assert time.perf_counter() - start < 2.0
-        await net.service.drain(10)
+        await settled(net)
     events = net.events()
     assert sum(e["user_left"] for e in events) == 1
     left = next(e for e in events if e["user_left"])
@@ -281,7 +308,7 @@ async def test_a_full_queue_is_503_and_no_verified_answer_is_502(tmp_path, walle
             await client.chat.completions.create(**ask())
         assert caught.value.status_code == 503 and "busy" in str(caught.value)
         await first
-        await net.service.drain(10)  # the slot is held until every miner has answered
+        await settled(net)  # the slot is held until every miner has answered
         # only the forger asked: nothing verifies, the user is told so
         net.config.organic.miners = 1
         net.validator.state.scores[3] = 1.0  # the forger leads, so it alone is asked
@@ -376,11 +403,11 @@ async def test_references_ride_in_the_synthetic_generate_calls_and_steps_go_on(
         from prompting.tasks import TaskSampler
 
         net.validator.sampler = TaskSampler({"summarization": 1.0}, 0, use_llm=True)
-        loop = asyncio.ensure_future(net.validator.run())
+        loop = asyncio.ensure_future(net.validator.run_steps())
         reply = await net.client().chat.completions.create(**ask())
         assert reply.choices[0].message.content.strip() == ANSWER
         await asyncio.wait_for(loop, 60)
-        await net.service.drain(30)
+        assert await net.service.settle(30)
     assert net.validator.state.step == 6
     shared = [b for b in net.llm.batches if len(b) > 1 and SECRET_QUESTION in b]
     assert shared, net.llm.batches  # one call: a synthetic prompt and the organic one
@@ -403,21 +430,21 @@ async def test_a_batch_of_exchanges_is_scored_in_one_turn_of_the_model_thread(
 
     async with Subnet(tmp_path, wallets, embedder) as net:
         calls = []
-        in_worker = net.validator._in_worker
+        on_model_thread = net.validator.run_on_model_thread
 
         async def counted(fn, *args):
             calls.append(getattr(fn, "__name__", repr(fn)))
-            return await in_worker(fn, *args)
+            return await on_model_thread(fn, *args)
 
-        net.validator._in_worker = counted
         busy = threading.Event()
-        held = net.validator._worker.submit(busy.wait, 30)
+        held = asyncio.ensure_future(on_model_thread(busy.wait, 30))
+        net.validator.run_on_model_thread = counted
         for i in range(3):  # the first waits for its reference; two queue behind it
             await net.client().chat.completions.create(**ask())
             await served(net, i + 1)
         busy.set()
-        held.result()
-        await net.service.drain(10)
+        await held
+        await settled(net)
     assert calls == ["generate_alone", "score_all", "generate_alone", "score_all"], calls
     batches = sorted(e["organic/reference_batch"] for e in net.events())
     assert batches == [1, 2, 2] and net.service.counts["scored"] == 3
@@ -456,17 +483,17 @@ async def test_an_exchange_that_finds_the_scoring_queue_full_is_logged_unscored(
     import threading
 
     async with Subnet(tmp_path, wallets, embedder, max_scoring_queue=1) as net:
-        busy = threading.Event()
-        held = net.validator._worker.submit(busy.wait, 30)  # the model thread is taken
+        busy = threading.Event()  # the model thread is taken
+        held = asyncio.ensure_future(net.validator.run_on_model_thread(busy.wait, 30))
         client = net.client()
         for i in range(3):
             reply = await client.chat.completions.create(**ask())
             assert reply.choices[0].message.content.strip() == ANSWER
             await served(net, i + 1)  # each exchange reaches the scoring queue in turn
-        assert net.service.gauges()["organic/not_scored_queue_full"] == 1
+        assert net.service.gauges()["organic/unscored/queue_full"] == 1
         busy.set()
-        held.result()
-        await net.service.drain(10)
+        await held
+        await settled(net)
     counts = net.service.gauges()
     assert counts["organic/served"] == 3 and counts["organic/scored"] == 2
     assert counts["organic/scoring_queue"] == 0

@@ -57,6 +57,7 @@ MAX_REQUEST_BYTES = 256 * 1024
 RATE_WINDOW_S = 10.0  # --miner.rate_limit counts requests in this window
 HEADER_TIMEOUT_S = 5.0
 BODY_TIMEOUT_S = 5.0
+SHUTDOWN_GRACE_S = 5.0
 
 
 class RateLimiter:
@@ -307,7 +308,8 @@ def _header_deadline_protocol(timeout: float):
 
 
 def make_server(app: Starlette, sock: socket.socket, header_timeout: float = HEADER_TIMEOUT_S):
-    """A uvicorn server on ``sock`` that slow clients cannot hold (see the module doc)."""
+    """A uvicorn server on ``sock`` that slow clients cannot hold (see the module doc),
+    nor its shutdown: answers still being sent get ``SHUTDOWN_GRACE_S``."""
     import uvicorn
 
     config = uvicorn.Config(
@@ -319,6 +321,7 @@ def make_server(app: Starlette, sock: socket.socket, header_timeout: float = HEA
         h11_max_incomplete_event_size=64 * 1024,
         lifespan="off",
         loop="asyncio",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     server = uvicorn.Server(config)
     return server, server.serve(sockets=[sock])

@@ -1,14 +1,23 @@
-"""The OpenAI-compatible HTTP routes of the organic endpoint.
+"""The OpenAI-compatible HTTP routes of the organic endpoint, and its server.
 
-``POST /v1/chat/completions`` (``stream`` true or false, ``max_tokens`` or
-``max_completion_tokens``, ``temperature``) and ``GET /v1/models``, answered in the
+``POST /v1/chat/completions``, ``GET /v1/models`` and ``GET /health`` (no key: for load
+balancers; 503 while the validator stops or no miner can be asked), answered in the
 shapes the ``openai`` client reads, errors included (``{"error": {"message", "type",
-"code"}}``). Checks, in order, each with its status: a body over the cap (413, before
-anything else is read), the API key (401), the key's rate (429, with Retry-After),
-the body's shape (400), a free slot (503, with Retry-After), a miner to ask (503),
-then the miners' answers (502 when none verifies). A streamed answer starts only once
-a miner's first piece of text has verified; if that miner then fails, the stream
-ends with an error event (the ``openai`` client raises it), never with unverified text.
+"param", "code"}}``). Checks on a chat request, in order, each with its status: a
+declared body over the cap (413), the API key (401), the key's rate (429, with
+Retry-After; nothing is charged yet), the body within its deadline (408, or 413 past
+the cap), the body's shape and every parameter (400: what is not honoured is refused,
+never ignored; 404 for another model), then the key's rate is charged, then a free slot
+(503, with Retry-After, also while the validator stops), a miner to ask (503), then the
+miners' answers (502 when none verifies). Honoured: ``messages``, ``stream`` with
+``stream_options.include_usage``, ``max_tokens`` / ``max_completion_tokens`` and
+``temperature`` (passed to the miners), ``stop`` (the served text ends before it),
+``n`` of 1, ``user`` (accepted, not used); the parameters in ``NEUTRAL`` only at the
+value that asks for nothing. ``usage`` is counted in the validator's tokenizer.
+
+A streamed answer starts only once the chosen miner's first text has verified; if that
+miner then fails, the stream ends with an error event (the ``openai`` client raises
+it), never with unverified text.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -24,23 +34,52 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from prompting.network.client import QueryResult
+from prompting.network.server import BODY_TIMEOUT_S, MAX_REQUEST_BYTES, BodyRefused, read_body
 from prompting.organic.keys import ApiKeys
 from prompting.organic.queue import Full
-from prompting.organic.service import NoMiners, OrganicService
+from prompting.organic.service import Draining, Exchange, NoMiners, OrganicService
+from prompting.organic.usage import TokenCounter
 
 log = logging.getLogger(__name__)
-MAX_BODY_BYTES = 256 * 1024  # as a miner's request cap: what is accepted can be sent on
+# What is accepted can be sent on: a user's body is capped as a miner caps a request.
+MAX_BODY_BYTES = MAX_REQUEST_BYTES
+MAX_STOPS = 4  # as OpenAI: up to four stop sequences
+# OpenAI parameters the endpoint does not honour, accepted only at the values that ask
+# for nothing (what clients send by default); any other value is refused with 400.
+NEUTRAL: dict[str, tuple] = {
+    "top_p": (None, 1),
+    "presence_penalty": (None, 0),
+    "frequency_penalty": (None, 0),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "logit_bias": (None, {}),
+    "seed": (None,),
+    "tools": (None, []),
+    "tool_choice": (None, "none", "auto"),
+    "functions": (None, []),
+    "function_call": (None, "none", "auto"),
+    "parallel_tool_calls": (None, True, False),
+    "response_format": (None, {"type": "text"}),
+    "modalities": (None, ["text"]),
+    "service_tier": (None, "auto", "default"),
+    "store": (None, False),
+    "metadata": (None, {}),
+    "reasoning_effort": (None,),
+    "prediction": (None,),
+    "audio": (None,),
+    "web_search_options": (None,),
+}
+STRICT = ConfigDict(extra="ignore", strict=True)  # "max_tokens": "5" is refused, not read
 
 
 class TextPart(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = STRICT
     type: Literal["text"]
     text: str
 
 
 class UserMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = STRICT
     role: Literal["system", "developer", "user", "assistant"]
     content: Union[str, list[TextPart]]
 
@@ -51,133 +90,227 @@ class UserMessage(BaseModel):
         return {"role": "system" if self.role == "developer" else self.role, "content": text}
 
 
-class ChatRequest(BaseModel):
-    """The fields of OpenAI's chat completion request that the endpoint honours; others
-    (``n``, ``tools``, …) are ignored, as a miner ignores unknown fields."""
+class StreamOptions(BaseModel):
+    model_config = STRICT
+    include_usage: bool = False
 
-    model_config = ConfigDict(extra="ignore")
-    model: str = ""
+
+class ChatRequest(BaseModel):
+    """OpenAI's chat completion request: the fields honoured; the others land in
+    ``model_extra`` and are judged by ``refusal``."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    model: str
     messages: list[UserMessage] = Field(min_length=1, max_length=64)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1, le=8192)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=8192)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    n: int | None = Field(default=None, ge=1)
+    stop: Union[str, list[str], None] = None
+    user: str | None = None  # OpenAI's end-user id: accepted, not used
+
+    def stops(self) -> list[str]:
+        return [s for s in ([self.stop] if isinstance(self.stop, str) else self.stop or []) if s]
 
 
-def error(status: int, message: str, kind: str, code: str, retry_after: float | None = None):
+@dataclass
+class Refusal:
+    status: int
+    message: str
+    code: str
+    param: str | None = None
+
+
+def refusal(req: ChatRequest, model_name: str) -> Refusal | None:
+    """Why the request asks for what the endpoint does not do, or None."""
+    if req.model != model_name:
+        return Refusal(
+            404,
+            f"the model {req.model!r} does not exist; use {model_name!r}",
+            "model_not_found",
+            "model",
+        )
+    if req.n not in (None, 1):
+        return Refusal(400, "n: one answer per request", "unsupported_value", "n")
+    if req.stream_options is not None and not req.stream:
+        return Refusal(
+            400, "stream_options: only with stream true", "invalid_value", "stream_options"
+        )
+    stops = [req.stop] if isinstance(req.stop, str) else req.stop or []
+    if len(stops) > MAX_STOPS:
+        return Refusal(400, f"stop: at most {MAX_STOPS} sequences", "invalid_value", "stop")
+    for name, value in (req.model_extra or {}).items():
+        if name not in NEUTRAL:
+            return Refusal(
+                400, f"Unrecognized request argument supplied: {name}", "unknown_parameter", name
+            )
+        if value not in NEUTRAL[name]:
+            allowed = " or ".join(json.dumps(v) for v in NEUTRAL[name])
+            return Refusal(
+                400,
+                f"{name}: not supported (answers come from miners); only {allowed}",
+                "unsupported_value",
+                name,
+            )
+    return None
+
+
+class StopCutter:
+    """The served text up to the first stop sequence. ``feed`` returns what may be
+    shown now, holding back a tail that could be the start of a stop sequence split
+    over two pieces; ``end`` the rest."""
+
+    def __init__(self, stops: list[str]):
+        self.stops = stops
+        self.hold = max((len(s) for s in stops), default=1) - 1
+        self.buffer = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        if self.stopped:
+            return ""
+        self.buffer += text
+        found = [i for i in (self.buffer.find(s) for s in self.stops) if i >= 0]
+        if found:
+            out, self.buffer, self.stopped = self.buffer[: min(found)], "", True
+            return out
+        cut = max(0, len(self.buffer) - self.hold)
+        out, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return out
+
+    def end(self) -> str:
+        out, self.buffer = ("" if self.stopped else self.buffer), ""
+        return out
+
+
+def error(
+    status: int,
+    message: str,
+    kind: str,
+    code: str,
+    param: str | None = None,
+    retry_after: float | None = None,
+) -> JSONResponse:
     headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after else None
-    body = {"error": {"message": message, "type": kind, "code": code, "param": None}}
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def create_api(service: OrganicService, keys: ApiKeys, model_name: str) -> Starlette:
-    async def read_capped(request: Request) -> bytes | None:
-        declared = request.headers.get("content-length")
-        if declared and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-            return None
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                return None
-        return bytes(body)
+def unauthorized() -> JSONResponse:
+    return error(401, "missing or unknown API key", "authentication_error", "invalid_api_key")
 
-    def bearer(request: Request) -> str | None:
-        value = request.headers.get("authorization", "")
-        return value[7:].strip() if value.lower().startswith("bearer ") else None
 
-    async def models(request: Request) -> Response:
-        if keys.lookup(bearer(request)) is None:
-            return error(
-                401, "missing or unknown API key", "authentication_error", "invalid_api_key"
-            )
-        return JSONResponse(
-            {
-                "object": "list",
-                "data": [
-                    {"id": model_name, "object": "model", "created": 0, "owned_by": "prompting"}
-                ],
-            }
+@dataclass
+class Organic:
+    """What the routes use, on ``app.state.organic``."""
+
+    service: OrganicService
+    keys: ApiKeys
+    model_name: str
+    tokens: TokenCounter | None  # None: no tokenizer, ``usage`` is null
+    body_timeout: float = BODY_TIMEOUT_S
+
+
+def bearer(request: Request) -> str | None:
+    value = request.headers.get("authorization", "")
+    return value[7:].strip() if value.lower().startswith("bearer ") else None
+
+
+async def models(request: Request) -> Response:
+    organic: Organic = request.app.state.organic
+    if organic.keys.lookup(bearer(request)) is None:
+        return unauthorized()
+    entry = {"id": organic.model_name, "object": "model", "created": 0, "owned_by": "prompting"}
+    return JSONResponse({"object": "list", "data": [entry]})
+
+
+async def health(request: Request) -> Response:
+    """For load balancers, without a key: 200 while requests are admitted and a miner
+    can be asked, 503 otherwise."""
+    service: OrganicService = request.app.state.organic.service
+    if service.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
+    miners = service.serving()
+    if not miners:
+        return JSONResponse({"status": "no_miners"}, status_code=503)
+    gate = service.gate
+    return JSONResponse(
+        {"status": "ok", "miners": miners, "running": gate.running, "waiting": gate.waiting}
+    )
+
+
+async def chat_completions(request: Request) -> Response:
+    organic: Organic = request.app.state.organic
+    declared = request.headers.get("content-length")
+    if declared and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        return error(413, f"body over {MAX_BODY_BYTES} bytes", "invalid_request_error", "too_large")
+    entry = organic.keys.lookup(bearer(request))
+    if entry is None:
+        return unauthorized()
+    limit = f"rate limit of {entry.rate_per_minute} requests per minute"
+    wait = organic.keys.wait(entry)
+    if wait:
+        return error(429, limit, "rate_limit_error", "rate_limit_exceeded", retry_after=wait)
+    try:
+        body = await read_body(request, MAX_BODY_BYTES, organic.body_timeout)
+        req = ChatRequest.model_validate_json(body)
+        messages = [m.as_protocol() for m in req.messages]
+    except BodyRefused as refused:
+        code = {413: "too_large", 408: "timeout"}.get(refused.status, "disconnected")
+        return error(refused.status, refused.reason, "invalid_request_error", code)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        message = f"{param}: {first['msg']}" if param else first["msg"]
+        return error(400, message[:300], "invalid_request_error", "invalid_body", param)
+    problem = refusal(req, organic.model_name)
+    if problem is not None:
+        return error(
+            problem.status, problem.message, "invalid_request_error", problem.code, problem.param
         )
-
-    async def chat(request: Request) -> Response:
-        body = await read_capped(request)
-        if body is None:
-            return error(
-                413, f"body over {MAX_BODY_BYTES} bytes", "invalid_request_error", "too_large"
-            )
-        entry = keys.lookup(bearer(request))
-        if entry is None:
-            return error(
-                401, "missing or unknown API key", "authentication_error", "invalid_api_key"
-            )
-        wait = keys.allow(entry)
-        if wait:
-            return error(
-                429,
-                f"rate limit of {entry.rate_per_minute} requests per minute",
-                "rate_limit_error",
-                "rate_limit_exceeded",
-                retry_after=wait,
-            )
-        try:
-            req = ChatRequest.model_validate_json(body)
-            messages = [m.as_protocol() for m in req.messages]
-            if any(len(m["content"]) > 200_000 for m in messages):
-                raise ValueError("a message over 200,000 characters")
-        except (ValidationError, ValueError) as exc:
-            first = str(exc).splitlines()
-            reason = " ".join(first[:3])[:300] if first else "invalid body"
-            return error(400, reason, "invalid_request_error", "invalid_body")
-        try:
-            await service.gate.acquire()
-        except Full as exc:
-            return error(503, f"busy: {exc}", "server_error", "overloaded", retry_after=5)
-        try:
-            exchange = service.start(
-                messages, entry.name, req.max_completion_tokens or req.max_tokens, req.temperature
-            )
-        except NoMiners as exc:
-            service.gate.release()
-            return error(503, str(exc), "server_error", "no_miners", retry_after=10)
-        except ValueError as exc:  # the request does not fit the miner protocol
-            service.gate.release()
-            return error(
-                400, str(exc).splitlines()[0][:300], "invalid_request_error", "invalid_body"
-            )
-        ident = "chatcmpl-" + exchange.request.challenge_id.split(":", 1)[1]
-        created = int(time.time())
-        if req.stream:
-            return await streamed(exchange, ident, created)
-        return await whole(exchange, ident, created)
-
-    async def whole(exchange, ident: str, created: int) -> Response:
-        try:
-            result: QueryResult | None = await exchange.first_ok
-        except BaseException:
-            exchange.user_left = True
-            raise
-        if result is None:
-            return no_answer(exchange)
-        return JSONResponse(
-            {
-                "id": ident,
-                "object": "chat.completion",
-                "created": created,
-                "model": model_name,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": result.completion},
-                        "finish_reason": "stop",
-                    }
-                ],
-            },
-            headers={"X-Prompting-Miner-Uid": str(result.uid)},
+    wait = organic.keys.allow(entry)  # charged now: a refused request uses nothing
+    if wait:
+        return error(429, limit, "rate_limit_error", "rate_limit_exceeded", retry_after=wait)
+    service = organic.service
+    try:
+        exchange = await service.open(
+            messages,
+            entry.name,
+            req.stream,
+            req.max_completion_tokens or req.max_tokens,
+            req.temperature,
         )
+    except Draining as exc:
+        return error(503, str(exc), "server_error", "stopping", retry_after=10)
+    except Full as exc:
+        return error(503, f"busy: {exc}", "server_error", "overloaded", retry_after=5)
+    except NoMiners as exc:
+        return error(503, str(exc), "server_error", "no_miners", retry_after=10)
+    except ValueError as exc:  # the request does not fit the miner protocol
+        reason = str(exc).splitlines()[0][:300]
+        return error(400, reason, "invalid_request_error", "invalid_body")
+    answer = Answer(organic, exchange, req, messages)
+    return await (answer.streamed() if req.stream else answer.whole())
 
-    def no_answer(exchange) -> Response:
-        statuses = sorted({r.status for r in exchange.results.values()})
+
+class Answer:
+    """One request's answer in OpenAI's shapes: whole, or as server-sent events."""
+
+    def __init__(self, organic: Organic, exchange: Exchange, req: ChatRequest, messages):
+        self.organic, self.exchange, self.messages = organic, exchange, messages
+        self.include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        self.cutter = StopCutter(req.stops())
+        self.ident = "chatcmpl-" + exchange.request.challenge_id.split(":", 1)[1]
+        self.created = int(time.time())
+
+    async def usage(self, text: str) -> dict | None:
+        tokens = self.organic.tokens
+        return None if tokens is None else await tokens.usage(self.messages, text)
+
+    def no_answer(self) -> Response:
+        statuses = sorted({r.status for r in self.exchange.answers()})
         return error(
             502,
             f"no miner's answer verified ({', '.join(statuses) or 'none answered'})",
@@ -185,46 +318,82 @@ def create_api(service: OrganicService, keys: ApiKeys, model_name: str) -> Starl
             "no_verified_answer",
         )
 
-    async def streamed(exchange, ident: str, created: int) -> Response:
-        await exchange.chosen.wait()
-        if exchange.winner is None:  # every miner is done and none sent text
-            result = exchange.first_answer()
-            if result is None:
-                return no_answer(exchange)
-            exchange.winner = result.uid
-            exchange.pieces.put_nowait(result)
+    async def whole(self) -> Response:
+        try:
+            result = await self.exchange.whole
+        except BaseException:
+            self.exchange.user_left = True
+            raise
+        if result is None:
+            return self.no_answer()
+        text = self.cutter.feed(result.completion) + self.cutter.end()
+        return JSONResponse(
+            {
+                "id": self.ident,
+                "object": "chat.completion",
+                "created": self.created,
+                "model": self.organic.model_name,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": await self.usage(text),
+            },
+            headers={"X-Prompting-Miner-Uid": str(result.uid)},
+        )
 
-        def chunk(delta: dict, finish: str | None = None) -> bytes:
-            obj = {
-                "id": ident,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model_name,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-            return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+    def chunk(self, delta: dict, finish: str | None = None, usage: dict | None = None) -> bytes:
+        obj = {
+            "id": self.ident,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.organic.model_name,
+            "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        if self.include_usage:
+            obj["usage"] = usage
+        return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+
+    async def streamed(self) -> Response:
+        exchange = self.exchange
+        try:
+            await exchange.decided.wait()
+        except BaseException:
+            exchange.user_left = True
+            raise
+        if exchange.served is None:  # every miner is done and none answered ok
+            return self.no_answer()
 
         async def events():
+            shown = []
             try:
-                yield chunk({"role": "assistant", "content": ""})
-                while True:
+                yield self.chunk({"role": "assistant", "content": ""})
+                while not self.cutter.stopped:
                     piece = await exchange.pieces.get()
-                    if isinstance(piece, str):
-                        if piece:
-                            yield chunk({"content": piece})
-                        continue
-                    if piece.ok:
-                        yield chunk({}, "stop")
-                        yield b"data: [DONE]\n\n"
-                    else:
-                        failure = {
-                            "message": f"the miner's stream broke off ({piece.status}: "
-                            f"{piece.error})",
-                            "type": "server_error",
-                            "code": "miner_failed",
-                        }
-                        yield b"data: " + json.dumps({"error": failure}).encode() + b"\n\n"
-                    return
+                    if not isinstance(piece, str):  # the served miner's end
+                        if not piece.ok:
+                            reason = f"the miner's stream broke off ({piece.status}: {piece.error})"
+                            failure = {
+                                "message": reason,
+                                "type": "server_error",
+                                "code": "miner_failed",
+                            }
+                            yield b"data: " + json.dumps({"error": failure}).encode() + b"\n\n"
+                            return
+                        break
+                    if text := self.cutter.feed(piece):
+                        shown.append(text)
+                        yield self.chunk({"content": text})
+                if tail := self.cutter.end():
+                    shown.append(tail)
+                    yield self.chunk({"content": tail})
+                yield self.chunk({}, "stop")
+                if self.include_usage:
+                    yield self.chunk({}, usage=await self.usage("".join(shown)))
+                yield b"data: [DONE]\n\n"
             except BaseException:  # the user left (cancelled): the miners go on, scored
                 exchange.user_left = True
                 raise
@@ -232,15 +401,20 @@ def create_api(service: OrganicService, keys: ApiKeys, model_name: str) -> Starl
         return StreamingResponse(
             events(),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Prompting-Miner-Uid": str(exchange.winner)},
+            headers={"Cache-Control": "no-cache", "X-Prompting-Miner-Uid": str(exchange.served)},
         )
 
-    return Starlette(
+
+def create_api(organic: Organic) -> Starlette:
+    app = Starlette(
         routes=[
-            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
         ]
     )
+    app.state.organic = organic
+    return app
 
 
 def keys_path(config) -> str:
@@ -249,54 +423,63 @@ def keys_path(config) -> str:
     return config.organic.keys_file or os.path.join(config.neuron.full_path, "organic_keys.json")
 
 
-async def serve(service: OrganicService, keys: ApiKeys, config) -> tuple[object, object, int]:
-    """Start the endpoint in the running loop: (server, its serving task, port). The
+class Endpoint:
+    """The endpoint served in the validator's event loop, beside its steps. The
     validator owns the signals (its loop stops on SIGINT/SIGTERM), not uvicorn."""
-    import asyncio
-    import contextlib
 
-    from prompting.network.server import bind, make_server
+    def __init__(self, organic: Organic, server, serving, port: int):
+        self.organic, self.server, self.serving, self.port = organic, server, serving, port
 
-    app = create_api(service, keys, config.organic.model_name)
-    sock = bind(config.organic.host, config.organic.port)
-    server, serving = make_server(app, sock)
-    server.capture_signals = contextlib.nullcontext  # uvicorn would take SIGINT from the loop
-    task = asyncio.ensure_future(serving)
-    port = sock.getsockname()[1]
-    log.info(
-        "organic endpoint on http://%s:%d/v1 (keys: %s)",
-        config.organic.host,
-        port,
-        keys_path(config),
-    )
-    return server, task, port
+    @property
+    def service(self) -> OrganicService:
+        return self.organic.service
 
+    @classmethod
+    async def start(cls, validator, config) -> Endpoint:
+        """Serving once this returns. Raises KeysFileError (a malformed keys file) or
+        OSError (the port)."""
+        import asyncio
+        import contextlib
 
-async def run_with_organic(validator, config, on_ready=None) -> OrganicService:
-    """The validator's loop with the organic endpoint beside it, in one event loop; the
-    endpoint stops with the loop, after the exchanges in progress (up to their timeout)."""
-    import asyncio
+        from prompting.network.server import bind, make_server
+        from prompting.organic.usage import tokenizer_of
 
-    keys = ApiKeys(keys_path(config))  # a malformed file: KeysFileError, before serving
-    if not keys._keys:
-        log.warning(
-            "organic: no API keys in %s, so every request gets 401; issue one with "
-            "python scripts/organic_keys.py --file %s add --name NAME",
-            keys.path,
-            keys.path,
+        keys = ApiKeys(keys_path(config))
+        if not len(keys):
+            log.warning(
+                "organic: no API keys in %s, so every request gets 401; issue one with "
+                "python scripts/organic_keys.py --file %s add --name NAME",
+                keys.path,
+                keys.path,
+            )
+        tokenizer = tokenizer_of(validator.llm)
+        organic = Organic(
+            OrganicService(validator, config),
+            keys,
+            config.organic.model_name,
+            None if tokenizer is None else TokenCounter(tokenizer),
         )
-    service = OrganicService(validator, config)
-    server, task, port = await serve(service, keys, config)
-    try:
+        sock = bind(config.organic.host, config.organic.port)
+        server, serving = make_server(create_api(organic), sock)
+        server.capture_signals = contextlib.nullcontext  # uvicorn would take SIGINT
+        task = asyncio.ensure_future(serving)
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
         if task.done():
             task.result()  # the bind or start-up error, raised here
-        if on_ready is not None:
-            on_ready(service, port)
-        await validator.run()
-    finally:
-        server.should_exit = True
-        await service.drain(config.organic.timeout)
-        await asyncio.gather(task, return_exceptions=True)
-    return service
+        port = sock.getsockname()[1]
+        log.info(
+            "organic endpoint on http://%s:%d/v1 (keys: %s)", config.organic.host, port, keys.path
+        )
+        return cls(organic, server, task, port)
+
+    async def stop(self, drain_s: float) -> None:
+        """No new request; the exchanges in flight finish and are scored within
+        ``drain_s`` (``OrganicService.stop``); then the server closes."""
+        import asyncio
+
+        await self.service.stop(drain_s)
+        self.server.should_exit = True
+        await asyncio.gather(self.serving, return_exceptions=True)
+        if self.organic.tokens is not None:
+            self.organic.tokens.close()

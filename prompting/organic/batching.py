@@ -9,6 +9,9 @@ synthetic call has taken within ``wait_s`` (the synthetic steps may be drafting 
 that need no model, such as math) is written in a call of its own, with the others
 left over, so no reference is dropped here (the service's bounded queue may).
 
+At shutdown (``stop_waiting``) no synthetic call is coming: the references still waiting
+are written at once, in a call of their own, whatever the share.
+
 The references' part of the model's time is bounded (``share`` of the time since
 start): a shared call's time is split between its prompts by count, a call of their own
 counts whole, and past the bound no reference rides or gets a call of its own until
@@ -59,6 +62,28 @@ class SharedBatches:
         self.alone = 0  # references written in a call of their own
         self.started = time.monotonic()
         self.organic_s = 0.0  # model time the references took
+        self._stopping: asyncio.Event | None = None  # made in the event loop, when first used
+
+    def stop_waiting(self) -> None:
+        """The synthetic loop has stopped: waiting references go in calls of their own."""
+        self._stop_event().set()
+
+    def _stop_event(self) -> asyncio.Event:
+        if self._stopping is None:
+            self._stopping = asyncio.Event()
+        return self._stopping
+
+    async def _wait(self, asks: list[_Ask], timeout: float) -> None:
+        """Until every ask is answered, ``timeout`` passes, or ``stop_waiting``."""
+        answered = asyncio.ensure_future(asyncio.wait([a.future for a in asks]))
+        stopping = asyncio.ensure_future(self._stop_event().wait())
+        try:
+            await asyncio.wait(
+                [answered, stopping], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            answered.cancel()
+            stopping.cancel()
 
     def over_share(self) -> bool:
         return self.share > 0 and self.organic_s > self.share * (time.monotonic() - self.started)
@@ -119,9 +144,12 @@ class SharedBatches:
         asks = [_Ask(p, loop.create_future(), loop) for p in prompts]
         with self._lock:
             self._pending.extend(asks)
-        await asyncio.wait([a.future for a in asks], timeout=wait_s)
-        while self.over_share() and not all(a.taken for a in asks):
-            await asyncio.wait([a.future for a in asks if not a.taken], timeout=max(wait_s, 1.0))
+        if not self._stop_event().is_set():
+            await self._wait(asks, wait_s)
+        while (
+            self.over_share() and not self._stop_event().is_set() and not all(a.taken for a in asks)
+        ):
+            await self._wait([a for a in asks if not a.taken], max(wait_s, 1.0))
         with self._lock:
             left = [a for a in asks if not a.taken]
             self._pending = [a for a in self._pending if a not in left]

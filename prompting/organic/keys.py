@@ -97,7 +97,7 @@ class ApiKeys:
         self._keys: dict[str, ApiKey] = {}
         self._mtime: tuple[int, int] | None = None
         self._seen: dict[str, deque] = defaultdict(deque)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.reload()
 
     def reload(self) -> None:
@@ -110,6 +110,10 @@ class ApiKeys:
             self._keys = read_keys(self.path)  # a broken file keeps nothing silently
             self._mtime = mtime
 
+    def __len__(self) -> int:
+        """Keys listed (0: every request is refused with 401)."""
+        return len(self._keys)
+
     def lookup(self, key: str | None) -> ApiKey | None:
         """The key's entry, or None for a missing or unknown key."""
         try:
@@ -120,17 +124,23 @@ class ApiKeys:
             return None
         return self._keys.get(digest(key))
 
-    def allow(self, entry: ApiKey) -> float:
-        """0 when the request may go; else seconds until the key's window has room."""
+    def wait(self, entry: ApiKey) -> float:
+        """Seconds until the key's window has room (0: now), charging nothing: a request
+        refused later (400) must not use up the key's rate."""
         now = time.monotonic()
         with self._lock:
             times = self._seen[entry.sha256]
             while times and now - times[0] >= 60.0:
                 times.popleft()
-            if len(times) >= entry.rate_per_minute:
-                return 60.0 - (now - times[0])
-            times.append(now)
-            return 0.0
+            return 60.0 - (now - times[0]) if len(times) >= entry.rate_per_minute else 0.0
+
+    def allow(self, entry: ApiKey) -> float:
+        """0 when the request may go (and it is counted); else as ``wait``."""
+        with self._lock:
+            wait = self.wait(entry)
+            if not wait:
+                self._seen[entry.sha256].append(time.monotonic())
+            return wait
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import random
 import signal
@@ -34,7 +33,7 @@ from prompting import compat
 from prompting.chain import Chain, ChainError, Neuron, retry_after_blocks
 from prompting.config import TINY_MODEL
 from prompting.llms.base import LLM, LLMError, Sampling
-from prompting.network.client import MinerClient, QueryResult
+from prompting.network.client import QueryResult, validator_client
 from prompting.protocol import PromptRequest
 from prompting.rewards.stack import RewardResult, RewardStack
 from prompting.tasks import Challenge, Draft, TaskSampler, build_challenges
@@ -90,7 +89,7 @@ class GenerationBatcher:
 
     def __init__(self, run_in_worker, llm: LLM | None, on_take=None):
         self._run = run_in_worker
-        self._llm = llm
+        self.llm = llm  # what its generate calls go to (``Validator.share_generation``)
         self._on_take = on_take
         self._waiting: list[tuple[Draft, Sampling, asyncio.Future]] = []
         self._drainer: asyncio.Future | None = None
@@ -126,7 +125,7 @@ class GenerationBatcher:
                 self._on_take()
             try:
                 challenges = await self._run(
-                    self._build, [d for d, _, _ in batch], self._llm, batch[0][1]
+                    self._build, [d for d, _, _ in batch], self.llm, batch[0][1]
                 )
             except Exception as exc:  # noqa: BLE001 - each waiting step decides what to do
                 for _, _, future in batch:
@@ -136,6 +135,40 @@ class GenerationBatcher:
             for (_, _, future), challenge in zip(batch, challenges):
                 if not future.done():
                     future.set_result((challenge, len(batch)))
+
+
+@dataclass
+class ScoredAnswers:
+    """The reward stack's verdict on a query's results, spread back over all of them:
+    ``rewards[i]`` for ``results[i]`` (0 where the answer did not arrive ok, unscored),
+    ``components[name][i]`` likewise (None there); ``raw`` as the stack returned it, for
+    the answers that arrived."""
+
+    rewards: list[float]
+    components: dict[str, list[float | None]]
+    raw: RewardResult
+
+
+def score_ok_answers(
+    stack: RewardStack, challenge: Challenge, results: list[QueryResult]
+) -> ScoredAnswers:
+    """Score the answers that arrived ok (on the model thread: rewards may run models),
+    each with its latency (a copy arrives after its original), and spread the verdict
+    back over every result. The synthetic step and the organic exchange both use it."""
+    ok = [i for i, r in enumerate(results) if r.ok]
+    raw = stack.score(
+        challenge, [results[i].completion for i in ok], [results[i].latency for i in ok]
+    )
+    rewards = [0.0] * len(results)
+    for j, i in enumerate(ok):
+        rewards[i] = float(raw.totals[j])
+    components: dict[str, list[float | None]] = {}
+    for name, values in raw.components.items():
+        spread: list[float | None] = [None] * len(results)
+        for j, i in enumerate(ok):
+            spread[i] = values[j]
+        components[name] = spread
+    return ScoredAnswers(rewards, components, raw)
 
 
 def uses_llm_references(config) -> bool:
@@ -178,13 +211,7 @@ class Validator:
         self.metagraph: list[Neuron] = []
         n = config.neuron
         self.rate = sampling.RateBound(n.miner_query_rate)
-        self.client = MinerClient(
-            wallet,
-            timeout=n.timeout,
-            max_body_bytes=n.max_body_bytes,
-            # every query the rate bound lets in while the earlier ones may still run
-            max_connections_per_miner=math.ceil(n.miner_query_rate * n.timeout) + 1,
-        )
+        self.client = validator_client(wallet, config, llm)  # in process or its own
         self.weights_due = False
         self.cadence = Cadence(lambda: chain.block_seconds, n.resync_seconds)
         self.concurrency = Concurrency.from_config(
@@ -201,7 +228,7 @@ class Validator:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="models")
         self.cooldown = sampling.Cooldown(config.neuron.unreachable_cooldown_s)
         self.labels: dict[int, str] = {}  # uid -> strategy, for the local subnet's scoreboard
-        self.batcher = GenerationBatcher(self._in_worker, llm, on_take=self._wake.set)
+        self.batcher = GenerationBatcher(self.run_on_model_thread, llm, on_take=self._wake.set)
         # Work beside the loop (the organic service) adds its counters to every step's
         # event through these: a dashboard shows whether it keeps up.
         self.gauge_sources: list[Callable[[], dict]] = []
@@ -217,8 +244,44 @@ class Validator:
         self.startup: dict[str, float] | None = None
         self.process_start: float | None = None
 
-    async def _in_worker(self, fn, *args):
+    async def run_on_model_thread(self, fn, *args):
+        """``fn(*args)`` on the one model thread, after the work queued before it: every
+        use of the models (generation, rewards) goes through here."""
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+    def share_generation(self, wrap: Callable[[LLM], LLM]) -> LLM | None:
+        """Send the synthetic batcher's generate calls through ``wrap(self.llm)`` (the
+        organic service adds its references to them); returns the wrapper, or None when
+        this validator has no model."""
+        if self.llm is None:
+            return None
+        self.batcher.llm = wrap(self.llm)
+        return self.batcher.llm
+
+    def eligible_miners(self) -> list[Neuron]:
+        """The miners a query may go to now: not this validator, not a validator above
+        ``--neuron.vpermit_tao_limit``, not cooling down after a refused connection."""
+        n = self.config.neuron
+        return sampling.candidates(
+            self.metagraph, self.hotkey, n.vpermit_tao_limit, self.cooldown.cooling()
+        )
+
+    def apply_rewards(
+        self, answered: list[QueryResult], rewards: list[float], alpha: float
+    ) -> list[int]:
+        """Rewards into the moving averages with ``alpha``; returns the uids they entered.
+        A uid whose hotkey changed since it was queried (a resync while the query was in
+        flight) is skipped: its reward belongs to the hotkey that answered."""
+        current = [
+            (r.uid, reward)
+            for r, reward in zip(answered, rewards)
+            if r.uid < len(self.state.hotkeys) and self.state.hotkeys[r.uid] == r.hotkey
+        ]
+        if alpha > 0:
+            scoring.update_scores(
+                self.state, [u for u, _ in current], [w for _, w in current], alpha
+            )
+        return [u for u, _ in current] if alpha > 0 else []
 
     # --- stages ----------------------------------------------------------------------
 
@@ -250,9 +313,7 @@ class Validator:
         try:
             async with self._miners_turn:
                 n = self.config.neuron
-                pool = sampling.candidates(
-                    self.metagraph, self.hotkey, n.vpermit_tao_limit, self.cooldown.cooling()
-                )
+                pool = self.eligible_miners()
                 await self._sleep(
                     self.rate.wait([c.uid for c in pool], min(n.sample_size, len(pool)))
                 )
@@ -312,10 +373,8 @@ class Validator:
         if not self.metagraph:
             log.warning("no metagraph yet; step skipped")
             return None
-        n = self.config.neuron
-        if not sampling.candidates(
-            self.metagraph, self.hotkey, n.vpermit_tao_limit, self.cooldown.cooling()
-        ):  # checked again after generation; here it saves writing a challenge for nobody
+        if not self.eligible_miners():
+            # checked again after generation; here it saves writing a challenge for nobody
             log.warning("no miner to query (none registered, or all cooling down); step skipped")
             return None
         start = time.perf_counter()
@@ -358,23 +417,16 @@ class Validator:
             timings["timings/query"] = time.perf_counter() - start
 
             start = time.perf_counter()
-            ok = [i for i, r in enumerate(results) if r.ok]
-            scored = await self._in_worker(
-                self.rewards.score,
-                challenge,
-                [results[i].completion for i in ok],
-                [results[i].latency for i in ok],  # a copy arrives after its original
+            scored = await self.run_on_model_thread(
+                score_ok_answers, self.rewards, challenge, results
             )
-            rewards = [0.0] * len(results)
-            for j, i in enumerate(ok):
-                rewards[i] = float(scored.totals[j])
             timings["timings/reward"] = time.perf_counter() - start
-            timings.update({f"timings/{k}": v for k, v in scored.timings.items()})
+            timings.update({f"timings/{k}": v for k, v in scored.raw.timings.items()})
 
             start = time.perf_counter()
             await prep.turn.wait()
             timings["timings/wait_turn"] = time.perf_counter() - start
-            return await self._commit(prep, challenge, results, rewards, scored)
+            return await self._commit(prep, challenge, results, scored)
         finally:
             if prep.turn.is_set():
                 prep.done.set()
@@ -386,12 +438,12 @@ class Validator:
         prep: Prepared,
         challenge: Challenge,
         results: list[QueryResult],
-        rewards: list[float],
-        scored: RewardResult,
+        scored: ScoredAnswers,
     ) -> StepResult:
         """A step's results become the validator's, in step order: scores, weights when
         due, the saved state, then the event."""
-        step = self._record_scores(prep.neurons, results, rewards)
+        rewards = scored.rewards
+        step, applied = self._record_scores(prep.neurons, results, rewards)
         weights_info = await self._weights_if_due(step, prep.timings)
         self._save(prep)
         gauges = {
@@ -404,8 +456,12 @@ class Validator:
         for source in self.gauge_sources:
             gauges.update(source())
         event = step_event(
-            step, challenge, prep.neurons, results, rewards, scored.components, gauges
+            step, challenge, prep.neurons, results, rewards, scored.raw.components, gauges
         )
+        # what the moving averages took from this step (``replay.replay_scores`` reads it)
+        event["scores/applied"] = applied
+        event["scores/alpha"] = self.config.neuron.moving_average_alpha
+        event["scores/decay_alpha"] = self.config.neuron.decay_alpha
         event.update(prep.timings)
         event.update(weights_info)
         self._publish(event)
@@ -413,28 +469,17 @@ class Validator:
 
     def _record_scores(
         self, neurons: list[Neuron], results: list[QueryResult], rewards: list[float]
-    ) -> int:
-        """Cool-downs, moving averages and decay of this step; returns its number."""
+    ) -> tuple[int, list[int]]:
+        """Cool-downs, moving averages and decay of this step; returns its number and
+        the uids whose rewards entered the averages."""
         for r in results:
             self.cooldown.record(r.uid, r.status)
-        # A resync while this step was in flight may have replaced or dropped a uid:
-        # its reward belongs to the hotkey that answered, so it is not applied.
-        current = [
-            (n.uid, reward)
-            for n, reward in zip(neurons, rewards)
-            if n.uid < len(self.state.hotkeys) and self.state.hotkeys[n.uid] == n.hotkey
-        ]
-        scoring.update_scores(
-            self.state,
-            [u for u, _ in current],
-            [r for _, r in current],
-            self.config.neuron.moving_average_alpha,
-        )
+        applied = self.apply_rewards(results, rewards, self.config.neuron.moving_average_alpha)
         scoring.decay_unsampled(
             self.state, [n.uid for n in neurons], self.config.neuron.decay_alpha
         )
         self.state.step += 1
-        return self.state.step
+        return self.state.step, applied
 
     async def _weights_if_due(self, step: int, timings: dict) -> dict:
         """Set weights every ``epoch_length`` steps (a refused call stays due) when the
@@ -501,6 +546,22 @@ class Validator:
         self._stop.set()
 
     async def run(self) -> None:
+        """The loop until a stop or ``--neuron.max_steps``, then ``close``."""
+        try:
+            await self.run_steps()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Save the state and close the miners' connections: the last thing a run does,
+        after whatever works beside the loop (organic exchanges) has finished."""
+        state_io.save(self.state, self.state_path)
+        await self.client.aclose()
+
+    async def run_steps(self) -> None:
+        """Steps until a stop (SIGINT, SIGTERM, ``request_stop``) or max_steps; a step
+        in flight at a stop is abandoned, uncommitted. The state is not saved here
+        (``close``): work beside the loop may still move the scores."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -546,8 +607,6 @@ class Validator:
             for task in in_flight:  # stop requested mid-step: abandon what is in flight
                 task.cancel()
             await asyncio.gather(*in_flight, *self._background, return_exceptions=True)
-            state_io.save(self.state, self.state_path)
-            await self.client.aclose()
 
     def _load(self, in_flight: int) -> Load:
         return Load(in_flight, self._starting + self.batcher.queued, self._waiting_miners)
