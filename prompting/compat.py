@@ -5,7 +5,8 @@ Each shim names the failure it prevents; tests/test_compat.py reproduces each on
 * uvloop guard: a uvloop event-loop policy (installed by bittensor stacks of old,
   uvicorn[standard], or an operator's sitecustomize) makes the threads vLLM starts
   fail with "There is no current event loop in thread ...". We restore asyncio's
-  default policy before vLLM loads and say so in one log line.
+  default policy before vLLM loads and say so in one log line; ``run`` gives the
+  validator's own loop uvloop's speed without the policy.
 * angle-emb: angle-emb 0.6.1 pins transformers==5.3.0 and imports bitsandbytes and
   datasets at module level, although encoding needs neither (they serve its
   training and 4-bit loading). vLLM needs transformers>=5.5.3. We install angle-emb
@@ -101,6 +102,21 @@ def guard_event_loop_policy() -> bool:
         "threads get an event loop (avoids 'There is no current event loop in thread')"
     )
     return True
+
+
+def run(main):
+    """``asyncio.run(main)`` on uvloop's event loop where uvloop is installed (Python
+    3.11+): its loop spends less of the GIL on callbacks and sockets, which a model thread
+    beside it needs. Only this loop is uvloop's; the policy stays asyncio's default, so
+    the guard above still holds for every other thread."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    if sys.version_info < (3, 11):  # asyncio.Runner takes a loop factory from 3.11
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 # --- transformers in threads -------------------------------------------------------

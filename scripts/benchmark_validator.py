@@ -1,13 +1,26 @@
 """CPU benchmark of the validator itself: everything but the LLM.
 
     python scripts/benchmark_validator.py --miners 64 --steps 200 --out benchmarks/results/x.json
+    python scripts/benchmark_validator.py --loop --miners 64 --latency realistic --steps 600 \
+        --llm tiny --pyspy 20 --out benchmarks/results/x.json
 
 A farm of N real miner servers (one process, one event loop, each server verifying
-btauth/1 signatures on its own loopback port) answers at once with a fixed passage
-sentence; the validator runs in this process on the local chain for S steps, through
-its real client, reward stack and state saving. Reported: per-stage timings, step
-overhead (step minus challenge generation minus reward-model compute), reward stack
-time for N completions, `--help` time, and RSS / open file descriptors over the run.
+btauth/1 signatures on its own loopback port) answers with a fixed passage sentence, at
+once or after ``--latency`` (``prompting/miner/latency.py``); the validator runs in this
+process on the local chain, through its real client, reward stack and state saving.
+
+Default mode, S steps one after another: per-stage timings, step overhead (step minus
+challenge generation minus reward-model compute), reward stack time for N completions,
+`--help` time, and RSS / open file descriptors over the run.
+
+``--loop``: the validator's own loop (steps in flight as ``--neuron.forwards adaptive``
+keeps them, the per-miner rate bound, events in the state folder) for S steps, with the
+model thread generating (``--llm tiny``: the project's random-weight model writes every
+challenge, as a real model does on a GPU) or not (``none``). Reported: the run's summary
+(``scripts/summarize_run.py``: rate, steps in flight, per-miner rate, the model thread's
+busy share, the bound it hit), CPU seconds per thread, and with ``--pyspy SECONDS`` who
+held the GIL (py-spy ``--gil``, sampled mid-run): the loop's share beside the model
+thread's, and what each spent it on.
 """
 
 from __future__ import annotations
@@ -59,14 +72,22 @@ def hostile_app(kind: str):
 
 
 def farm(
-    wallet_dir: str, n: int, validator_hotkey: str, ports_file: str, hostile: bool = False
+    wallet_dir: str,
+    n: int,
+    validator_hotkey: str,
+    ports_file: str,
+    hostile: bool = False,
+    latency: str | None = None,
+    slots: int = 8,
 ) -> None:
-    """Child process: n miner servers answering instantly (or, with hostile, one in six
-    each of: good, garbage bytes, 4 MB body, stalling, HTTP 500, and a closed port)."""
+    """Child process: n miner servers answering instantly or after ``latency`` with
+    ``slots`` answer slots each (or, with hostile, one in six each of: good, garbage
+    bytes, 4 MB body, stalling, HTTP 500, and a closed port)."""
+    from prompting.miner.latency import delayed, parse
     from prompting.network.auth import Authorizer, CallerPolicy, load_or_create_wallet
     from prompting.network.server import bind, create_app, make_server
 
-    async def answer(req) -> str:
+    async def instant(req) -> str:
         text = req.messages[-1].content
         return text[text.find("Passage:") + 9 :][:300] if "Passage:" in text else "42"
 
@@ -82,6 +103,7 @@ def farm(
                 sock.close()  # registered, but nothing listens: connection refused
                 rows.append(row)
                 continue
+            answer = delayed(instant, parse(latency), seed=i) if latency else instant
             app = (
                 hostile_app(kind)
                 if kind != "good"
@@ -89,6 +111,7 @@ def farm(
                     answer,
                     w,
                     Authorizer(CallerPolicy(0, frozenset({validator_hotkey})), None),
+                    max_concurrency=slots,
                     rate_limit=10**6,
                 )
             )
@@ -154,28 +177,11 @@ def help_time() -> float:
     return time.perf_counter() - t
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--miners", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--out", required=True)
-    parser.add_argument(
-        "--hostile", action="store_true", help="soak mode: five in six miners misbehave"
-    )
-    parser.add_argument("--timeout", type=float, default=5.0, help="miner timeout, seconds")
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="cProfile the validator's steps; top functions go in the JSON",
-    )
-    args = parser.parse_args(argv)
-
+def start_farm(args, slots: int = 8):
+    """The farm process and a local chain that lists its miners: (state folder, the
+    validator's wallet, chain, farm process)."""
     from prompting.chain.local import LocalChain
-    from prompting.config import default_config
     from prompting.network.auth import load_or_create_wallet
-    from prompting.rewards.relevance import shared_embedder
-    from prompting.rewards.stack import RewardStack
-    from prompting.validator.loop import Validator
 
     state = tempfile.mkdtemp(prefix="bench-validator-")
     wallet = load_or_create_wallet("validator", "default", os.path.join(state, "wallets"))
@@ -188,6 +194,8 @@ def main(argv=None) -> None:
             wallet.hotkey.ss58_address,
             ports_file,
             args.hostile,
+            args.latency,
+            slots,
         ),
         daemon=True,
     )
@@ -198,11 +206,161 @@ def main(argv=None) -> None:
     chain.register(wallet.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
     for hotkey, coldkey, port in json.load(open(ports_file)):
         chain.register(hotkey, coldkey, endpoint=f"127.0.0.1:{port}")
+    return state, wallet, chain, proc
+
+
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) of each live thread of this process, by name."""
+    import threading
+
+    import psutil
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = collections.defaultdict(float)
+    for t in psutil.Process().threads():
+        out[names.get(t.id, "other (native)")] += t.user_time + t.system_time
+    return dict(out)
+
+
+def loop_benchmark(args) -> None:
+    """--loop: the validator's own loop against the farm (see the module doc)."""
+    import threading
+
+    from prompting.config import default_config
+    from prompting.llms.embedded import resolve_model
+    from prompting.miner.latency import answer_slots
+    from prompting.rewards.relevance import shared_embedder
+    from prompting.rewards.stack import RewardStack
+    from prompting.telemetry import Telemetry
+    from prompting.validator.loop import Validator
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from summarize_run import summarize
 
     config = default_config("validator")
     n = config.neuron
+    n.timeout = n.timeout if args.timeout is None else args.timeout
+    state, wallet, chain, proc = start_farm(args, answer_slots(n.miner_query_rate, n.timeout))
+    n.full_path, n.seed, n.max_steps = state, 0, args.steps
+    n.max_tokens = args.max_tokens
+    n.task_weights = {t: 1.0 for t in args.tasks.split(",")}
+    llm = None
+    if args.llm == "tiny":  # by its folder: the validator has it write every challenge
+        from prompting.llms import load_llm
+
+        n.model_id = resolve_model("tiny", os.path.expanduser("~/.prompting"))
+        llm = load_llm(config)
+    log_file = open(os.path.join(state, "validator.log"), "w")
+    telemetry = Telemetry(state, None, stream=log_file)
+    validator = Validator(config, wallet, chain, llm, RewardStack(shared_embedder), telemetry)
+    validator.rewards.embedder  # noqa: B018 - loaded before the loop, as the validator does
+    pyspy_raw = os.path.join(state, "pyspy-gil-raw.txt")
+    spy: dict = {}
+
+    def profile_mid_run() -> None:  # once a quarter of the steps is in: the loop is warm
+        while validator.state.step < args.steps // 4 and not spy.get("stop"):
+            time.sleep(0.2)
+        exe = os.path.join(os.path.dirname(sys.executable), "py-spy")
+        cmd = [exe, "record", "--pid", str(os.getpid()), "--threads", "--gil", "-f", "raw"]
+        cmd += ["-r", str(args.pyspy_rate), "-d", str(args.pyspy), "-o", pyspy_raw]
+        spy["at_step"] = validator.state.step
+        spy["result"] = subprocess.run(cmd, capture_output=True, text=True).stderr[-300:]
+
+    profiler = threading.Thread(target=profile_mid_run, daemon=True) if args.pyspy else None
+    if profiler is not None:
+        profiler.start()
+    cpu_before, wall = thread_cpu_seconds(), time.perf_counter()
+    asyncio.run(validator.run())
+    wall = time.perf_counter() - wall
+    cpu = {k: v - cpu_before.get(k, 0.0) for k, v in thread_cpu_seconds().items()}
+    spy["stop"] = True
+    if profiler is not None:
+        profiler.join()
+    proc.kill()
+    telemetry.close()
+    log_file.close()
+    summary = summarize(
+        state,
+        os.path.join(state, "validator.log"),
+        pyspy_path=pyspy_raw if args.pyspy else None,
+        pyspy_samples=int(args.pyspy * args.pyspy_rate) or None,
+        rate_bound=n.miner_query_rate,
+        in_flight_cap=n.max_concurrent_forwards,
+    )
+    summary.pop("generate_batch_size", None)
+    queries = sum(summary["statuses"].values())
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "device": f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})",
+        "command": "python " + " ".join(sys.argv),
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "miners": args.miners,
+        "latency": args.latency or "instant",
+        "llm": args.llm,
+        "tasks": n.task_weights,
+        "timeout_s": n.timeout,
+        "wall_s": wall,
+        "cpu_s_by_thread": cpu,
+        "main_thread_cpu_ms_per_query": 1000 * cpu.get("MainThread", 0.0) / max(queries, 1),
+        "pyspy": {k: v for k, v in spy.items() if k != "stop"},
+        "summary": summary,
+    }
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=1)
+    brief = {k: summary.get(k) for k in ("steps", "scored_challenges_per_gpu_hour", "limit")}
+    print(json.dumps({**brief, "cpu_s_by_thread": cpu, "wall_s": wall}, indent=1))
+    if "gil_split" in summary:
+        for name, row in summary["gil_split"]["threads"].items():
+            print(name, round(row.get("share_of_wall", 0), 3), row["areas_share_of_gil"])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--miners", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--hostile", action="store_true", help="soak mode: five in six miners misbehave"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        help="miner timeout, seconds (default 5; --loop: the validator's own, 10)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the validator's steps; top functions go in the JSON",
+    )
+    parser.add_argument("--loop", action="store_true", help="the validator's own loop")
+    parser.add_argument("--latency", help="the miners' answer latency, e.g. realistic")
+    parser.add_argument("--llm", choices=("none", "tiny"), default="none", help="--loop")
+    parser.add_argument("--max_tokens", type=int, default=64, help="--loop --llm tiny")
+    parser.add_argument(
+        "--tasks",
+        default="qa,summarization",
+        help="tasks, equally weighted (--loop: math alone keeps the model thread out of the "
+        "way, so the loop's own cost sets the rate)",
+    )
+    parser.add_argument(
+        "--pyspy", type=float, default=0.0, help="--loop: seconds of py-spy --gil, mid-run"
+    )
+    parser.add_argument("--pyspy_rate", type=int, default=50, help="py-spy samples a second")
+    args = parser.parse_args(argv)
+    if args.loop:
+        return loop_benchmark(args)
+    args.timeout = 5.0 if args.timeout is None else args.timeout
+
+    from prompting.config import default_config
+    from prompting.rewards.relevance import shared_embedder
+    from prompting.rewards.stack import RewardStack
+    from prompting.validator.loop import Validator
+
+    state, wallet, chain, proc = start_farm(args)
+    config = default_config("validator")
+    n = config.neuron
     n.full_path, n.sample_size, n.seed, n.timeout = state, args.miners, 0, args.timeout
-    n.task_weights = {"qa": 0.5, "summarization": 0.5}
+    n.task_weights = {t: 1.0 for t in args.tasks.split(",")}
     validator = Validator(config, wallet, chain, None, RewardStack(shared_embedder))
     validator.rewards.embedder  # noqa: B018 - load outside the timed steps
 

@@ -394,3 +394,43 @@ def test_the_validator_refuses_an_answer_whose_headers_are_not_in_their_one_form
             auth.verify_response(
                 change(headers), body, PROMPT_PATH, v.hotkey.ss58_address, nonce, store
             )
+
+
+def client_ports(pid: int, port: int) -> set[int]:
+    """Local ports of process ``pid``'s open connections to ``port``."""
+    import psutil
+
+    return {
+        c.laddr.port
+        for c in psutil.Process(pid).net_connections("tcp")
+        if c.raddr and c.raddr.port == port and c.status == "ESTABLISHED"
+    }
+
+
+async def test_connections_to_a_thinking_miner_are_kept_and_reused(wallets):
+    """Four queries at once to a miner that thinks: four connections, all kept alive,
+    and the next four go out on them (a pool keeping two connected anew each time)."""
+    import os
+
+    async def think(req: PromptRequest) -> str:
+        await asyncio.sleep(0.3)
+        return "thought"
+
+    v = wallets["validator"]
+    server = ServerThread(
+        think,
+        wallets["miner"],
+        Authorizer(CallerPolicy(0, frozenset({v.hotkey.ss58_address})), None),
+    )
+    client = MinerClient(v, timeout=5, max_connections_per_miner=8)
+    target = [neuron(1, wallets["miner"], server.port)] * 4
+    try:
+        first = await client.query_many(target, request())
+        kept = client_ports(os.getpid(), server.port)
+        second = await client.query_many(target, request(step=2))
+        again = client_ports(os.getpid(), server.port)
+    finally:
+        await client.aclose()
+        server.stop()
+    assert [r.status for r in first + second] == ["ok"] * 8
+    assert len(kept) == 4 and again == kept

@@ -38,12 +38,20 @@ def delayed(
     return thinking
 
 
+def answer_slots(query_rate: float, timeout: float) -> int:
+    """Answer slots for every request the validator's rate bound lets in while a miner
+    thinks (at most past the timeout): a thinking miner holds a slot all along, and with
+    the default 8 slots, busy refusals would measure the slots, not the validator."""
+    return math.ceil(query_rate * (timeout + PAST_TIMEOUT_S)) + 1
+
+
 def local_miner_args(spec: str | None, query_rate: float, timeout: float) -> list[str]:
-    """Flags for the local subnet's miners: the latency, and room for every request the
-    validator's rate bound lets in during one timeout (a thinking miner holds an answer
-    slot all along; with the default 8 slots, busy refusals would measure the slots,
-    not the validator)."""
+    """Flags for the local subnet's miners: the latency and its ``answer_slots``."""
     if not spec:
         return []
-    slots = math.ceil(query_rate * (timeout + PAST_TIMEOUT_S)) + 1
-    return ["--miner.latency", spec, "--miner.max_concurrency", str(slots)]
+    return [
+        "--miner.latency",
+        spec,
+        "--miner.max_concurrency",
+        str(answer_slots(query_rate, timeout)),
+    ]

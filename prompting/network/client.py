@@ -1,4 +1,4 @@
-"""Signed, concurrent queries to miners over one pooled HTTP client.
+"""Signed, concurrent queries to miners over pooled keep-alive connections.
 
 Every request is signed with btauth/1 for the miner's hotkey. Each miner gets the
 same deadline, enforced around the whole exchange (connect, headers, body), the
@@ -7,11 +7,18 @@ every outcome is a QueryResult with a status; nothing a miner does raises here. 
 answer counts only if its btauth/1 signature is the queried hotkey's, made for this
 validator and this request's nonce. ``query_stream`` asks for the streamed form
 (docs/protocol.md 10) and verifies every line before it is used.
+
+``validator_client`` picks where the validator's queries run: in a process of their own
+(``prompting.network.offload``) when the model generates on a GPU in this process, so
+that miner traffic never holds the GIL the model's thread needs; in process otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +35,13 @@ from prompting.protocol import (
     PromptRequest,
     PromptResponse,
 )
+
+log = logging.getLogger(__name__)
+# Idle keep-alive connections are dropped after this many seconds: under the reference
+# miner's 5 s (server.HEADER_TIMEOUT_S, uvicorn's timeout_keep_alive), so a request never
+# goes out on a connection the miner is closing.
+KEEPALIVE_S = 4.0
+QUERY_PROCESS_ENV = "PROMPTING_QUERY_PROCESS"  # "on" / "off": overrides the choice
 
 OK, TIMEOUT, REFUSED, HTTP_ERROR, INVALID, UNREACHABLE, FORGED = (
     "ok",
@@ -62,11 +76,14 @@ class QueryResult:
 
 
 class MinerClient:
-    """Pooled connections per miner endpoint.
+    """Pooled keep-alive connections per miner endpoint.
 
     One pool per endpoint, not one pool for all: httpcore's pool scans every connection
     for every request, which made 64 concurrent miners cost ~0.5 s of CPU per step on
-    2 cores (profile in benchmarks/results/2026-11-23-cpu-validator-profile.json).
+    2 cores (profile in benchmarks/results/2026-11-23-cpu-validator-profile.json). Every
+    connection a pool may open is kept alive: a miner thinking for seconds holds several
+    of ours at once, and a pool keeping fewer closed the rest after each answer and
+    connected anew for the next query (``connect_tcp`` 7% of the GIL time, 2026-12-06).
     """
 
     def __init__(
@@ -83,6 +100,7 @@ class MinerClient:
         # Resolve the hotkey once: signing with the Wallet object unlocks its key file on
         # every call (1.3 ms each, 84 ms for 64 miners); the resolved signer takes 0.07 ms.
         self.signer = resolve_signer(wallet, role="hotkey")
+        self.signer.sign(b"")  # the key file is read (a password asked for) now, not mid-step
         self.hotkey = self.signer.ss58_address
         self._response_nonces = InMemoryNonceStore()  # a replayed answer is refused
         self.timeout = timeout
@@ -90,6 +108,7 @@ class MinerClient:
         self.max_endpoints = max_endpoints
         self.max_connections_per_miner = max_connections_per_miner
         self._clients: dict[str, httpx.AsyncClient] = {}
+        raise_open_files_limit()
 
     def _client(self, endpoint: str) -> httpx.AsyncClient:
         client = self._clients.pop(endpoint, None)  # re-inserted last: LRU order
@@ -102,7 +121,9 @@ class MinerClient:
                 trust_env=False,
                 timeout=httpx.Timeout(self.timeout),
                 limits=httpx.Limits(
-                    max_connections=self.max_connections_per_miner, max_keepalive_connections=2
+                    max_connections=self.max_connections_per_miner,
+                    max_keepalive_connections=self.max_connections_per_miner,
+                    keepalive_expiry=KEEPALIVE_S,
                 ),
             )
         self._clients[endpoint] = client
@@ -115,6 +136,12 @@ class MinerClient:
     async def query(
         self, neuron: Neuron, request: PromptRequest, timeout: float | None = None
     ) -> QueryResult:
+        return await self.query_body(neuron, request.body(), timeout)
+
+    async def query_body(
+        self, neuron: Neuron, body: bytes, timeout: float | None = None
+    ) -> QueryResult:
+        """``query`` with the request already serialized (``PromptRequest.body``)."""
         timeout = self.timeout if timeout is None else timeout
         start = time.perf_counter()
 
@@ -123,7 +150,6 @@ class MinerClient:
 
         if not neuron.endpoint:
             return result(UNREACHABLE, error="no endpoint served")
-        body = request.body()
         headers = auth.sign(self.signer, PROMPT_PATH, body, neuron.hotkey)
         headers.update({"Content-Type": "application/json", "Accept-Encoding": "identity"})
         url = f"http://{neuron.endpoint}{PROMPT_PATH}"
@@ -193,7 +219,13 @@ class MinerClient:
         self, neurons: list[Neuron], request: PromptRequest, timeout: float | None = None
     ) -> list[QueryResult]:
         """All miners at once; results in the order of ``neurons``."""
-        return list(await asyncio.gather(*(self.query(n, request, timeout) for n in neurons)))
+        return await self.query_body_many(neurons, request.body(), timeout)
+
+    async def query_body_many(
+        self, neurons: list[Neuron], body: bytes, timeout: float | None = None
+    ) -> list[QueryResult]:
+        """``query_many`` with the request serialized once for all."""
+        return list(await asyncio.gather(*(self.query_body(n, body, timeout) for n in neurons)))
 
     async def query_stream(
         self,
@@ -298,6 +330,42 @@ class MinerClient:
 
 
 OnDelta = Callable[[int, str], Awaitable[None]]
+
+
+def validator_client(wallet, config, llm=None):
+    """The validator's client: a ``QueryProcess`` when ``llm`` generates on a GPU in this
+    process (miner traffic then holds no GIL the model's thread needs), else an
+    in-process ``MinerClient``; ``PROMPTING_QUERY_PROCESS=on|off`` overrides."""
+    n = config.neuron
+    args = {
+        "timeout": n.timeout,
+        "max_body_bytes": n.max_body_bytes,
+        # every query the rate bound lets in while the earlier ones may still run
+        "max_connections_per_miner": math.ceil(n.miner_query_rate * n.timeout) + 1,
+    }
+    choice = os.environ.get(QUERY_PROCESS_ENV, "").lower()
+    on_gpu = llm is not None and str(llm.stats.device).startswith("cuda")
+    if choice == "on" or (choice != "off" and on_gpu):
+        from prompting.network.offload import QueryProcess
+
+        return QueryProcess(wallet, **args)
+    return MinerClient(wallet, **args)
+
+
+def raise_open_files_limit() -> None:
+    """Lift this process's soft limit on open files to the hard one: a validator keeps
+    several connections open to each of hundreds of miners, past the common soft 1024."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("open files limit stays %d (%s)", soft, exc)
 
 
 async def _read_some(resp: httpx.Response, limit: int) -> bytes:

@@ -226,6 +226,7 @@ class Validator:
         # the default pool's threads, torch's CPU buffers landed in several malloc arenas
         # and RSS kept growing over long runs.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="models")
+        self.worker_busy_s = 0.0  # the model thread's time on any work: its busy share
         self.cooldown = sampling.Cooldown(config.neuron.unreachable_cooldown_s)
         self.labels: dict[int, str] = {}  # uid -> strategy, for the local subnet's scoreboard
         self.batcher = GenerationBatcher(self.run_on_model_thread, llm, on_take=self._wake.set)
@@ -247,7 +248,16 @@ class Validator:
     async def run_on_model_thread(self, fn, *args):
         """``fn(*args)`` on the one model thread, after the work queued before it: every
         use of the models (generation, rewards) goes through here."""
-        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._worker, self._timed, fn, *args
+        )
+
+    def _timed(self, fn, *args):
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.worker_busy_s += time.perf_counter() - start
 
     def share_generation(self, wrap: Callable[[LLM], LLM]) -> LLM | None:
         """Send the synthetic batcher's generate calls through ``wrap(self.llm)`` (the
@@ -452,6 +462,7 @@ class Validator:
             "forwards/waiting_miners": self._waiting_miners,
             "generate/batch_size": prep.batch_size,
             "generate/busy_s": self.batcher.busy_s,  # since start: the model thread's busy time
+            "worker/busy_s": self.worker_busy_s,  # the same, rewards included
         }
         for source in self.gauge_sources:
             gauges.update(source())
