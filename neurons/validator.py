@@ -11,7 +11,6 @@ import time
 
 PROCESS_START = time.time()  # before the heavy imports: start-up is measured from here
 
-import asyncio  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -264,7 +263,7 @@ def main(argv=None) -> int:
         from prompting.organic.keys import KeysFileError
 
         try:
-            asyncio.run(run(validator, config))
+            compat.run(run(validator, config))  # uvloop's loop where installed
         except (KeysFileError, OSError) as exc:  # a bad keys file, a port in use
             if not config.organic.enabled:
                 raise
