@@ -459,7 +459,14 @@ def _add_organic(p: argparse.ArgumentParser) -> None:
         "--organic.miners",
         type=posint,
         default=4,
-        help="top miners by score asked per request, one per coldkey",
+        help="top miners by score asked per request, one per coldkey; all are scored",
+    )
+    a(
+        "--organic.race",
+        type=posint,
+        default=2,
+        help="the best this many of them by score race to serve the user: the first to "
+        "send text wins; one that fails or ends blank gives its place to the next by score",
     )
     a("--organic.max_concurrency", type=posint, default=16, help="requests fanned out at once")
     a("--organic.max_queue", type=nonnegint, default=64, help="requests waiting (more: 503)")
@@ -470,13 +477,33 @@ def _add_organic(p: argparse.ArgumentParser) -> None:
         help="requests admitted per second, all keys together (more: 503); bounds the CPU "
         "organic work takes from the synthetic steps (0: no bound)",
     )
-    a("--organic.timeout", type=pos, default=30.0, help="seconds a miner has for its answer")
-    a("--organic.stall_s", type=pos, default=5.0, help="seconds without a line: a miner is cut off")
+    a(
+        "--organic.timeout",
+        type=pos,
+        default=30.0,
+        help="seconds a miner has for its whole streamed answer (the request's timeout; "
+        "--neuron.timeout bounds synthetic queries only)",
+    )
+    a(
+        "--organic.stall_s",
+        type=pos,
+        default=5.0,
+        help="seconds without a verified line, the first counted from the request: the "
+        "miner is cut off (timeout)",
+    )
+    a(
+        "--organic.drain_s",
+        type=nonneg,
+        default=60.0,
+        help="at shutdown, seconds for the exchanges in flight to finish and be scored "
+        "before the state is saved; what is left is logged unscored",
+    )
     a(
         "--organic.weight",
         type=nonneg,
         default=1.0,
-        help="organic rewards enter the moving average with alpha * weight (0: not scored)",
+        help="organic rewards enter the moving average with alpha * weight (0: logged, "
+        "not scored, no reference written)",
     )
     a(
         "--organic.max_scoring_queue",
