@@ -23,6 +23,8 @@ KNOWN_CIRCLES = [
     {"prompting.llms.embedded", "prompting.llms.tiny"},
     # duplicate_penalties and RELEVANCE_BASELINE_SHARE live in the orchestrator
     {"prompting.rewards.models", "prompting.rewards.stack"},
+    # the query process (819202b) runs the client, and the client starts the process
+    {"prompting.network.client", "prompting.network.offload"},
 ]
 
 
