@@ -31,8 +31,9 @@ Each shim names the failure it prevents; tests/test_compat.py reproduces each on
 * pydantic: the miner API models use pydantic 2 (model_validate, model_dump_json);
   bittensor 6.x needed pydantic<2. We fail early with the fix if pydantic 1 is found.
 * glibc heap: torch and the tokenizers free CPU buffers that glibc keeps mapped, so a
-  validator's RSS crept up ~1 MB per step (200-step benchmark). ``release_freed_memory``
-  hands them back (malloc_trim) after each step; elsewhere it does nothing.
+  validator's RSS crept up with every step (measured: benchmarks/README.md, "CPU path").
+  ``release_freed_memory`` hands them back (malloc_trim) after each step; elsewhere it
+  does nothing.
 * CUDA_VISIBLE_DEVICES: ordinals or GPU UUIDs (GPU-xxxx, MIG-xxxx), comma separated;
   vLLM and torch honour it but memory arithmetic needs to know which device it is.
 """
