@@ -70,15 +70,20 @@ def step_inputs(
 def timed(llm, prompts: list, answers: list[str], repeats: int) -> dict:
     """Warm-up call, then ``repeats`` timed calls; the last call's Scored kept."""
     llm.score(prompts, answers)
-    seconds, scored = [], None
+    seconds, cpu, scored = [], [], None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         scored = llm.score(prompts, answers)
         seconds.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     return {
         "seconds": [round(s, 4) for s in seconds],
         "seconds_min": round(min(seconds), 4),
         "seconds_median": round(statistics.median(seconds), 4),
+        # CPU time of this process (all its threads): on a shared machine the wall time
+        # depends on the neighbours, this much less (one thread: the seconds it would
+        # take on an idle core)
+        "cpu_seconds": [round(c, 4) for c in cpu],
         "scored": scored,
     }
 
@@ -133,6 +138,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompt_tokens", type=int, default=500)
     parser.add_argument("--answers", type=int, default=16)
     parser.add_argument("--answer_tokens", type=int, default=100)
+    parser.add_argument(
+        "--duplicates",
+        type=int,
+        default=0,
+        help="of the answers, this many repeat earlier ones (copying miners)",
+    )
+    parser.add_argument(
+        "--inputs_from",
+        default=None,
+        help="a result JSON whose prompt and answers to score (the same step on two machines)",
+    )
+    parser.add_argument(
+        "--compare_with",
+        default=None,
+        help="a result JSON (another machine's) whose runs join the comparison",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--budget_gb", type=float, default=10.0, help="vllm's budget")
     parser.add_argument(
@@ -178,10 +199,18 @@ def main(argv: list[str] | None = None) -> dict:
 
     def inputs_for(llm) -> tuple[list, list[str]]:
         """The step's prompts and answers, made once with the first backend's tokenizer."""
+        if state["inputs"] is None and args.inputs_from:
+            with open(args.inputs_from) as f:
+                given = json.load(f)
+            state["inputs"] = given["prompt"], given["answers_text"]
         if state["inputs"] is None:
-            state["inputs"] = step_inputs(
-                llm.tokenizer, args.prompt_tokens, args.answers, args.answer_tokens
+            prompt, answers = step_inputs(
+                llm.tokenizer,
+                args.prompt_tokens,
+                args.answers - args.duplicates,
+                args.answer_tokens,
             )
+            state["inputs"] = prompt, answers + answers[: args.duplicates]
         prompt, answers = state["inputs"]
         return [prompt] * len(answers), answers
 
@@ -189,8 +218,10 @@ def main(argv: list[str] | None = None) -> dict:
         scored[name] = run.pop("scored")
         run["answer_tokens"] = [s.tokens for s in scored[name]]
         run["mean_logprobs"] = [round(s.mean, 5) for s in scored[name]]
+        run["logprobs"] = [[round(x, 5) for x in s.logprobs] for s in scored[name]]
         result["runs"][name] = run
-        print(name, {k: v for k, v in run.items() if k.startswith("seconds")}, flush=True)
+        shown = {k: v for k, v in run.items() if "seconds" in k and k != "load_seconds"}
+        print(name, shown, flush=True)
         write()
 
     def run_hf(dtype: str) -> None:
@@ -257,6 +288,16 @@ def main(argv: list[str] | None = None) -> dict:
             result.setdefault("errors", {})[name] = traceback.format_exc()[-2000:]
             print(f"{name} failed: {exc!r}", flush=True)
             write()
+    if args.compare_with:
+        from prompting.llms.base import Scored
+
+        with open(args.compare_with) as f:
+            other = json.load(f)
+        for name, run in other["runs"].items():
+            label = f"{name} ({other['device']})"
+            scored[label] = [Scored(lp) for lp in run["logprobs"]]
+            result["runs"][label] = {k: v for k, v in run.items() if k != "logprobs"}
+        result["compared_with"] = {"file": args.compare_with, "command": other["command"]}
     write()
     print(json.dumps(result.get("comparison", {}), indent=1))
     return result
