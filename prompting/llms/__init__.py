@@ -7,7 +7,6 @@ from prompting.llms.base import (
     LLMStats,
     Sampling,
     Scored,
-    backends,
     load_llm,
 )
 
@@ -18,6 +17,5 @@ __all__ = [
     "LLMStats",
     "Sampling",
     "Scored",
-    "backends",
     "load_llm",
 ]

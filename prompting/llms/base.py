@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Union
 
+from prompting.config import SAMPLING_DEFAULTS
 from prompting.registry import BACKENDS, PluginError
 
 if TYPE_CHECKING:
@@ -26,13 +27,14 @@ Prompt = Union[str, Sequence[Message]]
 
 @dataclass(frozen=True)
 class Sampling:
-    """Sampling parameters shared by all backends (temperature 0 = greedy)."""
+    """Sampling parameters shared by all backends (temperature 0 = greedy); the
+    defaults are the ``--neuron.*`` flags' (``config.SAMPLING_DEFAULTS``)."""
 
-    max_tokens: int = 256
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 0
-    repetition_penalty: float = 1.0
+    max_tokens: int = SAMPLING_DEFAULTS["max_tokens"]
+    temperature: float = SAMPLING_DEFAULTS["temperature"]
+    top_p: float = SAMPLING_DEFAULTS["top_p"]
+    top_k: int = SAMPLING_DEFAULTS["top_k"]
+    repetition_penalty: float = SAMPLING_DEFAULTS["repetition_penalty"]
     seed: int | None = None
     ignore_eos: bool = False  # benchmarks: generate exactly max_tokens
 
@@ -238,11 +240,6 @@ class LLM(abc.ABC):
 
     def __exit__(self, *exc):
         self.close()
-
-
-def backends() -> list[str]:
-    """Backend names: the project's and installed plug-ins' (nothing imported)."""
-    return BACKENDS.names()
 
 
 def backend_class(name: str) -> type[LLM]:

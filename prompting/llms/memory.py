@@ -16,45 +16,23 @@ from dataclasses import dataclass
 
 GB = 1e9
 MB = 1e6
-# The budget is what the process holds on the GPU, device-wide (the figure an operator
-# reads in nvidia-smi), so everything outside vLLM's pool is counted:
-# * a CUDA context in each process that opens CUDA: the validator's own, which torch opens
-#   before vLLM starts (and which vLLM's engine core shares when it runs in that process),
-#   plus the engine core's when it runs in a process of its own (vLLM's default; tensor
-#   parallel; vllm serve). 0.55 GB on the H200 with torch 2.11 (cu130): nvidia-smi before
-#   and after the first CUDA call (own_cuda_context_bytes in
-#   2026-12-02-h200-engine-in-process-final.json). Rounded up:
+# Rounded from measurements; what each rests on, with its result files:
+# benchmarks/results/memory-constants.md (one section per constant).
+# The budget is what the process holds on the GPU, device-wide, so everything outside
+# vLLM's pool counts: a CUDA context in each process that opens CUDA,
 CUDA_CONTEXT_BYTES = int(0.6 * GB)
-# * the relevance embedder when --reward.device puts it on the GPU (MiniLM-L6: 23M fp32
-#   weights, its activations and the allocator's segments), measured in
-#   2026-12-02-h200-process-budget.json (section embedder), rounded up:
+# the relevance embedder when --reward.device puts it on the GPU,
 EMBEDDER_GPU_BYTES = int(0.2 * GB)
-# Measured on an H100 and an H200 with vllm 0.24 and the zephyr-7b architecture (fp16, 14.48 GB of
-# weights), files in benchmarks/results:
-# * memory vLLM uses outside its gpu_memory_utilization pool (device peak minus pool, the
-#   process's CUDA context left out), graphs captured at powers of two up to
-#   2 * max_num_seqs (graph_batch_sizes). It grows with the engine's size: with vLLM's
-#   engine core inside the caller's process 0.11 GB at 8 sequences and 0.56 GB at 128 on
-#   the H200 (2026-12-02-h200-engine-in-process.json), 0.25 GB at 8 with warm compile
-#   caches. With the engine core in a process of its own that process's CUDA context
-#   comes on top: 0.72 GB (8 seqs), 0.70 (32), 0.80 (64), 0.89 (128) on the H100
-#   (2026-11-24-h100-budget-sweep-fp16.json) and 1.33 GB (128) on the H200. A line over
-#   both, rounded up:
+# what vLLM uses outside its gpu_memory_utilization pool: a base plus a share per
+# captured graph batch size (graph_batch_sizes),
 VLLM_OUTSIDE_BASE_BYTES = int(0.3 * GB)
 VLLM_OUTSIDE_PER_GRAPH_BATCH_BYTES = int(2 * MB)
 VLLM_MAX_GRAPH_BATCH = 512
-# * inside the pool, vLLM's profile run reserves the activations of one forward pass of
-#   max_num_batched_tokens tokens (the MLP's gate/up/act/down transients dominate:
-#   ACTIVATION_PASSES x intermediate_size values per token) plus fp32 logits and probs of
-#   max_num_seqs rows, plus a fixed share (cuBLAS and compile workspaces, memory outside
-#   torch's allocator). With 8 sequences and 1024 batched tokens the whole came to
-#   between 0.53 and 0.76 GB: a pool of 15.51 GB left room for 2048 tokens of KV cache
-#   beside the 14.48 GB of weights, one of 15.28 GB did not (2026-11-24 sweep and
-#   2026-11-24-h100-budget-16gb-fp16-recalibrated.json); the slack takes the upper end.
+# inside the pool, the activations of vLLM's profile run (ACTIVATION_PASSES x
+# intermediate_size values per batched token, logits) plus a fixed slack,
 ACTIVATION_PASSES = 4
 VLLM_PROFILE_SLACK_BYTES = int(0.64 * GB)
-# * HF generate: CUDA context and allocator slack besides weights, KV cache and the
-#   activations hf_sequence_bytes counts (batched peak 22.2 GB at a 24 GB budget).
+# and for HF generate, the CUDA context and allocator slack beside hf_sequence_bytes.
 HF_OVERHEAD_BYTES = int(1.5 * GB)
 BYTES_PER_PARAM = {
     "float16": 2,
@@ -71,7 +49,7 @@ BYTES_PER_PARAM = {
 TASK_MAX_MODEL_LEN = 2048
 MODEL_LENS = (8192, 4096, TASK_MAX_MODEL_LEN)
 # Engine sizes from the largest to the smallest: (max_num_seqs, max_num_batched_tokens).
-# The smallest is the one measured at 16 GB (raw vLLM: 1.653 s batch 1, peak 16.55 GB).
+# The smallest is the one measured at 16 GB (memory-constants.md, ENGINE_SIZES).
 ENGINE_SIZES = ((256, 8192), (128, 4096), (64, 4096), (32, 2048), (16, 2048), (8, 1024))
 # A size is chosen only if its KV cache holds this many tokens per sequence slot (the qa
 # prompt plus its 256 new tokens), so that a full batch runs without preemption...
@@ -141,6 +119,13 @@ def load_model_config(path_or_id: str) -> dict | None:
     return None
 
 
+def element_bytes(dtype: str) -> int:
+    """Bytes of one value of the KV cache or of an activation: they are kept in the
+    compute dtype, fp32 or a 16-bit type (float16, bfloat16, auto); weights may be
+    quantized below that (BYTES_PER_PARAM, weight_bytes)."""
+    return 4 if dtype == "float32" else 2
+
+
 def weight_bytes(shape: ModelShape, dtype: str = "float16", quantization: str = "none") -> int:
     """Bytes of the weights. Quantization methods (fp8, awq, gptq) leave the embeddings
     and the output head in ``dtype``: only the linear layers of the blocks shrink."""
@@ -153,8 +138,8 @@ def weight_bytes(shape: ModelShape, dtype: str = "float16", quantization: str = 
 
 
 def kv_bytes_per_token(shape: ModelShape, dtype: str = "float16") -> int:
-    per = 4 if dtype == "float32" else 2
-    return 2 * shape.num_layers * shape.num_kv_heads * shape.head_dim * per
+    """Keys and values of every layer for one token."""
+    return 2 * shape.num_layers * shape.num_kv_heads * shape.head_dim * element_bytes(dtype)
 
 
 def graph_batch_sizes(max_num_seqs: int) -> list[int]:
@@ -188,7 +173,7 @@ def activation_bytes(
     shape: ModelShape, max_num_seqs: int, max_num_batched_tokens: int, dtype: str, tp: int = 1
 ) -> int:
     """What vLLM's profile run reserves inside the pool for one forward pass."""
-    per = 4 if dtype == "float32" else 2
+    per = element_bytes(dtype)
     mlp = max_num_batched_tokens * shape.intermediate_size * ACTIVATION_PASSES * per // tp
     logits = max_num_seqs * shape.vocab_size * 4 * 2
     return mlp + logits + VLLM_PROFILE_SLACK_BYTES
@@ -233,6 +218,16 @@ class Fit:
     def needed_gb(self) -> float:
         """needed_bytes in GB, rounded up to 0.1 so that the advice always fits."""
         return math.ceil(self.needed_bytes / GB * 10) / 10
+
+    def breakdown(self) -> str:
+        """The parts of ``needed_gb``, in GB: what a refusal and check_env both show."""
+        return (
+            f"weights {self.weights_bytes / GB:.1f} GB + KV cache for {self.max_model_len} "
+            f"tokens {self.min_kv_bytes / GB:.1f} GB + vLLM runtime "
+            f"{(self.activation_bytes + self.outside_pool_bytes) / GB:.1f} GB with "
+            f"{self.max_num_seqs} sequences + CUDA context and the rest of the process "
+            f"{self.process_bytes / GB:.1f} GB"
+        )
 
     @property
     def fits(self) -> bool:
@@ -308,7 +303,6 @@ def hf_sequence_bytes(
 ) -> int:
     """GPU bytes one sequence of a HF batched generate needs: its KV cache plus the
     prefill activations of the MLP (the largest transient)."""
-    per = 4 if dtype == "float32" else 2
     kv = kv_bytes_per_token(shape, dtype) * (prompt_tokens + new_tokens)
-    prefill = prompt_tokens * shape.intermediate_size * per * 4
+    prefill = prompt_tokens * shape.intermediate_size * element_bytes(dtype) * 4
     return kv + prefill

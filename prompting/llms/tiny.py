@@ -1,13 +1,15 @@
-"""Build the project's tiny chat model: random weights of a real architecture.
+"""Build random-weight chat models of a real architecture: speed without a model hub.
 
-No model hub is reachable on CPU machines and in CI, so the default model is made
-here, once, into the state folder: a MistralForCausalLM (the architecture of
-zephyr-7b-beta, shrunk) with a byte-level BPE tokenizer trained on Python's own
-documentation and a zephyr-style chat template. Its text is noise; everything
-that loads it is the same code that loads a real model id.
+- ``tiny`` (the ``tiny`` model id): a MistralForCausalLM (the architecture of
+  zephyr-7b-beta, shrunk) made once into the model cache, for tests that need a fast
+  model of the right shape. Its text is noise; the validator skips an LLM with random
+  weights (the default model is SmolLM2, ``prompting.llms.embedded``), and everything
+  that loads it is the same code that loads a real model id.
+- ``--preset zephyr-7b``: full size, for GPU benchmarks: speed does not depend on
+  weight values.
 
-The same builder makes a full-size zephyr-7b-architecture model (``--preset
-zephyr-7b``) for GPU benchmarks: speed does not depend on weight values.
+Both get a byte-level BPE tokenizer trained on Python's own documentation and a
+zephyr-style chat template.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+
+from prompting.llms.cache import is_built, models_dir, save_model
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -111,24 +115,18 @@ def build_model(
     with loading_models(), torch.device(device):
         model = MistralForCausalLM(config).to(getattr(torch, dtype))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    from prompting.llms.embedded import save_model
-
     info = {"preset": preset, "seed": seed, "version": BUILD_VERSION}
     return save_model(out, model, tokenizer, info)
 
 
 def tiny_model_path(state_dir: str | os.PathLike) -> Path:
-    from prompting.llms.embedded import models_dir
-
     return models_dir(state_dir) / f"tiny-mistral-v{BUILD_VERSION}"
 
 
 def ensure_tiny_model(state_dir: str | os.PathLike) -> Path:
     """Path of the tiny model in ``state_dir``'s model cache, built on first use (~5 s)."""
     path = tiny_model_path(state_dir)
-    from prompting.llms.embedded import BUILD_FILE
-
-    if not (path / BUILD_FILE).exists():
+    if not is_built(path):
         build_model(path, "tiny")
     return path
 

@@ -5,8 +5,9 @@ size (``memory.plan``): a ``gpu_memory_utilization`` pool that leaves room for w
 vLLM uses outside it, and max_num_seqs, max_num_batched_tokens and max_model_len small
 enough for the weights, so that a validator can share a GPU with a miner. The budget is
 everything the process holds on the GPU (its CUDA context and the relevance embedder on
-the GPU included): a 7B fp16 model needs 16.5 GB, 9.5 with fp8. A budget that cannot
-work is refused before vLLM starts, with the whole process's figure that would. On one
+the GPU included; what a 7B model needs: benchmarks/results/memory-constants.md). A
+budget that cannot work is refused before vLLM starts, with the whole process's figure
+that would. On one
 GPU vLLM's engine core runs in this process (``engine_in_process``): one CUDA context
 instead of two, and one import of vLLM at start. Compile caches live under the state
 folder, so a restart skips torch.compile.
@@ -23,6 +24,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 from prompting import compat
 from prompting.llms import memory
@@ -97,8 +99,8 @@ def keep_compile_caches(state_dir: str, environ: dict | None = None) -> dict[str
 
 # vLLM runs its engine core in a process of its own unless this variable is 0. On one GPU
 # the vllm backend runs it in the validator's process instead: the second process costs a
-# second CUDA context (0.55 GB on an H200, which a 16 GB budget for a 7B fp16 model cannot
-# spare) and imports torch and vLLM again at every start. An operator's own setting wins.
+# second CUDA context (memory-constants.md, CUDA_CONTEXT_BYTES) and imports torch and
+# vLLM again at every start. An operator's own setting wins.
 ENGINE_PROCESS_VARIABLE = "VLLM_ENABLE_V1_MULTIPROCESSING"
 
 
@@ -113,19 +115,20 @@ def engine_in_process(gpus: int, executor: str = "auto", environ: dict | None = 
     return environ.get(ENGINE_PROCESS_VARIABLE, "0").strip() in ("0", "")
 
 
-def refusal(fit: memory.Fit, budget_gb: float) -> str:
-    """Why a budget is refused, and the whole process's figure that works (the smallest
-    engine size)."""
-    return (
-        f"the validator's process needs about {fit.needed_gb:.1f} GB per GPU (weights "
-        f"{fit.weights_bytes / memory.GB:.1f} GB + KV cache for {fit.max_model_len} tokens "
-        f"{fit.min_kv_bytes / memory.GB:.1f} GB + vLLM runtime "
-        f"{(fit.activation_bytes + fit.outside_pool_bytes) / memory.GB:.1f} GB with "
-        f"{fit.max_num_seqs} sequences + CUDA context and the rest of the process "
-        f"{fit.process_bytes / memory.GB:.1f} GB) "
-        f"but the budget is {budget_gb:g} GB: "
+def refusal(fit: memory.Fit, budget_gb: float, fp8: memory.Fit | None = None) -> Finding:
+    """Why a budget is refused, part by part, and the whole process's figure that works
+    (the smallest engine size); ``fp8``: the same plan quantized, offered as a fix. One
+    text for the engine's start (an LLMError) and for check_env (``VLLM.fit``)."""
+    fix = (
         f"raise --neuron.llm_max_allowed_memory_in_gb to {fit.needed_gb:.1f}, lower "
         "--neuron.max_model_len, add --neuron.gpus, or use --neuron.quantization"
+    )
+    if fp8 is not None:
+        fix += f" fp8 (needs {fp8.needed_gb:.1f})"
+    return Finding(
+        f"the validator's process needs about {fit.needed_gb:.1f} GB per GPU "
+        f"({fit.breakdown()}) but the budget is {budget_gb:g} GB",
+        fix,
     )
 
 
@@ -136,48 +139,65 @@ def embedder_on_gpu(config) -> bool:
     return reward is not None and reward.device != "cpu"
 
 
+@dataclass(frozen=True)
+class EngineFlags:
+    """The ``--neuron.*`` flags that size and start the vLLM engine, in one list (as
+    vLLM's own ``EngineArgs``): made from the config once (``from_config``), taken by
+    ``VLLM`` and by ``build_engine_args`` (and so by ``scripts/vllm_serve.py``) alike,
+    so that a new flag is added here and nowhere else."""
+
+    budget_gb: float  # --neuron.llm_max_allowed_memory_in_gb, per GPU
+    gpus: int = 1
+    max_model_len: int | None = None
+    dtype: str = "auto"
+    quantization: str = "none"
+    enforce_eager: bool = False
+    executor: str = "auto"  # --neuron.distributed_executor
+    seed: int | None = None
+
+    @classmethod
+    def from_config(cls, config) -> EngineFlags:
+        n = config.neuron
+        return cls(
+            budget_gb=n.llm_max_allowed_memory_in_gb,
+            gpus=n.gpus,
+            max_model_len=n.max_model_len,
+            dtype=n.dtype,
+            quantization=n.quantization,
+            enforce_eager=n.enforce_eager,
+            executor=n.distributed_executor,
+            seed=n.seed,
+        )
+
+
 def engine_flags(config) -> dict:
-    """The engine flags of ``--neuron.*`` by the names ``VLLM`` and ``build_engine_args``
-    share: one mapping for the in-process backend and for ``scripts/vllm_serve.py``."""
-    n = config.neuron
-    return dict(
-        budget_gb=n.llm_max_allowed_memory_in_gb,
-        gpus=n.gpus,
-        max_model_len=n.max_model_len,
-        dtype=n.dtype,
-        quantization=n.quantization,
-        enforce_eager=n.enforce_eager,
-        executor=n.distributed_executor,
-        seed=n.seed,
-    )
+    """``EngineFlags.from_config`` as keyword arguments (``build_engine_args(**...)``)."""
+    return asdict(EngineFlags.from_config(config))
 
 
 def build_engine_args(
     *,
     model_path: str,
     config_json: dict | None,
-    budget_gb: float,
     device_total_bytes: int,
     device_free_bytes: int | None = None,
-    gpus: int,
     local_gpu_count: int,
-    max_model_len: int | None,
-    dtype: str,
-    quantization: str,
-    enforce_eager: bool,
-    executor: str,
-    seed: int | None,
     engine_in_process: bool = False,
     embedder_on_gpu: bool = False,
+    flags: EngineFlags | None = None,
+    **flag_values,
 ) -> dict:
-    """Map our flags to ``vllm.LLM`` keyword arguments, refusing budgets that cannot work.
+    """Map our flags (``flags``, or ``EngineFlags``' fields as keywords) to ``vllm.LLM``
+    keyword arguments, refusing budgets that cannot work.
 
     The engine's size comes from the budget (``memory.plan``): on a small budget fewer
     sequences, smaller prefill chunks and the context the tasks need leave room for the
-    weights; CUDA graphs stay on (eager mode made batch 1 2.3-3.4x slower on the H100
-    and saved no memory). With ``engine_in_process`` vLLM's engine core shares the
-    caller's CUDA context, so the pool can be larger by one context; ``embedder_on_gpu``:
-    the relevance embedder's share comes off the pool."""
+    weights; CUDA graphs stay on unless ``enforce_eager`` (eager mode was slower and
+    saved no memory: benchmarks/results/memory-constants.md). With ``engine_in_process``
+    vLLM's engine core shares the caller's CUDA context, so the pool can be larger by
+    one context; ``embedder_on_gpu``: the relevance embedder's share comes off the pool."""
+    f = flags if flags is not None else EngineFlags(**flag_values)
+    budget_gb = f.budget_gb
     total_gb = device_total_bytes / memory.GB
     if budget_gb > total_gb:
         raise LLMError(
@@ -195,50 +215,56 @@ def build_engine_args(
             free_gb,
         )
         budget_gb = free_gb
-    vllm_dtype = "float16" if dtype == "auto" else dtype
+    vllm_dtype = "float16" if f.dtype == "auto" else f.dtype
     if config_json is not None:
-        fit = memory.plan(
-            memory.ModelShape.from_config(config_json),
-            budget_gb,
-            max_model_len,
-            tensor_parallel=gpus,
-            dtype=vllm_dtype,
-            quantization=quantization,
-            engine_in_process=engine_in_process,
-            embedder_on_gpu=embedder_on_gpu,
-        )
-        if not fit.fits:
-            raise LLMError(refusal(fit, budget_gb))
+
+        def plan(quantization: str, budget: float) -> memory.Fit:
+            return memory.plan(
+                memory.ModelShape.from_config(config_json),
+                budget,
+                f.max_model_len,
+                tensor_parallel=f.gpus,
+                dtype=vllm_dtype,
+                quantization=quantization,
+                engine_in_process=engine_in_process,
+                embedder_on_gpu=embedder_on_gpu,
+            )
+
+        fit = plan(f.quantization, budget_gb)
+        if not fit.fits:  # budget 0: the smallest engine size quantized
+            fp8 = plan("fp8", 0) if f.quantization == "none" else None
+            finding = refusal(fit, budget_gb, fp8)
+            raise LLMError(f"{finding.message}: {finding.fix}")
         sizes = dict(
             max_model_len=fit.max_model_len,
             max_num_seqs=fit.max_num_seqs,
             max_num_batched_tokens=fit.max_num_batched_tokens,
         )
-        if not enforce_eager:
+        if not f.enforce_eager:
             graphs = memory.graph_batch_sizes(fit.max_num_seqs)
             sizes["compilation_config"] = {"cudagraph_capture_sizes": graphs}
         utilization = fit.utilization(device_total_bytes)
     else:  # no config.json on disk: vLLM's own sizes, the pool less its default outside share
-        sizes = {"max_model_len": max_model_len} if max_model_len else {}
+        sizes = {"max_model_len": f.max_model_len} if f.max_model_len else {}
         outside = memory.outside_pool_bytes(
             memory.ENGINE_SIZES[0][0], engine_in_process
         ) + memory.process_bytes(embedder_on_gpu)
         utilization = min(
             memory.MAX_UTILIZATION, (budget_gb * memory.GB - outside) / device_total_bytes
         )
-    if executor == "auto":
-        executor_backend = "ray" if gpus > local_gpu_count else None
+    if f.executor == "auto":
+        executor_backend = "ray" if f.gpus > local_gpu_count else None
     else:
-        executor_backend = executor
+        executor_backend = f.executor
     args = dict(
         model=model_path,
         tokenizer=model_path,
-        tensor_parallel_size=gpus,
+        tensor_parallel_size=f.gpus,
         dtype=vllm_dtype,
-        quantization=None if quantization == "none" else quantization,
-        seed=0 if seed is None else seed,
+        quantization=None if f.quantization == "none" else f.quantization,
+        seed=0 if f.seed is None else f.seed,
         gpu_memory_utilization=round(utilization, 4),
-        enforce_eager=enforce_eager,
+        enforce_eager=f.enforce_eager,
         disable_log_stats=True,
         **sizes,
     )
@@ -262,6 +288,36 @@ def serve_flags(args: dict) -> list[str]:
         else:
             flags += [flag, str(value)]
     return flags
+
+
+def prepare_process(flags: EngineFlags, device: str, state_dir: str) -> tuple[dict, bool]:
+    """What must be set in this process's environment before CUDA and vLLM start: the
+    uvloop guard, compile caches under the state folder, CUDA_VISIBLE_DEVICES narrowed
+    to ``device``, and vLLM's engine core in this process on one GPU. Returns the
+    caches and whether the engine core runs in this process."""
+    compat.guard_event_loop_policy()
+    caches = keep_compile_caches(state_dir)
+    narrowed = narrow_visible_devices(device, flags.gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if narrowed is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = narrowed
+    in_process = engine_in_process(flags.gpus, flags.executor)
+    if in_process:
+        os.environ[ENGINE_PROCESS_VARIABLE] = "0"
+    return caches, in_process
+
+
+def start_engine(args: dict, model_id: str, budget_gb: float):
+    """``vllm.LLM(**args)``, its memory errors as an LLMError that names the budget."""
+    log.info("vllm: %s", {k: v for k, v in args.items() if k != "tokenizer"})
+    from vllm import LLM as VllmLLM
+
+    try:
+        return VllmLLM(**args)
+    except (ValueError, RuntimeError) as exc:  # vLLM raises these for memory problems
+        raise LLMError(
+            f"vLLM could not start {model_id!r} within {budget_gb:g} GB "
+            f"(gpu_memory_utilization={args['gpu_memory_utilization']}): {exc}"
+        ) from exc
 
 
 def sampling_params(sampling: Sampling):
@@ -312,24 +368,18 @@ class VLLM(LLM):
                 embedder_on_gpu=embedder_on_gpu(config),
             )
 
-        fit = plan(n.quantization, n.llm_max_allowed_memory_in_gb)
+        budget_gb = n.llm_max_allowed_memory_in_gb
+        fit = plan(n.quantization, budget_gb)
+        if not fit.fits:  # budget 0: the smallest engine size quantized
+            fp8 = plan("fp8", 0) if n.quantization == "none" else None
+            return CheckResult(errors=[refusal(fit, budget_gb, fp8)])
         detail = (
-            f"the process needs {fit.needed_gb:.1f} GB per GPU (weights "
-            f"{fit.weights_bytes / 1e9:.1f} + KV {fit.max_model_len} tokens + runtime, CUDA "
-            f"context included); budget "
-            f"{n.llm_max_allowed_memory_in_gb:g} GB holds {fit.kv_capacity_tokens} KV tokens, "
+            f"the process needs {fit.needed_gb:.1f} GB per GPU ({fit.breakdown()}); budget "
+            f"{budget_gb:g} GB holds {fit.kv_capacity_tokens} KV tokens, "
             f"{fit.max_num_seqs} sequences"
         )
-        if not fit.fits:
-            fix = (
-                f"raise --neuron.llm_max_allowed_memory_in_gb to {fit.needed_gb:.1f} "
-                "or lower --neuron.max_model_len"
-            )
-            if n.quantization == "none":  # budget 0: the smallest engine size
-                fix += f", or add --neuron.quantization fp8 (needs {plan('fp8', 0).needed_gb:.1f})"
-            return CheckResult(errors=[Finding(detail, fix)])
         total = host.gpu_total_gb
-        if total is not None and n.llm_max_allowed_memory_in_gb > total:
+        if total is not None and budget_gb > total:
             return CheckResult(
                 errors=[
                     Finding(
@@ -344,23 +394,16 @@ class VLLM(LLM):
         self,
         model_id: str,
         *,
-        budget_gb: float,
-        gpus: int = 1,
+        flags: EngineFlags | None = None,
         device: str = "auto",
-        max_model_len: int | None = None,
-        dtype: str = "auto",
-        quantization: str = "none",
-        enforce_eager: bool = False,
-        executor: str = "auto",
-        seed: int | None = None,
         state_dir: str = ".",
         embedder_on_gpu: bool = False,
+        **flag_values,
     ):
-        compat.guard_event_loop_policy()
-        caches = keep_compile_caches(state_dir)
-        narrowed = narrow_visible_devices(device, gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
-        if narrowed is not None:
-            os.environ["CUDA_VISIBLE_DEVICES"] = narrowed
+        """Load ``model_id`` with ``flags`` (or ``EngineFlags``' fields as keywords:
+        ``VLLM(model, budget_gb=16.5, enforce_eager=True)``) on ``device``."""
+        flags = flags if flags is not None else EngineFlags(**flag_values)
+        caches, in_process = prepare_process(flags, device, state_dir)
         import torch
 
         if not torch.cuda.is_available():
@@ -368,39 +411,20 @@ class VLLM(LLM):
                 "the vllm backend needs a CUDA GPU; torch sees none "
                 "(check CUDA_VISIBLE_DEVICES, or use --neuron.llm_backend hf)"
             )
-        in_process = engine_in_process(gpus, executor)
-        if in_process:
-            os.environ[ENGINE_PROCESS_VARIABLE] = "0"
         start = time.perf_counter()
         path = resolve_model(model_id, state_dir)
         free0, total = torch.cuda.mem_get_info(0)
         args = build_engine_args(
             model_path=path,
             config_json=memory.load_model_config(path),
-            budget_gb=budget_gb,
             device_total_bytes=total,
             device_free_bytes=free0,
-            gpus=gpus,
             local_gpu_count=torch.cuda.device_count(),
-            max_model_len=max_model_len,
-            dtype=dtype,
-            quantization=quantization,
-            enforce_eager=enforce_eager,
-            executor=executor,
-            seed=seed,
             engine_in_process=in_process,
             embedder_on_gpu=embedder_on_gpu,
+            flags=flags,
         )
-        log.info("vllm: %s", {k: v for k, v in args.items() if k != "tokenizer"})
-        from vllm import LLM as VllmLLM
-
-        try:
-            self.engine = VllmLLM(**args)
-        except (ValueError, RuntimeError) as exc:  # vLLM raises these for memory problems
-            raise LLMError(
-                f"vLLM could not start {model_id!r} within {budget_gb:g} GB "
-                f"(gpu_memory_utilization={args['gpu_memory_utilization']}): {exc}"
-            ) from exc
+        self.engine = start_engine(args, model_id, flags.budget_gb)
         free1, _ = torch.cuda.mem_get_info(0)
         self._tokenizer = self.engine.get_tokenizer()
         self._stats = LLMStats(
@@ -423,10 +447,10 @@ class VLLM(LLM):
         n = config.neuron
         return cls(
             n.model_id,
+            flags=EngineFlags.from_config(config),
             device=n.device,
             state_dir=n.full_path,
             embedder_on_gpu=embedder_on_gpu(config),  # a server's budget leaves it out
-            **engine_flags(config),
         )
 
     @property
