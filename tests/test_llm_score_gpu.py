@@ -6,7 +6,10 @@ Skipped without a CUDA GPU or without vllm (CI, the CPU default). On the GPU mac
 
 The two backends score the same token ids (``score_pairs``); hf in fp32 is the
 reference, vLLM runs fp16 (its default), so the numbers agree to fp16's precision, not
-bit for bit (measured: benchmarks/results/2026-12-07-*-score-hf-vs-vllm.json).
+bit for bit. MEAN_TOLERANCE is a first bound, not yet a measured one: no GPU run has
+been made (``scripts/benchmark_score.py --backends vllm --inputs_from
+benchmarks/results/2026-12-07-cpu-score-smollm2.json`` on the GPU, then ``--compare_with``
+its JSON here, gives the figure).
 """
 
 from __future__ import annotations
