@@ -5,6 +5,9 @@
 #   bash benchmarks/gpu_runs.sh install inprocess startup separate        # 2026-12-02
 #   bash benchmarks/gpu_runs.sh install throughput          # 2026-12-02, issue 21, 1st call
 #   bash benchmarks/gpu_runs.sh process_budget fp8_repeat    # issue 21, 2nd call (warm)
+#   bash benchmarks/gpu_runs.sh install traffic_before       # issue 28, 1st call
+#   bash benchmarks/gpu_runs.sh traffic_after                # issue 28, 2nd call (warm)
+#   bash benchmarks/gpu_runs.sh traffic_256                  # issue 28, 3rd call (warm)
 # On a machine prepared as ../shared/gpu/README.md says (wheel parts copied into
 # /root/stage/vllm, the validator's into /root/stage/v, the SmolLM2 GGUF parts and the
 # gguf wheel into /root/stage/smol); results and logs go to $OUT (default ./out).
@@ -32,14 +35,58 @@ WARM_CACHES="VLLM_CACHE_ROOT=/root/cache/vllm TORCHINDUCTOR_CACHE_DIR=/root/cach
 # 64 local miners that think (median 3 s, long tail, 5% past the 10 s timeout), cheap
 # strategies (what matters is the validator's throughput, not the answers), the default
 # sample size (16) and task mix, the default 24 GB budget, the embedder on the GPU.
-LOADED="python3 neurons/validator.py --neuron.llm_backend vllm --neuron.model_id $MODEL
+LOADED=${LOADED:-"python3 neurons/validator.py --neuron.llm_backend vllm --neuron.model_id $MODEL
   --local.miners 64 --local.strategies random,echo,empty --local.latency realistic
-  --reward.device cuda --wandb.off --neuron.seed 2"
+  --reward.device cuda --wandb.off --neuron.seed 2"}
 
 smi_sampler() {  # device-wide memory and utilization every 100 ms, into $1
   nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader,nounits \
     -lms 100 > "$1" &
   echo $!
+}
+
+# Issue 28: miner traffic off the model's path. py-spy and uvloop come as wheels in
+# /root/stage/x28 (each installed on its own; uvloop put on the path only for the runs
+# after the change, so the run before it has asyncio's own loop).
+PYSPY=${PYSPY:-/tmp/pyspy/bin/py-spy}
+PYSPY_S=20  # seconds of py-spy --gil at 50 samples a second, once a quarter of the steps is in
+
+traffic_run() {  # NAME MINERS STEPS TIME_LIMIT [ENV=VALUE ...]: one sustained run, summarized
+  local name=$1 miners=$2 steps=$3 limit=$4 smi v vp
+  shift 4
+  local cmd="$LOADED --local.miners $miners --neuron.seed 3 --neuron.max_steps $steps
+    --neuron.full_path /root/$name"
+  echo "command: $* $cmd" | tr -s ' \n' ' ' > "$OUT/$name.log"; echo >> "$OUT/$name.log"
+  smi=$(smi_sampler "$OUT/$name-smi.csv")
+  env $WARM_CACHES "$@" timeout "$limit" $cmd >> "$OUT/$name.log" 2>&1 &
+  v=$!
+  while kill -0 $v 2>/dev/null; do  # py-spy once the loop is warm
+    [ "$(wc -l 2>/dev/null < /root/$name/events.jsonl || echo 0)" -ge $((steps / 4)) ] && break
+    sleep 2
+  done
+  vp=$(pgrep -P $v | head -1)
+  [ -n "$vp" ] && $PYSPY record --pid "$vp" -d $PYSPY_S -r 50 --threads --gil -f raw \
+    -o "$OUT/$name-pyspy.txt" > "$OUT/$name-pyspy.log" 2>&1
+  wait $v; echo "$name rc=$?"
+  kill "$smi"; tail -2 "$OUT/$name.log"
+  python3 scripts/summarize_run.py --device "$(nvidia-smi --query-gpu=name --format=csv,noheader -i 0)" \
+    --pyspy_samples $((PYSPY_S * 50)) --out "$OUT/$DAY-$DEV-$name.json" \
+    "$name=/root/$name:$OUT/$name.log:$OUT/$name-smi.csv:$OUT/$name-pyspy.txt" | cut -c1-400
+  gzip -f "$OUT/$name.log" "$OUT/$name-smi.csv" "$OUT/$name-pyspy.txt"
+}
+
+stage_traffic_before() {  # the code of this commit with its queries in process, asyncio's loop
+  python3 -m pip install -q --no-index --no-deps --target /tmp/pyspy /root/stage/x28/py_spy-*.whl
+  python3 -m pip install -q --no-index --no-deps --target /tmp/uvloop /root/stage/x28/uvloop-*.whl
+  traffic_run 64-miners-before 64 1000 300 PROMPTING_QUERY_PROCESS=off
+}
+
+stage_traffic_after() {  # queries in their own process (the default on a GPU), uvloop
+  traffic_run 64-miners-after 64 2500 520 PYTHONPATH=/tmp/uvloop:$PYTHONPATH
+}
+
+stage_traffic_256() {  # the same with 256 local miners
+  traffic_run 256-miners-after 256 2500 520 PYTHONPATH=/tmp/uvloop:$PYTHONPATH
 }
 
 stage_throughput() {  # adaptive steps in flight vs today's fixed 8, one lease

@@ -226,6 +226,7 @@ def loop_benchmark(args) -> None:
     """--loop: the validator's own loop against the farm (see the module doc)."""
     import threading
 
+    from prompting import compat
     from prompting.config import default_config
     from prompting.llms.embedded import resolve_model
     from prompting.miner.latency import answer_slots
@@ -244,6 +245,7 @@ def loop_benchmark(args) -> None:
     n.full_path, n.seed, n.max_steps = state, 0, args.steps
     n.max_tokens = args.max_tokens
     n.task_weights = {t: 1.0 for t in args.tasks.split(",")}
+    n.num_concurrent_forwards = args.room  # the room of a backend that names no batch
     llm = None
     if args.llm == "tiny":  # by its folder: the validator has it write every challenge
         from prompting.llms import load_llm
@@ -269,10 +271,23 @@ def loop_benchmark(args) -> None:
     profiler = threading.Thread(target=profile_mid_run, daemon=True) if args.pyspy else None
     if profiler is not None:
         profiler.start()
+    loop_kind: dict = {}
+
+    async def run() -> None:  # on the validator's own loop (uvloop's where installed)
+        loop_kind["event_loop"] = type(asyncio.get_running_loop()).__module__
+        await validator.run()
+
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the farm is not reaped yet
     cpu_before, wall = thread_cpu_seconds(), time.perf_counter()
-    asyncio.run(validator.run())
+    compat.run(run())
     wall = time.perf_counter() - wall
     cpu = {k: v - cpu_before.get(k, 0.0) for k, v in thread_cpu_seconds().items()}
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)  # the query process, if any
+    cpu["children (query process, py-spy)"] = (reaped.ru_utime + reaped.ru_stime) - (
+        children.ru_utime + children.ru_stime
+    )
     spy["stop"] = True
     if profiler is not None:
         profiler.join()
@@ -299,6 +314,8 @@ def loop_benchmark(args) -> None:
         "llm": args.llm,
         "tasks": n.task_weights,
         "timeout_s": n.timeout,
+        "client": type(validator.client).__name__,  # QueryProcess: queries in a child
+        **loop_kind,
         "wall_s": wall,
         "cpu_s_by_thread": cpu,
         "main_thread_cpu_ms_per_query": 1000 * cpu.get("MainThread", 0.0) / max(queries, 1),
@@ -337,13 +354,19 @@ def main(argv=None) -> None:
     parser.add_argument("--llm", choices=("none", "tiny"), default="none", help="--loop")
     parser.add_argument("--max_tokens", type=int, default=64, help="--loop --llm tiny")
     parser.add_argument(
+        "--room",
+        type=int,
+        default=128,
+        help="--loop: drafts generated together (vLLM's batch on a GPU at 24 GB: 128)",
+    )
+    parser.add_argument(
         "--tasks",
         default="qa,summarization",
         help="tasks, equally weighted (--loop: math alone keeps the model thread out of the "
         "way, so the loop's own cost sets the rate)",
     )
     parser.add_argument(
-        "--pyspy", type=float, default=0.0, help="--loop: seconds of py-spy --gil, mid-run"
+        "--pyspy", type=int, default=0, help="--loop: seconds of py-spy --gil, mid-run"
     )
     parser.add_argument("--pyspy_rate", type=int, default=50, help="py-spy samples a second")
     args = parser.parse_args(argv)

@@ -2,7 +2,8 @@
 
     python scripts/summarize_run.py --out run.json NAME=STATE_DIR[:LOG[:SMI_CSV[:PYSPY]]] ...
 
-For each run: steps committed, seconds per step and scored challenges per hour, challenge
+For each run: its date, device (``--device``) and command (a log's first line when it
+reads ``command: ...``), steps committed, seconds per step and scored challenges per hour, challenge
 generation time per step, miner answers by status, steps skipped or failed (counted in the
 log), and the start-up stages the first step's event carries (``startup/*``).
 
@@ -191,6 +192,7 @@ def summarize(
     generate = [e.get("timings/generate_challenge", 0.0) for e in events]
     statuses = collections.Counter(s for e in events for s in e.get("statuses", []))
     out = {
+        "date": datetime.datetime.fromtimestamp(times[0], datetime.timezone.utc).date().isoformat(),
         "steps": len(events),
         "window_s": window,
         "seconds_per_step": per_step,
@@ -224,6 +226,12 @@ def summarize(
         ):
             if key in events[-1]:  # counted from the batcher's start, before the first step
                 out[name] = events[-1][key] / window
+        # where a step's time goes (save: the state written and freed memory returned)
+        out["stage_s"] = {
+            stage: spread([e[f"timings/{stage}"] for e in events if f"timings/{stage}" in e])
+            for stage in ("rate_wait", "query", "reward", "wait_turn", "save", "step")
+            if any(f"timings/{stage}" in e for e in events)
+        }
         out["query_rate"] = query_rates(events, window)
         out["query_rate"]["bound"] = rate_bound
         out["miner_latency_s"] = spread(
@@ -243,6 +251,8 @@ def summarize(
         }
     if log_path and os.path.exists(log_path):
         text = open(log_path, errors="replace").read()
+        if text.startswith("command: "):  # the runner's first line (benchmarks/gpu_runs.sh)
+            out["command"] = text.splitlines()[0][len("command: ") :]
         out["skipped_steps"] = text.count("step skipped")
         out["failed_steps"] = text.count("a step failed")
     return out
@@ -260,6 +270,7 @@ def main(argv=None) -> None:
         type=int,
         help="samples py-spy tried to take (rate x seconds): GIL shares of the wall time",
     )
+    parser.add_argument("--device", help="the card, as nvidia-smi names it")
     parser.add_argument("--rate_bound", type=float, default=defaults.miner_query_rate)
     parser.add_argument("--in_flight_cap", type=int, default=defaults.max_concurrent_forwards)
     args = parser.parse_args(argv)
@@ -276,6 +287,8 @@ def main(argv=None) -> None:
             args.rate_bound,
             args.in_flight_cap,
         )
+        if args.device:
+            report[name]["device"] = args.device
     first = next(iter(report.values()))
     for run in report.values():
         if first["seconds_per_step"] and run["seconds_per_step"]:

@@ -40,7 +40,7 @@ async def test_queries_go_through_the_child_and_keep_their_connections(wallets, 
     target = [neuron(1, wallets["miner"], thinking_miner.port)] * 4
     try:
         first = await client.query_many(target, request())
-        child = client._proc.pid
+        child = client.children[0].proc.pid
         kept = client_ports(child, thinking_miner.port)
         second = await client.query_many(target, request(step=2))
         assert client_ports(child, thinking_miner.port) == kept and len(kept) == 4
@@ -50,6 +50,17 @@ async def test_queries_go_through_the_child_and_keep_their_connections(wallets, 
     assert [r.status for r in first + second] == ["ok"] * 8
     assert first[0].completion == "thought about hello" and first[0].uid == 1
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+
+
+async def test_steps_take_the_children_in_turn(wallets, thinking_miner):
+    client = QueryProcess(wallets["validator"], processes=2, timeout=5)
+    target = [neuron(1, wallets["miner"], thinking_miner.port)] * 2
+    try:
+        results = await asyncio.gather(*(client.query_many(target, request(i)) for i in (1, 2)))
+        pids = {c.proc.pid for c in client.children}
+    finally:
+        await client.aclose()
+    assert [r.status for rs in results for r in rs] == ["ok"] * 4 and len(pids) == 2
 
 
 async def test_the_child_checks_signatures_as_the_validator_would(wallets):
@@ -74,14 +85,14 @@ async def test_a_dead_child_fails_its_steps_and_the_next_step_starts_another(
     target = [neuron(1, wallets["miner"], thinking_miner.port)]
     try:
         assert (await client.query_many(target, request()))[0].ok
-        first = client._proc.pid
+        first = client.children[0].proc.pid
         pending = asyncio.ensure_future(client.query_many(target, request(step=2)))
         await asyncio.sleep(0.05)  # the query is in the child, the miner thinking
         os.kill(first, signal.SIGKILL)
         (lost,) = await asyncio.wait_for(pending, 5)
         assert lost.status == "http_error" and "query process exited" in lost.error
         (again,) = await client.query_many(target, request(step=3))
-        assert again.ok and client._proc.pid != first
+        assert again.ok and client.children[0].proc.pid != first
     finally:
         await client.aclose()
 
@@ -175,5 +186,5 @@ def test_the_validator_loop_with_its_queries_in_a_child(
     events = [json.loads(line) for line in open(tmp_path / "events.jsonl")]
     assert [e["step"] for e in events] == list(range(1, 7))
     assert all(e["statuses"] == ["ok"] for e in events)
-    child = validator.client._proc
+    child = validator.client.children[0].proc
     assert child is not None and child.poll() is not None

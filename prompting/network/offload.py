@@ -7,7 +7,8 @@ GIL 46% of the time in the 2026-12-06 H200 profile, 56% of all GIL time being
 waited: the GPU was busy 20% of the run. ``QueryProcess`` runs ``MinerClient`` in a child
 process with its own event loop (uvloop where installed) and keeps the validator's side
 to one message each way per step: the request's body and the neurons out, the results
-back.
+back. Several children share the steps when the machine has the cores
+(``default_processes``).
 
 The child loads the validator's hotkey from its wallet files (a hotkey with a password
 cannot be opened there: the validator then queries in process and says so once). It
@@ -54,31 +55,62 @@ async def _read(reader: asyncio.StreamReader):
     return pickle.loads(await reader.readexactly(size))
 
 
-class QueryProcess:
-    """``query_many`` as ``MinerClient`` has it, answered by a child process; streams
-    (organic) and, when the child cannot start, everything go through an in-process
-    ``MinerClient`` (``local``)."""
+def default_processes() -> int:
+    """Query processes for this machine: one per four cores, one to four. One process's
+    event loop does about 1-3 ms of work a query (httpx, btauth/1), and a 64-miner subnet
+    at the rate bound asks 256 a second; a GPU host has cores to spare."""
+    return max(1, min(4, (os.cpu_count() or 1) // 4))
 
-    def __init__(self, wallet, **client_args):
+
+class QueryProcess:
+    """``query_many`` as ``MinerClient`` has it, answered by ``processes`` child processes
+    (steps go to them in turn); streams (organic) and, when a child cannot start,
+    everything go through an in-process ``MinerClient`` (``local``)."""
+
+    def __init__(self, wallet, processes: int | None = None, **client_args):
         from prompting.network.client import MinerClient
 
         self.local = MinerClient(wallet, **client_args)
         self.hotkey = self.local.hotkey
         self.timeout = self.local.timeout
-        self._spec = {
-            "wallet": [wallet.name, wallet.hotkey_str, wallet.path],
-            "client": client_args,
-        }
-        self._proc: subprocess.Popen | None = None
+        spec = {"wallet": [wallet.name, wallet.hotkey_str, wallet.path], "client": client_args}
+        self.children = [_Child(spec, self.hotkey) for _ in range(processes or default_processes())]
+        self._ids = itertools.count()
+
+    async def query_many(self, neurons: list, request, timeout: float | None = None) -> list:
+        """All miners at once, results in the order of ``neurons`` (``MinerClient``'s)."""
+        timeout = self.timeout if timeout is None else timeout
+        if not neurons:
+            return []
+        qid = next(self._ids)
+        child = self.children[qid % len(self.children)]
+        if not await child.ready():
+            return await self.local.query_many(neurons, request, timeout)
+        return await child.query(qid, neurons, request.body(), timeout)
+
+    async def query_stream(self, *args, **kwargs):
+        """Streamed queries (organic: a few a second) stay in process."""
+        return await self.local.query_stream(*args, **kwargs)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(c.aclose() for c in self.children))
+        await self.local.aclose()
+
+
+class _Child:
+    """One query process: started on first use, started again after it dies."""
+
+    def __init__(self, spec: dict, hotkey: str):
+        self.spec, self.hotkey = spec, hotkey
+        self.proc: subprocess.Popen | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._listener: asyncio.Future | None = None
         self._starting: asyncio.Future | None = None
         self._pending: dict[int, tuple[asyncio.Future, list]] = {}
-        self._ids = itertools.count()
-        self._failed = False  # the child could not start: in process from then on
+        self._failed = False  # it could not start: in process from then on
 
-    async def _ready(self) -> bool:
-        """A running child (started on first use); False when it cannot start."""
+    async def ready(self) -> bool:
+        """Running (started now if need be); False when it cannot start."""
         if self._failed:
             return False
         if self._writer is not None and not self._writer.is_closing():
@@ -90,8 +122,8 @@ class QueryProcess:
     async def _start(self) -> bool:
         parent, child = socket.socketpair()
         try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(child.fileno()), json.dumps(self._spec)],
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(child.fileno()), json.dumps(self.spec)],
                 pass_fds=[child.fileno()],
                 env={**os.environ, "PARENT_PID": str(os.getpid())},
             )
@@ -104,7 +136,7 @@ class QueryProcess:
             hello = {"error": f"no answer ({type(exc).__name__})"}
         if hello.get("hotkey") != self.hotkey:
             writer.close()
-            self._stop_child()
+            self._stop()
             self._failed = True
             log.warning(
                 "query process did not start (%s); querying miners in this process",
@@ -114,6 +146,17 @@ class QueryProcess:
         self._writer = writer
         self._listener = asyncio.ensure_future(self._listen(reader))
         return True
+
+    async def query(self, qid: int, neurons: list, body: bytes, timeout: float) -> list:
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[qid] = (fut, neurons)
+        try:
+            self._writer.write(_frame((qid, neurons, body, timeout)))
+            return await asyncio.wait_for(fut, timeout + GRACE_S)
+        except asyncio.TimeoutError:
+            return _failed(neurons, "query process did not answer in time", status="timeout")
+        finally:
+            self._pending.pop(qid, None)
 
     async def _listen(self, reader: asyncio.StreamReader) -> None:
         """Hand each step its results; at the child's end, fail what it still held."""
@@ -129,34 +172,12 @@ class QueryProcess:
             if self._writer is not None:
                 self._writer.close()
             self._writer = None
-            code = self._proc.poll() if self._proc is not None else None
+            code = self.proc.poll() if self.proc is not None else None
             if self._pending:
                 log.warning("query process exited (code %s); a new one starts", code)
             for fut, neurons in self._pending.values():
                 if not fut.done():
                     fut.set_result(_failed(neurons, f"query process exited (code {code})"))
-
-    async def query_many(self, neurons: list, request, timeout: float | None = None) -> list:
-        """All miners at once, results in the order of ``neurons`` (``MinerClient``'s)."""
-        timeout = self.timeout if timeout is None else timeout
-        if not neurons:
-            return []
-        if not await self._ready():
-            return await self.local.query_many(neurons, request, timeout)
-        qid = next(self._ids)
-        fut = asyncio.get_running_loop().create_future()
-        self._pending[qid] = (fut, neurons)
-        try:
-            self._writer.write(_frame((qid, neurons, request.body(), timeout)))
-            return await asyncio.wait_for(fut, timeout + GRACE_S)
-        except asyncio.TimeoutError:
-            return _failed(neurons, "query process did not answer in time", status="timeout")
-        finally:
-            self._pending.pop(qid, None)
-
-    async def query_stream(self, *args, **kwargs):
-        """Streamed queries (organic: a few a second) stay in process."""
-        return await self.local.query_stream(*args, **kwargs)
 
     async def aclose(self) -> None:
         if self._writer is not None:
@@ -164,18 +185,17 @@ class QueryProcess:
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._listener, GRACE_S)
-        self._stop_child()
-        await self.local.aclose()
+        self._stop()
 
-    def _stop_child(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
+    def _stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
             return
-        self._proc.terminate()
+        self.proc.terminate()
         try:
-            self._proc.wait(timeout=GRACE_S)
+            self.proc.wait(timeout=GRACE_S)
         except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _failed(neurons: list, reason: str, status: str = "http_error") -> list:
