@@ -20,6 +20,7 @@ from test_tasks import ScriptedLLM
 
 from prompting.chain.local import LocalChain
 from prompting.config import default_config
+from prompting.llms.base import LLMStats
 from prompting.network.auth import Authorizer, CallerPolicy
 from prompting.organic import keys as organic_keys
 from prompting.organic.api import Endpoint
@@ -33,6 +34,24 @@ ANSWER = (
     "sort the list in place and index it from zero."
 )
 SECRET_QUESTION = "What is a Python list, secretly asked by user 4711?"
+
+
+class ReferenceLLM(ScriptedLLM):
+    """The scripted model as the validator's model: ``stats`` and ``tokenizer`` are
+    properties, as the LLM interface has them; the tokenizer a real one when given (the
+    users' token counts), else none."""
+
+    def __init__(self, rules, tokenizer=None):
+        super().__init__(rules)
+        self._tokenizer = tokenizer
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    @property
+    def stats(self) -> LLMStats:
+        return LLMStats("scripted", "scripted")
 
 
 def streaming(text: str, delay: float, first_delay: float = 0.0):
@@ -86,7 +105,7 @@ class Subnet:
         for key, value in organic.items():
             setattr(self.config.organic, key, value)
         # the validator's model writes the reference
-        self.llm = ScriptedLLM([("", ANSWER)]) if llm is None else llm
+        self.llm = ReferenceLLM([("", ANSWER)]) if llm is None else llm
         self.log = tmp_path / "events.jsonl"
         self.telemetry = Telemetry(str(tmp_path), stream=io.StringIO())
         self.validator = Validator(
@@ -96,6 +115,7 @@ class Subnet:
         # the synthetic scores rank the miners: uid 3, then 1, then 2
         self.validator.state.scores[1:4] = [0.5, 0.4, 0.6][: len(self.servers)]
         self.key = self.issue("alice", 1000)
+        self.clients: list[openai.AsyncOpenAI] = []
 
     def issue(self, name: str, rate: int) -> str:
         out = io.StringIO()
@@ -123,13 +143,17 @@ class Subnet:
         return self
 
     async def __aexit__(self, *exc):
+        for client in self.clients:
+            await client.close()
         await self.endpoint.stop(10)
         await self.validator.close()
         for server in self.servers:
             server.stop()
 
     def client(self, key=None) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=self.base, api_key=key or self.key, max_retries=0)
+        client = openai.AsyncOpenAI(base_url=self.base, api_key=key or self.key, max_retries=0)
+        self.clients.append(client)
+        return client
 
     def events(self) -> list[dict]:
         self.telemetry._file.flush()
@@ -504,16 +528,20 @@ async def test_an_exchange_that_finds_the_scoring_queue_full_is_logged_unscored(
 
 
 @pytest.mark.slow
-def test_the_validator_serves_organic_users_with_its_flag(tmp_path):
-    """neurons/validator.py --organic.enabled on the local subnet: the README's client
-    gets a streamed answer from the local miners, the exchange is logged, and SIGINT
-    stops the endpoint with the loop."""
+def test_sigint_under_load_loses_nothing(tmp_path):
+    """neurons/validator.py --organic.enabled on the local subnet (the tiny model, which
+    loads to write organic references), four users sending back to back with the
+    ``openai`` client, then SIGINT while requests are in flight: each of those gets its
+    whole answer, the exchanges finish and are scored during the drain, and the scores
+    saved in state.json equal the replay of every event logged, organic included."""
     import os
     import signal
     import socket
     import subprocess
     import sys
+    import threading
 
+    from prompting.validator.replay import replay_scores
     from tests.conftest import REPO
 
     with socket.socket() as s:
@@ -524,16 +552,21 @@ def test_the_validator_serves_organic_users_with_its_flag(tmp_path):
     import contextlib
 
     with contextlib.redirect_stdout(out):
-        organic_keys.main(["--file", keys_file, "add", "--name", "u"])
+        organic_keys.main(["--file", keys_file, "add", "--name", "u", "--rate", "100000"])
     key = out.getvalue().strip()
     state = tmp_path / "state"
+    events_path = state / "events.jsonl"
     proc = subprocess.Popen(
         [
             sys.executable,
             "neurons/validator.py",
             *("--neuron.full_path", str(state), "--wandb.off", "--neuron.model_id", "tiny"),
-            *("--local.miners", "2", "--local.strategies", "keywords,restate"),
+            *("--neuron.seed", "0", "--local.miners", "3"),
+            *("--local.strategies", "keywords,restate,retrieval"),
+            # each exchange lasts about 2 s: some are in flight whenever SIGINT comes
+            *("--local.latency", "median=2,sigma=0.1,timeouts=0"),
             *("--organic.enabled", "--organic.port", str(port), "--organic.keys_file", keys_file),
+            *("--organic.reference_wait_s", "0"),  # the tiny model writes no challenge
         ],
         cwd=REPO,
         env={**os.environ, "WANDB_MODE": "offline"},
@@ -541,32 +574,401 @@ def test_the_validator_serves_organic_users_with_its_flag(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
-        deadline = time.monotonic() + 240
-        text = ""
-        while time.monotonic() < deadline and proc.poll() is None:
+    client = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=60
+    )
+    asked = {"model": "prompting", "messages": [{"role": "user", "content": "What is pass?"}]}
+    done: list[tuple[float, float, str]] = []  # (sent, answered, text) of each answer
+    refused: list[float] = []  # when a request was refused (503 while stopping, or closed)
+    stop = threading.Event()
+
+    def user(i: int) -> None:
+        while not stop.is_set():
+            sent = time.time()
             try:
-                stream = client.chat.completions.create(
-                    model="prompting",
-                    messages=[{"role": "user", "content": "What does the pass statement do?"}],
-                    stream=True,
-                )
-                text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+                if i % 2:
+                    reply = client.chat.completions.create(**asked, stream=True)
+                    text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices)
+                else:
+                    text = client.chat.completions.create(**asked).choices[0].message.content
+                done.append((sent, time.time(), text))
+            except (openai.APIConnectionError, openai.InternalServerError):
+                refused.append(sent)
+                time.sleep(0.5)
+
+    def logged() -> list[dict]:
+        if not events_path.exists():
+            return []
+        return [json.loads(line) for line in events_path.read_text().splitlines()]
+
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:  # the endpoint is up and a miner serves (503 until then)
+                client.chat.completions.create(**asked)
                 break
             except (openai.APIConnectionError, openai.InternalServerError):
-                time.sleep(1)  # starting, or no miner registered yet (503)
-        assert text.strip(), "no organic answer"
-        events_path = state / "events.jsonl"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if events_path.exists() and '"organic"' in events_path.read_text():
+                time.sleep(1)
+        users = [threading.Thread(target=user, args=(i,)) for i in range(4)]
+        for t in users:
+            t.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # organic exchanges scored, synthetic steps
+            events = logged()
+            scored = sum(bool(e.get("organic/scored")) for e in events)
+            if scored >= 2 and sum(e.get("kind") != "organic" for e in events) >= 1:
                 break
             time.sleep(0.5)
-    finally:
+        started = len(done)
+        time.sleep(1.0)  # the users' next requests are in flight now
+        interrupted = time.time()
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, output[-2000:]
-    assert "organic endpoint on http://127.0.0.1" in output
-    events = [json.loads(line) for line in open(events_path) if '"organic"' in line]
-    assert events and "ok" in events[0]["statuses"]
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+    for t in users:
+        t.join(60)
+    assert proc.returncode == 0, output[-3000:]
+    assert "organic endpoint on http://127.0.0.1" in output and "Traceback" not in output
+    # the requests in flight at SIGINT got their whole answers, none an error
+    in_flight = [(s, a, text) for s, a, text in done if s < interrupted < a]
+    assert in_flight and all(text.strip() for _, _, text in in_flight), (in_flight, started)
+    assert not [t for t in refused if t < interrupted - 1.0]  # none refused before it
+    events = logged()
+    organic = [e for e in events if e.get("kind") == "organic"]
+    assert all(e["statuses"] for e in organic)
+    after = [
+        (e["organic/scored"], e.get("organic/unscored")) for e in organic if e["time"] > interrupted
+    ]
+    assert (True, None) in after, after  # scored while it drained
+    saved = json.loads((state / "state.json").read_text())["scores"]
+    assert saved == replay_scores(events, [0.0] * len(saved))
+    assert any(saved)
+
+
+# --- route by quality ------------------------------------------------------------------
+
+
+def blank(req):
+    return "   "  # an answer with no text: the instant "empty" miner
+
+
+@pytest.mark.parametrize("race, served_uid", [(1, 2), (2, 1)])
+async def test_the_best_miners_race_and_a_blank_answer_is_never_served(
+    tmp_path, wallets, embedder, race, served_uid
+):
+    """Scores rank a blank miner first (uid 3, instant), the slower honest one second
+    (uid 2) and the fast honest one last (uid 1). The blank one races and ends without
+    text: its place goes to the next by score. With a race of one the user waits for the
+    slower but better miner; with two, the faster of the two left serves. The blank
+    answer never serves, and the uid the user is told is the one in the event."""
+    allow = Authorizer(CallerPolicy(0, frozenset({wallets["validator"].hotkey.ss58_address})), None)
+    third = ServerThread(blank, wallets["outsider"], allow, rate_limit=1000)
+    async with Subnet(tmp_path, wallets, embedder, third=third, race=race) as net:
+        net.validator.state.scores[1:4] = [0.1, 0.8, 0.9]
+        client = net.client()
+        told = []
+        for stream in (False, True):
+            raw = await client.chat.completions.with_raw_response.create(**ask(stream=stream))
+            told.append(int(raw.headers["x-prompting-miner-uid"]))
+            reply = raw.parse()
+            if stream:
+                text = "".join([c.choices[0].delta.content or "" async for c in reply])
+            else:
+                text = reply.choices[0].message.content
+            assert text.strip() == (ANSWER if served_uid == 1 else "Lists hold items in order.")
+        await settled(net)
+    assert told == [served_uid, served_uid]
+    for e in net.events():
+        assert e["uids"] == [3, 2, 1] and e["organic/racers"] == [3, 2][:race]
+        assert e["organic/served_uid"] == served_uid
+        assert e["organic/served_rank"] == {2: 2, 1: 3}[served_uid]
+        by_uid = dict(zip(e["uids"], e["rewards"]))
+        assert by_uid[3] == 0.0 and by_uid[1] > 0 and by_uid[2] > 0  # all scored
+
+
+def result(uid: int, status: str = "ok", completion: str = ""):
+    from prompting.network.client import QueryResult
+
+    return QueryResult(uid, f"hk{uid}", status, 0.1, completion=completion)
+
+
+def exchange(stream: bool, race: int = 1, uids=(1, 2, 3)):
+    from prompting.chain.base import Neuron
+    from prompting.organic.service import Exchange
+    from prompting.protocol import PromptRequest
+
+    request = PromptRequest(
+        task="organic",
+        challenge_id="organic:x",
+        messages=[{"role": "user", "content": "q"}],
+        timeout=5,
+        step=0,
+    )
+    ranked = [Neuron(u, f"hk{u}", f"c{u}", 0.0, "127.0.0.1:1", False) for u in uids]
+    return Exchange(request, ranked, race, "key", stream)
+
+
+def drained(queue: asyncio.Queue) -> list:
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait())
+    return out
+
+
+async def test_the_race_waits_for_the_best_then_falls_back_in_order():
+    """Streamed: a lower-ranked miner's earlier text does not win while a better one is
+    still racing; once the better one ends blank, the next in rank order with text wins
+    at once, and the user reads its buffered pieces in order, then the rest live."""
+    ex = exchange(stream=True, race=1)
+    await ex.on_delta(3, "third ")  # rank 3: text first, but not racing
+    await ex.on_delta(2, "second ")  # rank 2: not racing either
+    await ex.on_delta(1, " ")  # the racer: blank so far
+    assert ex.served is None and not ex.decided.is_set()
+    ex.answered(result(1, completion=" "))  # ended blank: out; rank 2 takes its place
+    assert ex.served == 2 and ex.decided.is_set()
+    await ex.on_delta(2, "more")
+    ex.answered(result(2, completion="second more"))
+    pieces = drained(ex.pieces)
+    assert pieces[:2] == ["second ", "more"] and pieces[2].ok
+
+
+async def test_a_whole_answer_whose_miner_fails_is_served_by_the_next_in_line():
+    ex = exchange(stream=False, race=2)
+    await ex.on_delta(2, "fast ")  # rank 2 races and sends text first: chosen
+    await ex.on_delta(1, "best ")
+    assert ex.served == 2 and not ex.whole.done()  # a whole answer waits for its end
+    ex.answered(result(2, status="forged"))  # a bad line later: the user read nothing
+    assert ex.served == 1
+    ex.answered(result(1, completion="best answer"))
+    assert (await ex.whole).uid == 1
+    ex.answered(result(3, completion="late"))
+    ex.close()
+    assert ex.served == 1
+
+
+async def test_blank_everywhere_serves_the_best_blank_answer_and_none_is_502():
+    ex = exchange(stream=False, race=2)
+    for uid in (3, 1, 2):
+        ex.answered(result(uid, completion=" "))
+    assert (await ex.whole).uid == 1  # no miner has text: the best-ranked blank answer
+    ex = exchange(stream=True, race=2)
+    for uid in (1, 2, 3):
+        ex.answered(result(uid, status="timeout"))
+    ex.close()
+    assert ex.decided.is_set() and ex.served is None  # the route answers 502
+
+
+# --- what the user gets: usage, stop, parameters -----------------------------------------
+
+
+async def test_usage_is_counted_in_the_validators_tokenizer(tmp_path, wallets, embedder, tiny_llm):
+    from prompting.llms.base import render_chat
+
+    tok = tiny_llm.tokenizer
+    llm = ReferenceLLM([("", ANSWER)], tok)
+    async with Subnet(tmp_path, wallets, embedder, llm=llm, miners=2) as net:
+        client = net.client()
+        whole = await client.chat.completions.create(**ask())
+        chunks = [
+            c
+            async for c in await client.chat.completions.create(
+                **ask(stream=True, stream_options={"include_usage": True})
+            )
+        ]
+        plain = [c async for c in await client.chat.completions.create(**ask(stream=True))]
+    messages = [{"role": "user", "content": SECRET_QUESTION}]
+    prompt = len(tok(render_chat(tok, messages), add_special_tokens=False).input_ids)
+    answer = len(tok(whole.choices[0].message.content, add_special_tokens=False).input_ids)
+    assert (whole.usage.prompt_tokens, whole.usage.completion_tokens) == (prompt, answer)
+    assert whole.usage.total_tokens == prompt + answer and answer > 10
+    *text_chunks, last = chunks
+    assert last.choices == [] and last.usage.prompt_tokens == prompt
+    streamed = "".join(c.choices[0].delta.content or "" for c in text_chunks)
+    assert last.usage.completion_tokens == len(tok(streamed, add_special_tokens=False).input_ids)
+    assert all(c.usage is None for c in text_chunks) and all(c.usage is None for c in plain)
+
+
+async def test_stop_is_honoured_and_what_is_not_honoured_is_refused(tmp_path, wallets, embedder):
+    async with Subnet(tmp_path, wallets, embedder, race=1) as net:
+        net.validator.state.scores[1:3] = [0.9, 0.1]  # uid 1 (ANSWER, word by word) serves
+        client = net.client()
+        cut = ANSWER[: ANSWER.index("append items")]
+        reply = await client.chat.completions.create(**ask(stop=["append items", "zzz"]))
+        assert reply.choices[0].message.content == cut
+        pieces = [  # "append " and "items " arrive as two pieces: the stop spans them
+            c.choices[0].delta.content or ""
+            async for c in await client.chat.completions.create(
+                **ask(stream=True, stop="append items")
+            )
+            if c.choices
+        ]
+        assert "".join(pieces) == cut
+        ok = await client.chat.completions.create(**ask(n=1, top_p=1, user="u-1", seed=None))
+        assert ok.choices[0].message.content.strip() == ANSWER
+        refused = [
+            (dict(n=2), 400, "n", "unsupported_value"),
+            (dict(top_p=0.5), 400, "top_p", "unsupported_value"),
+            (dict(extra_body={"tools": [{"type": "function"}]}), 400, "tools", "unsupported_value"),
+            (dict(extra_body={"foo": 1}), 400, "foo", "unknown_parameter"),
+            (dict(model="gpt-4o"), 404, "model", "model_not_found"),
+            (dict(stream_options={"include_usage": True}), 400, "stream_options", "invalid_value"),
+            (dict(stop=["a", "b", "c", "d", "e"]), 400, "stop", "invalid_value"),
+        ]
+        for kw, status, param, code in refused:
+            with pytest.raises(openai.APIStatusError) as caught:
+                await client.chat.completions.create(**{**ask(), **kw})
+            assert caught.value.status_code == status, kw
+            assert caught.value.body["param"] == param and caught.value.body["code"] == code
+        headers = {"Authorization": f"Bearer {net.key}"}
+        r = await post(f"{net.base}/chat/completions", json=ask(max_tokens="5"), headers=headers)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens"
+        await settled(net)
+    assert len(net.events()) == 3  # the refused requests reached no miner
+
+
+# --- timeouts ----------------------------------------------------------------------------
+
+
+def first_line_at(seconds: float, text: str = "Late but honest."):
+    async def answer(req):
+        await asyncio.sleep(seconds)
+        yield text
+
+    return answer
+
+
+async def test_the_organic_deadlines_are_the_organic_flags(tmp_path, wallets, embedder):
+    """--neuron.timeout 1 (synthetic) does not cut an organic stream: a first line at
+    1.4 s is within --organic.stall_s 2 and served; one at 2.6 s is past it, cut off as
+    a timeout, and the next miner by score serves instead."""
+    allow = Authorizer(CallerPolicy(0, frozenset({wallets["validator"].hotkey.ss58_address})), None)
+    third = ServerThread(first_line_at(1.4), wallets["outsider"], allow, rate_limit=1000)
+    async with Subnet(tmp_path, wallets, embedder, third=third, race=1, stall_s=2.0) as net:
+        net.config.neuron.timeout = 1.0  # the validator's client was made with 10 s:
+        net.validator.client.timeout = 1.0  # make it the synthetic 1 s
+        reply = await net.client().chat.completions.create(**ask())
+        assert reply.choices[0].message.content == "Late but honest."
+        net.servers[2].stop()
+        net.servers[2] = ServerThread(first_line_at(2.6), wallets["outsider"], allow)
+        import dataclasses
+
+        graph = net.validator.metagraph
+        graph[3] = dataclasses.replace(graph[3], endpoint=f"127.0.0.1:{net.servers[2].port}")
+        reply = await net.client().chat.completions.create(**ask())
+        assert reply.choices[0].message.content.strip() == ANSWER  # uid 1, next by score
+        await settled(net)
+    first, second = net.events()
+    assert dict(zip(first["uids"], first["statuses"]))[3] == "ok"
+    late = dict(zip(second["uids"], zip(second["statuses"], second["latencies"])))[3]
+    assert late[0] == "timeout" and 1.9 < late[1] < 2.6
+    assert second["organic/served_uid"] == 1
+
+
+# --- hostile clients ------------------------------------------------------------------
+
+
+async def slow_body(port: int, key: str | None, send_for: float = 30.0):
+    """A connection that sends its headers, then its body a byte at a time: how long
+    until the server answered and closed it, and its status line."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
+    writer.write(
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n{auth}"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode()
+    )
+    start = time.perf_counter()
+
+    async def trickle():
+        try:
+            while time.perf_counter() - start < send_for:
+                await asyncio.sleep(0.25)
+                writer.write(b" ")
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+
+    sending = asyncio.ensure_future(trickle())
+    try:
+        answer = await reader.read()  # until the server closes
+    finally:
+        sending.cancel()
+        writer.close()
+    return time.perf_counter() - start, answer.split(b"\r\n", 1)[0]
+
+
+async def test_slow_bodies_are_cut_at_the_deadline_while_a_user_is_served(
+    tmp_path, wallets, embedder, caplog
+):
+    """1,000 connections that trickle their body hold nothing past the body deadline:
+    each gets 408 and is closed (one without a key: 401 at once, its body unread), a
+    user who leaves mid-body costs no traceback, and a keyed request is answered
+    meanwhile."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    # the miners run in this process's threads, beside 1,000 connections: a roomy stall
+    async with Subnet(tmp_path, wallets, embedder, stall_s=5.0, timeout=10.0) as net:
+        net.endpoint.organic.body_timeout = 1.0
+        port = net.endpoint.port
+        unkeyed = await slow_body(port, None)
+        assert unkeyed[1].endswith(b"401 Unauthorized") and unkeyed[0] < 1.0
+        slow = [asyncio.ensure_future(slow_body(port, net.key)) for _ in range(1000)]
+        await asyncio.sleep(0.3)
+        start = time.perf_counter()
+        reply = await net.client().chat.completions.create(**ask())
+        assert reply.choices[0].message.content.strip() == ANSWER
+        assert time.perf_counter() - start < 8.0
+        outcomes = await asyncio.wait_for(asyncio.gather(*slow), 60)
+        # a user who leaves while sending the body
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {net.key}"
+            "\r\nContent-Length: 100\r\n\r\n{".encode()
+        )
+        await writer.drain()
+        writer.close()
+        await asyncio.sleep(0.3)
+    statuses = {line for _, line in outcomes}
+    assert statuses == {b"HTTP/1.1 408 Request Timeout"}, statuses
+    assert max(seconds for seconds, _ in outcomes) < 10.0  # the deadline, under load
+    ours = [r for r in caplog.records if r.name.startswith(("uvicorn", "starlette", "prompting"))]
+    assert not [r for r in ours if r.exc_info or r.levelno >= logging.ERROR], ours
+
+
+async def test_health_and_a_drain_that_loses_nothing(tmp_path, wallets, embedder):
+    """/health says whether requests are admitted. At a stop: /health 503, a new request
+    503, the request in flight finishes with its answer and is scored before the stop
+    returns, and the scores saved then equal the replay of the events."""
+    import json as _json
+
+    from prompting.validator.replay import replay_scores
+
+    allow = Authorizer(CallerPolicy(0, frozenset({wallets["validator"].hotkey.ss58_address})), None)
+    third = ServerThread(streaming(ANSWER, 0.1), wallets["outsider"], allow, rate_limit=1000)
+    async with Subnet(tmp_path, wallets, embedder, third=third, race=1) as net:
+        start_scores = list(net.validator.state.scores)
+        async with httpx.AsyncClient(timeout=5) as raw:
+            health = (await raw.get(f"{net.root}/health")).json()
+            assert health["status"] == "ok" and health["miners"] == 3
+            client = net.client()
+            await client.chat.completions.create(**ask())  # one exchange before the stop
+            await settled(net)
+            stream = await client.chat.completions.create(**ask(stream=True))
+            first = await anext(aiter(stream))  # uid 3 serves, a word every 0.1 s
+            stopping = asyncio.ensure_future(net.endpoint.service.stop(10))
+            await asyncio.sleep(0.05)
+            assert (await raw.get(f"{net.root}/health")).status_code == 503
+            with pytest.raises(openai.InternalServerError) as caught:
+                await client.chat.completions.create(**ask())
+            assert caught.value.status_code == 503 and "stopping" in str(caught.value)
+            rest = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+            assert (first.choices[0].delta.content + "".join(rest)).strip() == ANSWER
+            await stopping
+            assert net.service.counts["scored"] == 2
+        await net.validator.close()  # the state is saved only now
+        saved = _json.load(open(net.validator.state_path))["scores"]
+    assert saved == replay_scores(net.events(), start_scores)
+    assert saved != start_scores

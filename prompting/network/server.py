@@ -12,8 +12,10 @@ the same checks, then streams the answer as btstream/1 lines, each signed
 
 Slow clients: a connection whose request headers are not complete within
 ``HEADER_TIMEOUT_S`` is closed (uvicorn itself has no such deadline, so one slowloris
-client per connection slot could lock everyone out), and a body must arrive within
-``BODY_TIMEOUT_S``. Neither holds an answer slot: slots are taken after the checks.
+client per connection slot could lock everyone out), a body must arrive within
+``BODY_TIMEOUT_S``, and a connection answered before its body was read (a refusal) is
+closed, not kept alive for the rest of that body (``Connection: close``, lingering so
+the answer arrives). None holds an answer slot: slots are taken after the checks.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ RATE_WINDOW_S = 10.0  # --miner.rate_limit counts requests in this window
 HEADER_TIMEOUT_S = 5.0
 BODY_TIMEOUT_S = 5.0
 SHUTDOWN_GRACE_S = 5.0
+LINGER_S = 1.0  # a refused connection is closed this long after its answer
 
 
 class RateLimiter:
@@ -274,16 +277,42 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Lingering:
+    """A connection's transport whose ``close``, while the request's body is still
+    coming (the answer was a refusal sent before it was read), half-closes first and
+    closes ``LINGER_S`` later: the client reads the answer and an end. A plain close
+    with unread bytes sends a reset, which can destroy the answer before the client
+    reads it."""
+
+    def __init__(self, transport, protocol):
+        self._transport, self._protocol = transport, protocol
+
+    def close(self) -> None:
+        import h11
+
+        waiting = self._protocol.conn.their_state is h11.SEND_BODY
+        if waiting and not self._transport.is_closing() and self._transport.can_write_eof():
+            self._transport.pause_reading()  # the rest of the body is not read
+            self._transport.write_eof()
+            self._protocol.loop.call_later(LINGER_S, self._transport.close)
+        else:
+            self._transport.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+
 def _header_deadline_protocol(timeout: float):
     """uvicorn's h11 protocol, closing connections that do not finish their request
-    headers within ``timeout`` seconds of connecting or of their last response."""
+    headers within ``timeout`` seconds of connecting or of their last response, and
+    lingering on a close that leaves a body unread (``_Lingering``)."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class HeaderDeadline(H11Protocol):
         _deadline: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport) -> None:
-            super().connection_made(transport)
+            super().connection_made(_Lingering(transport, self))
             self._arm()
 
         def on_response_complete(self) -> None:
@@ -307,13 +336,47 @@ def _header_deadline_protocol(timeout: float):
     return HeaderDeadline
 
 
+def _close_if_unread(app):
+    """ASGI middleware: an answer sent before the request's body was read (a refusal)
+    says ``Connection: close``, so the client opens a new connection for its next
+    request instead of sending it down this one, which is closed after the answer."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        headers = dict(scope["headers"])
+        read = {
+            "done": not (
+                headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+            )
+        }
+
+        async def tracked_receive():
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                read["done"] = True
+            return message
+
+        async def tracked_send(message):
+            if message["type"] == "http.response.start" and not read["done"]:
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"connection", b"close")],
+                }
+            await send(message)
+
+        return await app(scope, tracked_receive, tracked_send)
+
+    return wrapped
+
+
 def make_server(app: Starlette, sock: socket.socket, header_timeout: float = HEADER_TIMEOUT_S):
     """A uvicorn server on ``sock`` that slow clients cannot hold (see the module doc),
     nor its shutdown: answers still being sent get ``SHUTDOWN_GRACE_S``."""
     import uvicorn
 
     config = uvicorn.Config(
-        app,
+        _close_if_unread(app),
         http=_header_deadline_protocol(header_timeout),
         log_level="warning",
         timeout_keep_alive=5,
