@@ -183,6 +183,7 @@ REWARDS = Registry(  # reward models and penalties: a task names which it uses a
             ("math_format", "MathFormatPenalty"),
             ("code_format", "CodeFormatPenalty"),
             ("diversity", "DiversityPenalty"),
+            ("fluency", "FluencyPenalty"),
         )
     },
 )

@@ -7,7 +7,7 @@
 For each seed and task it builds N challenges with the validator's own task builders
 and the given model (batched as concurrent steps would), lets the same model answer
 each one as the ``model`` miner does, then scores a line-up with the real reward stack
-(``prompting/rewards/lineup.py``): the honest model, the retrieval heuristic, and cheap
+(``prompting/evaluation/lineup.py``): the honest model, the retrieval heuristic, and cheap
 strategies (question restated + best sentence, keyword list, passage lead, passage
 copy, every number of the challenge, an appended answer and score, a near-copy of the
 model's answer). JSON: mean reward per strategy, task and component, the model's
@@ -63,12 +63,30 @@ def extra(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fill the cache and stop (a GPU machine without the reward stack's packages)",
     )
+    g.add_argument(
+        "--readings",
+        dest="benchmark.readings",
+        default="",
+        help="what the model read of each answer (default: beside the cache, .readings.json.gz)",
+    )
+    g.add_argument(
+        "--read_only",
+        dest="benchmark.read_only",
+        action="store_true",
+        help="fill the cache and the readings, then stop (the GPU part of a run)",
+    )
+    g.add_argument(
+        "--no_reader",
+        dest="benchmark.no_reader",
+        action="store_true",
+        help="score without the fluency judge (the stack as it was before it)",
+    )
 
 
 def generate(config, seed: int, tasks: list[str], llm) -> list[dict]:
     """N challenges per task built with the model, each answered by the model."""
+    from prompting.evaluation.lineup import Record
     from prompting.llms import Sampling
-    from prompting.rewards.lineup import Record
     from prompting.tasks import TASKS as BUILDERS
     from prompting.tasks import build_challenges
 
@@ -104,6 +122,27 @@ def cache_path(config) -> str:
     return os.path.join(
         os.path.expanduser(config.neuron.full_path), "benchmarks", f"{name}-n{b.n}.json"
     )
+
+
+def readings_path(config) -> str:
+    return config.benchmark.readings or cache_path(config).removesuffix(".json") + (
+        ".readings.json.gz"
+    )
+
+
+def read_all(reader, records, retrieval) -> None:
+    """Have the model read every answer the scoring will judge: the line-up's and the
+    graded line-up's, challenge by challenge (one prompt, its answers batched)."""
+    from prompting.evaluation import lineup
+    from prompting.evaluation.readings import STORE_TOKENS
+
+    graded = lineup.graded_answers(records)
+    for i, record in enumerate(records):
+        c = record.challenge
+        texts = [*lineup.answers(record, retrieval).values(), *graded[c.challenge_id].values()]
+        reader.score([c.messages] * len(texts), texts, STORE_TOKENS)
+        if i % 50 == 49:
+            print(f"read {i + 1} of {len(records)} challenges", flush=True)
 
 
 def load_records(config, seeds: list[int], tasks: list[str]) -> dict[int, list[dict]]:
@@ -142,17 +181,28 @@ def main(argv=None) -> int:
         return 0
     import torch
 
-    torch.set_num_threads(1)  # scoring is many small calls: one thread, no contention
+    if not b.read_only:
+        torch.set_num_threads(1)  # scoring is many small calls: one thread, no contention
 
+    from prompting.evaluation import fidelity, lineup
+    from prompting.evaluation.readings import CachedReader
+    from prompting.llms import load_llm
     from prompting.miner.strategies import retrieval
-    from prompting.rewards import lineup
     from prompting.rewards.relevance import shared_embedder
     from prompting.rewards.stack import RewardStack
 
     embedder = shared_embedder(
         config.reward.relevance_model, config.reward.pooling, config.reward.device
     )
-    stack = RewardStack(lambda: embedder)
+    reader = None if b.no_reader else CachedReader(readings_path(config), lambda: load_llm(config))
+    if b.read_only:
+        for seed in seeds:
+            records = [lineup.Record.from_dict(r) for r in generated[seed]]
+            read_all(reader, records, retrieval(embedder))
+            reader.save()
+        print("read", len(reader.cache), "answers into", reader.path)
+        return 0
+    stack = RewardStack(lambda: embedder, reader=reader)
     result = {
         "date": datetime.date.today().isoformat(),
         "command": "python scripts/benchmark_rewards.py " + " ".join(argv or sys.argv[1:]),
@@ -168,14 +218,24 @@ def main(argv=None) -> int:
             "cheap": list(lineup.CHEAP),
             "no_answer": list(lineup.NO_ANSWER),
         },
+        "judge": "off" if reader is None else "fluency (the model reads every answer)",
         "seeds": {},
+        "fidelity": {},
     }
     start = time.perf_counter()
+    alpha = config.neuron.moving_average_alpha
     for seed in seeds:
         records = [lineup.Record.from_dict(r) for r in generated[seed]]
         rows = lineup.score(stack, records, retrieval(embedder))
         result["seeds"][str(seed)] = lineup.summarize(rows)
+        graded = lineup.score_graded(stack, records)
+        result["fidelity"][str(seed)] = fidelity.summarize(graded, alpha, seed)
     result["scoring_seconds"] = round(time.perf_counter() - start, 1)
+    if reader is not None:
+        result["answers_read_this_run"] = reader.misses
+        if reader.misses:
+            reader.save()
+        reader.close()
     for seed, tasks_ in result["seeds"].items():
         for task, row in tasks_.items():
             means = {k: v["mean"] for k, v in row["strategies"].items()}
@@ -185,6 +245,12 @@ def main(argv=None) -> int:
                 f"{row['margin_relative']} no-answer {row['no_answer_cheap_mean']:.3f} "
                 f"retrieval {means.get(lineup.HEURISTIC, float('nan')):.3f} "
                 f"any>0 {row['share_any_above_zero']:.2f}"
+            )
+    for seed, tasks_ in result["fidelity"].items():
+        for task, row in tasks_.items():
+            print(
+                f"seed {seed} {task:20s} fidelity: tau per challenge {row['tau_per_challenge']} "
+                f"of means {row['tau_of_means']} steps {row['steps_to_order']} {row['means']}"
             )
     if b.out:
         os.makedirs(os.path.dirname(os.path.abspath(b.out)), exist_ok=True)

@@ -20,8 +20,6 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 # Known circles in areas being reworked by issue 29, each named; the test warns when
 # one is gone, so the entry is removed after the fix and the list only shrinks.
 KNOWN_CIRCLES = [
-    # duplicate_penalties and RELEVANCE_BASELINE_SHARE live in the orchestrator
-    {"prompting.rewards.models", "prompting.rewards.stack"},
     # the query process (819202b) runs the client, and the client starts the process
     {"prompting.network.client", "prompting.network.offload"},
 ]

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from prompting.miner import adversarial
-from prompting.rewards import lineup
+from prompting.evaluation import lineup
 from prompting.rewards.stack import RewardStack
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "reward_lineup.json")

@@ -9,8 +9,9 @@ from prompting.miner import adversarial
 from prompting.rewards import penalties
 from prompting.rewards.code import fix_reward
 from prompting.rewards.dates import date_reward
+from prompting.rewards.diversity import duplicate_penalties
 from prompting.rewards.exact import numeric_reward, parse_answer
-from prompting.rewards.stack import RewardStack, duplicate_penalties
+from prompting.rewards.stack import RewardStack
 from prompting.rewards.text import lcs_length, rouge_l
 from prompting.tasks import TASKS, TaskSampler, build_challenges, replay
 from prompting.tasks.base import Challenge
@@ -81,8 +82,7 @@ def test_date_reward_needs_one_stated_date():
 
 
 def test_relevance_ranks_relevant_above_irrelevant(embedder):
-    from prompting.rewards.relevance import relevance_beyond_baseline
-    from prompting.rewards.stack import RELEVANCE_BASELINE_SHARE
+    from prompting.rewards.relevance import RELEVANCE_BASELINE_SHARE, relevance_beyond_baseline
 
     ref = "A list in Python is a mutable sequence of items that can be changed in place."
     vecs = embedder.encode(
@@ -156,9 +156,31 @@ def test_echo_counts_copied_runs_not_shared_words():
     challenge = f"Summarize this passage.\n\nPassage:\n{passage}"
     lead = "A tuple is an immutable sequence. Tuples are written as comma-separated values."
     own = "Tuples cannot change once made; they hold comma-separated values of any type."
-    assert penalties.echo(completion=lead, challenge=challenge) == 1.0
-    assert penalties.echo(completion=passage, challenge=challenge) == 1.0
-    assert penalties.echo(completion=own, challenge=challenge) == 0.0
+    for kw in ({}, {"passage": passage}):  # with or without knowing the passage
+        assert penalties.echo(completion=lead, challenge=challenge, **kw) == 1.0
+        assert penalties.echo(completion=passage, challenge=challenge, **kw) == 1.0
+        assert penalties.echo(completion=own, challenge=challenge, **kw) == 0.0
+
+
+def test_echo_lets_one_quoted_sentence_answer():
+    """A reader who asks about a passage accepts its sentence that holds the answer;
+    handing back the question, or more of the passage, is still an echo."""
+    passage = (
+        "The source character set is defined by the encoding declaration; it is UTF-8 if "
+        "no encoding declaration is given in the source file. Lines are joined by a "
+        "backslash. Comments start with a hash character and end at the line's end."
+    )
+    question = "What is the source character set defined by, when no declaration is given?"
+    challenge = (
+        f"Answer the question using the passage.\n\nPassage:\n{passage}\n\nQuestion: {question}"
+    )
+    quote = passage.split("; it is")[0] + "; it is UTF-8 if no encoding declaration is given."
+    restated = f"The answer to {question} is this."
+    two = " ".join(passage.split(". ")[:2])
+    assert penalties.echo(completion=quote, challenge=challenge, passage=passage) == 0.0
+    assert penalties.echo(completion=quote, challenge=challenge) == 1.0  # passage unknown
+    assert penalties.echo(completion=restated, challenge=challenge, passage=passage) > 0.5
+    assert penalties.echo(completion=two, challenge=challenge, passage=passage) == 1.0
 
 
 def test_degenerate_text():

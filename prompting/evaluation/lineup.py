@@ -4,7 +4,7 @@ by the real reward stack as one validator step would score them.
 Used by ``scripts/benchmark_rewards.py`` (which generates the challenges and the
 honest answers with a real model) and by the reward regression test (which replays
 recorded ones). A reward change is right when the honest model leads every cheap
-strategy here.
+strategy here and the graded honest line-up (``fidelity``) comes out in order.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
+from prompting.evaluation import fidelity
 from prompting.miner import adversarial
 from prompting.rewards.stack import RewardStack
 from prompting.tasks.base import Challenge
@@ -21,7 +22,18 @@ HONEST = "model"
 HEURISTIC = "retrieval"  # an honest extractive answer, reported beside the model
 # Cheap strategies that state no single answer: on tasks with one right answer (math,
 # dates, code) they must earn (almost) nothing.
-NO_ANSWER = ("keywords", "copy", "lead", "numbers", "appended", "shuffle")
+NO_ANSWER = (
+    "keywords",
+    "copy",
+    "lead",
+    "numbers",
+    "appended",
+    "shuffle",
+    "reworded",
+    "interleaved",
+    "reordered",
+    "canned",
+)
 CHEAP = (*adversarial.CHEAP, "near_copy")
 # Seconds after the step starts at which each answer arrives: the copier can only send
 # after the miner it copies has answered.
@@ -89,6 +101,44 @@ def score(stack: RewardStack, records: list[Record], retrieval=None) -> list[dic
                     "strategy": name,
                     "total": float(result.totals[i]),
                     "components": result.for_index(i),
+                }
+            )
+    return rows
+
+
+def graded_answers(records: list[Record]) -> dict[str, dict[str, str]]:
+    """The graded honest line-up (``fidelity.GRADES``) of every record, by challenge id;
+    the "other challenge" answer is the next record's of the same task."""
+    by_task: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        by_task[record.challenge.task].append(record)
+    out = {}
+    for same in by_task.values():
+        for i, record in enumerate(same):
+            other = same[(i + 1) % len(same)].honest if len(same) > 1 else ""
+            c = record.challenge
+            out[c.challenge_id] = fidelity.graded(
+                record.honest, c.context or c.prompt_text, other, c.challenge_id
+            )
+    return out
+
+
+def score_graded(stack: RewardStack, records: list[Record]) -> list[dict]:
+    """One row per (challenge, grade): each challenge's graded line-up scored as one
+    step of its own (its "whole" answer is the honest one: beside it, a copy)."""
+    rows = []
+    graded = graded_answers(records)
+    for record in records:
+        c = record.challenge
+        named = graded[c.challenge_id]
+        result = stack.score(c, list(named.values()), [2.0] * len(named))
+        for i, grade in enumerate(named):
+            rows.append(
+                {
+                    "task": c.task,
+                    "challenge_id": c.challenge_id,
+                    "grade": grade,
+                    "total": float(result.totals[i]),
                 }
             )
     return rows

@@ -108,6 +108,111 @@ def near_copy(answer: str) -> str:
     return out[:1].lower() + out[1:]
 
 
+# Families that dodge the surface checks (issue 26), each written to keep the passage's
+# words while breaking the runs, order or share that echo and ROUGE look for.
+_SYNONYMS = {
+    "is": "remains",
+    "are": "remain",
+    "can": "may",
+    "used": "employed",
+    "use": "employ",
+    "returns": "gives back",
+    "return": "give back",
+    "function": "routine",
+    "functions": "routines",
+    "value": "quantity",
+    "values": "quantities",
+    "object": "item",
+    "objects": "items",
+    "also": "too",
+    "when": "whenever",
+    "should": "ought to",
+    "must": "has to",
+    "only": "solely",
+    "each": "every",
+    "new": "fresh",
+    "called": "invoked",
+    "data": "information",
+    "number": "count",
+    "create": "make",
+    "creates": "makes",
+    "following": "next",
+    "example": "instance",
+    "module": "package",
+    "method": "operation",
+    "methods": "operations",
+}
+_FILLERS = ("indeed", "truly", "notably", "really", "clearly")
+_CANNED = (
+    "This is a central idea in {a}. In short, {b} works together with {c}, and "
+    "understanding {d} makes {e} much easier to apply in practice. The key point is "
+    "that {f} and {g} are closely related, so anyone working with {h} should keep "
+    "{i} in mind. Overall, {j} is an important part of the picture."
+)
+QUOTE_PAD = (
+    "I hope this helps you understand the topic more clearly, and please let me know "
+    "if you would like any further details or another example of how it works."
+)
+
+
+def reworded(text: str, k: int = SHUFFLE_WORDS) -> str:
+    """The passage's sentences with articles dropped and common words swapped for
+    synonyms: no six-word run left verbatim, every content word kept."""
+    out: list[str] = []
+    for token in passage_of(text).split():
+        bare = token.lower().strip(".,;:!?()\"'")
+        if bare in ("the", "a", "an"):
+            continue
+        if bare in _SYNONYMS:
+            token = token.lower().replace(bare, _SYNONYMS[bare])
+        out.append(token)
+        if len(out) >= k:
+            break
+    return " ".join(out)
+
+
+def interleaved(text: str, every: int = 4, k: int = SHUFFLE_WORDS) -> str:
+    """The passage verbatim with a filler adverb after every ``every`` words."""
+    out: list[str] = []
+    for i, token in enumerate(passage_of(text).split()[:k]):
+        out.append(token)
+        if i % every == every - 1:
+            out.append(_FILLERS[(i // every) % len(_FILLERS)])
+    return " ".join(out)
+
+
+def reordered(text: str, k: int = SHUFFLE_WORDS) -> str:
+    """The passage's words shuffled, then walked so that no pair the degenerate check
+    lists ("the of", "in and") is left: order no reader would accept, built to pass."""
+    from prompting.rewards.penalties import misorder
+
+    pool = passage_of(text).split()
+    random.Random(len(text) + 1).shuffle(pool)
+    out: list[str] = []
+    while pool and len(out) < k:
+        for j, token in enumerate(pool):  # the first word that makes no listed pair
+            if not out or misorder([out[-1].lower(), token.lower().strip(".,;:")]) == 0:
+                out.append(pool.pop(j))
+                break
+        else:
+            out.append(pool.pop(0))
+    return " ".join(out)
+
+
+def padded_quote(text: str) -> str:
+    """The best sentence verbatim, padded with canned politeness so that the quote
+    stays under half of the answer."""
+    return f"{best_sentence(text)} {QUOTE_PAD} {QUOTE_PAD}"
+
+
+def canned(text: str) -> str:
+    """A fluent stock paragraph with the prompt's most frequent content words slotted
+    in: grammatical, on topic by its words, and saying nothing."""
+    top = keywords(text, 10).split() or ["this"]
+    slots = {name: top[i % len(top)] for i, name in enumerate("abcdefghij")}
+    return _CANNED.format(**slots)
+
+
 CHEAP: dict[str, Callable[[str], str]] = {
     "restate": restate,
     "keywords": keywords,
@@ -116,4 +221,9 @@ CHEAP: dict[str, Callable[[str], str]] = {
     "numbers": numbers,
     "appended": appended,
     "shuffle": shuffle,
+    "reworded": reworded,
+    "interleaved": interleaved,
+    "reordered": reordered,
+    "padded_quote": padded_quote,
+    "canned": canned,
 }

@@ -20,6 +20,7 @@ from prompting.rewards import penalties as pen
 if TYPE_CHECKING:
     import numpy as np
 
+    from prompting.llms.base import Scored
     from prompting.tasks.base import Challenge
 
 
@@ -34,6 +35,9 @@ class Step:
     # [reference, asked, *beyond] embedded, when a model of the step uses_embeddings
     vectors: np.ndarray | None = None
     latencies: Sequence[float] | None = None  # seconds each answer took to arrive
+    # each completion as the validator's model read it after the challenge, when a model
+    # of the step uses_reading and the stack has a reader
+    readings: Sequence[Scored] | None = None
 
 
 class RewardModel(abc.ABC):
@@ -43,6 +47,9 @@ class RewardModel(abc.ABC):
     # Whether ``score`` reads ``Step.vectors``: the stack embeds a step's texts in one
     # call only when a model of that step needs them.
     uses_embeddings: bool = False
+    # Whether ``score`` reads ``Step.readings``: the stack has its model read a step's
+    # answers in one batched call only when a model of that step needs them.
+    uses_reading: bool = False
 
     @abc.abstractmethod
     def score(self, step: Step) -> Sequence[float]:
@@ -63,8 +70,7 @@ class Relevance(RewardModel):
     uses_embeddings = True
 
     def score(self, step: Step) -> Sequence[float]:
-        from prompting.rewards.relevance import relevance_beyond_baseline
-        from prompting.rewards.stack import RELEVANCE_BASELINE_SHARE
+        from prompting.rewards.relevance import RELEVANCE_BASELINE_SHARE, relevance_beyond_baseline
 
         return relevance_beyond_baseline(step.vectors, RELEVANCE_BASELINE_SHARE)
 
@@ -98,15 +104,17 @@ class CodeFix(RewardModel):
 
 
 class PerCompletion(RewardModel):
-    """A penalty computed from each completion alone (with the challenge's reference
-    and text): ``function(completion=, reference=, challenge=) -> float``."""
+    """A penalty computed from each completion alone (with the challenge's reference,
+    text and passage): ``function(completion=, reference=, challenge=, passage=) -> float``."""
 
     function: Callable[..., float]
 
     def score(self, step: Step) -> list[float]:
         c = step.challenge
         return [
-            type(self).function(completion=x, reference=c.reference, challenge=c.prompt_text)
+            type(self).function(
+                completion=x, reference=c.reference, challenge=c.prompt_text, passage=c.context
+            )
             for x in step.completions
         ]
 
@@ -129,11 +137,24 @@ CodeFormatPenalty = _penalty("code_format", pen.code_format)
 
 
 class DiversityPenalty(RewardModel):
-    """Near-copies of an answer that arrived earlier (``stack.duplicate_penalties``)."""
+    """Near-copies of an answer that arrived earlier (``diversity.duplicate_penalties``)."""
 
     name = "diversity"
 
     def score(self, step: Step) -> Sequence[float]:
-        from prompting.rewards.stack import duplicate_penalties
+        from prompting.rewards.diversity import duplicate_penalties
 
         return duplicate_penalties(step.completions, step.latencies)
+
+
+class FluencyPenalty(RewardModel):
+    """Text no reader would accept as a reply, as the validator's model reads it
+    (``fluency``); nothing without a model to read with."""
+
+    name = "fluency"
+    uses_reading = True
+
+    def score(self, step: Step) -> list[float]:
+        from prompting.rewards.fluency import fluency_penalties
+
+        return fluency_penalties(step.readings, len(step.completions))

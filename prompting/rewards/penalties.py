@@ -6,8 +6,8 @@ import re
 
 from prompting.rewards.code import extract_code, parses
 from prompting.rewards.exact import parse_answer
-from prompting.rewards.text import FUNCTION_WORDS, copied_share
-from prompting.text import words
+from prompting.rewards.text import FUNCTION_WORDS, copied_mask
+from prompting.text import SENTENCE_END, words
 
 REFUSAL = re.compile(
     r"\b(i'?m sorry|i am sorry|i apologi[sz]e|i can(?:no|')t (?:help|assist|answer|do)|"
@@ -19,6 +19,10 @@ TOO_LONG_FLOOR = 400  # characters always allowed
 COPY_RUN = 6  # a run of this many words shared with the challenge counts as copied
 COPY_FREE = 0.5  # share of an answer that may be quoted without penalty
 COPY_FULL = 0.9  # share at which the whole reward is lost
+# An answer may quote one passage sentence, the one that holds the answer, and a phrase
+# of another; more of the passage is the passage handed back.
+QUOTE_SENTENCES = 1.25
+SENTENCE_QUOTED = 0.25  # a sentence counts as quoted from this share of its words
 DEGENERATE_MIN_WORDS = 8
 FUNCTION_SHARE_OK = 0.2  # English prose has about 0.4; a word list about 0 ...
 FUNCTION_SHARE_NONE = 0.1  # ... random words of a technical text about 0.1
@@ -48,13 +52,42 @@ def too_long(completion: str, reference: str, **_) -> float:
     return min(1.0, max(0.0, (len(completion) - limit) / limit))
 
 
-def echo(completion: str, challenge: str, **_) -> float:
-    """Text handed back instead of written: the share of the answer's words copied from
-    the challenge in runs of ``COPY_RUN`` words or more. Up to ``COPY_FREE`` of an answer
-    may be quoted; an answer made only of the challenge's sentences (its lead, the best
-    sentence, the question restated, the whole passage) loses everything."""
-    share = copied_share(completion, challenge, COPY_RUN)
+def echo(completion: str, challenge: str, passage: str = "", **_) -> float:
+    """The challenge handed back instead of an answer: the share of the answer's words
+    copied in runs of ``COPY_RUN`` words or more from what was asked (the request, the
+    question), plus those copied from the passage once more than ``QUOTE_SENTENCES`` of
+    its sentences are quoted (``quoted_sentences``). Up to ``COPY_FREE`` of an answer
+    may be copied; an answer made of the passage's lead, of the whole passage or of the
+    question restated loses everything, while one quoted sentence, the one that carries
+    the answer, is what a reader asking about a passage accepts, and the reward models
+    judge its content."""
+    answer = words(completion)
+    if not answer:
+        return 0.0
+    shown = passage if passage and passage in challenge else ""
+    source = words(shown)
+    from_passage = copied_mask(answer, source, COPY_RUN)
+    asked = challenge.replace(shown, " ") if shown else challenge
+    from_asked = copied_mask(answer, words(asked), COPY_RUN)
+    handed = sum(a and not p for a, p in zip(from_asked, from_passage))
+    if quoted_sentences(answer, shown) > QUOTE_SENTENCES:
+        handed += sum(from_passage)
+    share = handed / len(answer)
     return min(1.0, max(0.0, (share - COPY_FREE) / (COPY_FULL - COPY_FREE)))
+
+
+def quoted_sentences(answer: list[str], passage: str) -> float:
+    """How many of the passage's sentences the answer repeats, in runs of ``COPY_RUN``
+    words (of a shorter sentence: whole), each counted by the share of its words
+    repeated; a share under ``SENTENCE_QUOTED`` (a phrase) does not count."""
+    count = 0.0
+    for sentence in SENTENCE_END.split(passage):
+        w = words(sentence)
+        if not w:
+            continue
+        share = sum(copied_mask(w, answer, min(COPY_RUN, len(w)))) / len(w)
+        count += share if share >= SENTENCE_QUOTED else 0.0
+    return count
 
 
 def degenerate(completion: str, **_) -> float:

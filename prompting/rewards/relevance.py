@@ -20,6 +20,9 @@ from prompting.config import DEFAULT_RELEVANCE_MODEL
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 64
+# Share of what the challenge's own words earn that an answer's similarity must pass
+# before it counts (measured in scripts/benchmark_rewards.py).
+RELEVANCE_BASELINE_SHARE = 0.5
 MAX_CHARS = 4000  # MiniLM reads 256 tokens; longer text only costs tokenization
 
 

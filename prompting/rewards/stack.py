@@ -8,26 +8,30 @@ the reference and all completions of a step in one call.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from prompting.registry import REWARDS
 from prompting.rewards.models import RewardModel, Step
-from prompting.rewards.text import lcs_length, without_runs
-from prompting.text import words
+from prompting.rewards.text import without_runs
 
 if TYPE_CHECKING:
+    from prompting.llms.base import Prompt, Scored
     from prompting.rewards.relevance import Embedder
     from prompting.tasks.base import Challenge
 
-DUPLICATE_SIMILARITY = 0.8  # longest common word subsequence / longer length
-DUPLICATE_MIN_WORDS = 8
-DUPLICATE_PENALTY = 0.5
-RELEVANCE_BASELINE_SHARE = 0.5  # of what the question alone earns: measured in benchmark_rewards
+
+class Reader(Protocol):
+    """What reads answers for the fluency judge: ``LLM.score``."""
+
+    def score(
+        self, prompts: Sequence[Prompt], continuations: Sequence[str], max_tokens: int | None
+    ) -> list[Scored]: ...
+
+
 RESTATE_RUN = 3  # runs of this many words of the question are restatement, not answer
 
 
@@ -50,7 +54,12 @@ class RewardStack:
         self,
         embedder_factory: Callable[[], Embedder] | None = None,
         extra_penalties: Sequence[str] = (),
+        reader: Reader | None = None,
     ):
+        """``reader``: the validator's model (any object with ``LLM.score``), which reads
+        the answers for the fluency judge; None: nothing is read and that judge is off
+        (the tiny random model, whose reading means nothing)."""
+        self.reader = reader
         self._embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
         self.extra_penalties = tuple(extra_penalties)
@@ -76,6 +85,10 @@ class RewardStack:
     def _needs_embeddings(self, challenge: Challenge) -> bool:
         return any(self.model(name).uses_embeddings for name in challenge.rewards)
 
+    def _needs_reading(self, challenge: Challenge) -> bool:
+        names = (*challenge.rewards, *challenge.penalties, *self.extra_penalties)
+        return self.reader is not None and any(self.model(n).uses_reading for n in names)
+
     def score(
         self,
         challenge: Challenge,
@@ -99,7 +112,17 @@ class RewardStack:
             vectors = self.embedder.encode([reference, asked, *beyond])
             result.timings["embed"] = time.perf_counter() - start
 
-        step = Step(challenge, completions, reference, beyond, vectors, latencies)
+        readings = None
+        if self._needs_reading(challenge):
+            from prompting.rewards.fluency import READ_TOKENS
+
+            start = time.perf_counter()
+            # one prompt object for the whole step: rendered and read once
+            prompts = [challenge.messages] * n
+            readings = self.reader.score(prompts, completions, READ_TOKENS)
+            result.timings["read"] = time.perf_counter() - start
+
+        step = Step(challenge, completions, reference, beyond, vectors, latencies, readings)
         weighted = np.zeros(n)
         weight_sum = sum(challenge.rewards.values())
         for name, weight in challenge.rewards.items():
@@ -130,38 +153,3 @@ def asked_text(challenge: Challenge) -> str:
         if challenge.context
         else (challenge.prompt_text)
     )
-
-
-def duplicate_penalties(
-    completions: list[str], latencies: Sequence[float] | None = None
-) -> np.ndarray:
-    """Penalize a completion that is a near-copy of one that arrived earlier.
-
-    Copying is what is punished, not agreement: two answers count as copies only when
-    their word sequences nearly coincide (``DUPLICATE_SIMILARITY``), which independently
-    written answers do not, however close in meaning; and the first to arrive keeps its
-    reward, since a copier can only answer after the miner it copies."""
-    n = len(completions)
-    out = np.zeros(n)
-    order = sorted(range(n), key=lambda i: latencies[i] if latencies is not None else i)
-    seen: list[list[str]] = []
-    for i in order:
-        w = words(completions[i])
-        if not w:
-            continue
-        if any(_near_copy(w, other) for other in seen):
-            out[i] = DUPLICATE_PENALTY
-        seen.append(w)
-    return out
-
-
-def _near_copy(a: list[str], b: list[str]) -> bool:
-    if min(len(a), len(b)) < DUPLICATE_MIN_WORDS:
-        return False  # short answers ("March 3, 2027", "42") agree by being right
-    longer = max(len(a), len(b))
-    if min(len(a), len(b)) < DUPLICATE_SIMILARITY * longer:
-        return False  # cheap bounds first: the LCS can be no longer than the shorter text
-    shared = sum((Counter(a) & Counter(b)).values())
-    if shared < DUPLICATE_SIMILARITY * longer:
-        return False  # ... nor than the words the two have in common
-    return a == b or lcs_length(a, b) / max(len(a), len(b)) >= DUPLICATE_SIMILARITY

@@ -15,16 +15,11 @@ FUNCTION_WORDS = frozenset(
 
 
 def lcs_length(a: list[str], b: list[str]) -> int:
-    """Longest common subsequence, O(len(a)*len(b)) time, O(len(b)) memory."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b, 1):
-            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
-        prev = cur
-    return prev[-1]
+    """Longest common subsequence of two word lists (rapidfuzz's compiled LCS: the
+    pure-Python table held the GIL that the model thread waits for)."""
+    from rapidfuzz.distance import LCSseq
+
+    return LCSseq.similarity(a, b)
 
 
 def rouge_l(candidate: str, reference: str, max_words: int = 2000) -> tuple[float, float, float]:
@@ -50,12 +45,6 @@ def copied_mask(candidate: list[str], source: list[str], min_run: int) -> list[b
         if tuple(candidate[i : i + min_run]) in grams:
             mask[i : i + min_run] = [True] * min_run
     return mask
-
-
-def copied_share(candidate: str, source: str, min_run: int) -> float:
-    """Share of the candidate's words copied from ``source`` in runs of ``min_run``+."""
-    c = words(candidate)
-    return sum(copied_mask(c, words(source), min_run)) / len(c) if c else 0.0
 
 
 def without_runs(text: str, source: str, min_run: int) -> str:

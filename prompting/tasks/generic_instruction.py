@@ -19,7 +19,7 @@ from prompting.text import SENTENCE_END
 class GenericInstructionTask(Task):
     name = "generic_instruction"
     rewards = {"relevance": 0.6, "rouge": 0.4}
-    penalties = ("empty", "too_long", "echo", "degenerate", "refusal", "diversity")
+    penalties = ("empty", "too_long", "echo", "degenerate", "refusal", "diversity", "fluency")
 
     stages = ("instruction", "answer")
     stage_tokens = {"instruction": 64, "answer": 160}

@@ -4,8 +4,9 @@ With a real model the validator's LLM works in two gated stages: it writes one
 question the passage answers (few-shot), then answers that question from the
 passage exactly as the miners are asked it; the answer is the reference. With the
 tiny CPU model (whose text is noise), and when a stage keeps failing its gate, the
-task builds a cloze instead: a key phrase of one sentence is blanked and that
-phrase is the reference, so scores still mean something.
+task builds a cloze instead: a key phrase of one sentence is blanked, in the quoted
+sentence and in the passage alike, and that phrase is the reference, so scores still
+mean something and no string search finds the answer.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def key_phrase(sentence: str, rng) -> str | None:
 class QATask(Task):
     name = "qa"
     rewards = {"rouge": 0.5, "relevance": 0.5}
-    penalties = ("empty", "too_long", "echo", "degenerate", "refusal", "diversity")
+    penalties = ("empty", "too_long", "echo", "degenerate", "refusal", "diversity", "fluency")
 
     stages = ("question", "answer")
     stage_tokens = {"question": 48, "answer": 96}
@@ -87,19 +88,22 @@ class QATask(Task):
         doc, rng = draft.document, self.rng(draft.seed)
         sentences = [s for s in SENTENCE_END.split(doc.text) if len(words(s)) >= 6]
         rng.shuffle(sentences)
+        found = []  # (sentence, phrase); those whose phrase the rest of the passage lacks first
         for sentence in sentences or [doc.text]:
             phrase = key_phrase(sentence, rng)
             if phrase:
-                break
-        else:
-            phrase = words(doc.text)[0]
-            sentence = doc.text
+                found.append((sentence, phrase))
+        # The blank stands in the passage too: a passage that still held the sentence
+        # (or the phrase elsewhere) would be solved by a string search, not by reading.
+        found.sort(key=lambda sp: sp[1].lower() in doc.text.replace(sp[0], " ").lower())
+        sentence, phrase = found[0] if found else (doc.text, words(doc.text)[0])
         blanked = sentence.replace(phrase, t.BLANK, 1)
+        passage = doc.text.replace(sentence, blanked, 1)
         return self.challenge(
             draft,
-            t.CLOZE_CHALLENGE.format(sentence=blanked, passage=doc.text),
+            t.CLOZE_CHALLENGE.format(sentence=blanked, passage=passage),
             phrase,
-            doc.text,
+            passage,
             kind="cloze",
             question=blanked,
         )

@@ -21,7 +21,7 @@ MIN_WORDS = 8  # a summary shorter than this says nothing
 class SummarizationTask(Task):
     name = "summarization"
     rewards = {"rouge": 0.4, "relevance": 0.6}
-    penalties = ("empty", "too_long", "echo", "degenerate", "refusal", "diversity")
+    penalties = ("empty", "too_long", "echo", "degenerate", "refusal", "diversity", "fluency")
 
     stages = ("summary",)
     stage_tokens = {"summary": 128}

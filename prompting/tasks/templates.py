@@ -28,8 +28,8 @@ QA_CHALLENGE = (
     "Answer the question using the passage.\n\nPassage:\n{passage}\n\nQuestion: {question}"
 )
 CLOZE_CHALLENGE = (
-    "Read the passage, then give the words that fill the blank in this sentence from it:\n"
-    '"{sentence}"\n\nPassage:\n{passage}'
+    "A phrase of this sentence is blanked out, here and in the passage below. Give the "
+    'words that fill the blank:\n"{sentence}"\n\nPassage:\n{passage}'
 )
 SUMMARY_EXAMPLES = (  # (passage, summary)
     (
