@@ -1,20 +1,28 @@
-"""Organic load on a running local subnet: time to first token and total time at 1, 8
-and 32 concurrent users, and the synthetic step rate with and without organic load.
+"""Organic load on a running local subnet: what users get (who served them, how good
+it was), time to first token and total time at each user count, the synthetic step rate
+with and without organic load, and after SIGINT whether the saved scores equal the
+replay of every event.
 
-    python scripts/benchmark_organic.py --out benchmarks/results/2026-12-03-cpu-organic.json
+    python scripts/benchmark_organic.py --users 1,8 --out benchmarks/results/X.json
     python scripts/benchmark_organic.py --users 1,8 --phase-s 60 -- --neuron.model_id tiny
 
 Starts ``neurons/validator.py`` with the organic endpoint on the local subnet (its own
-state folder, an API key issued for the run, the miners ``--local.strategies`` names;
-flags after ``--`` go to the validator), waits for its first synthetic step, then runs
-phases of ``--phase-s`` seconds each: no organic load, then each user count (every user
+state folder, an API key issued for the run, the validator's default local miners
+unless ``--strategies`` names others, ``--local.latency realistic`` unless
+``--latency`` says otherwise; flags after ``--`` go to the validator), waits for
+``--warmup-steps`` synthetic steps so that scores have formed, then runs phases of
+``--phase-s`` seconds each: no organic load, then each user count (every user
 sends streamed requests one after the other with the real ``openai`` client), each
 load phase between two quiet ones, so that drift in the machine's other load shows.
 Per phase: the synthetic steps committed in it (events.jsonl, by their
 time) and, for organic phases, each request's time to first content chunk and total
-time (p50, p95, max), failures by error, the organic events' statuses, and the CPU
-each process group used (the validator, its local miners, this load generator): on a
-small machine they share the cores, and the synthetic rate follows what is left.
+time (p50, p95, max), failures by error, answers with no text, the organic events'
+statuses, and the CPU each process group used (the validator, its local miners, this
+load generator): on a small machine they share the cores, and the synthetic rate
+follows what is left. Quality, from the organic events: the share of answers served by
+a top-3 miner by score (``organic/served_rank``: the rank among the miners asked, who
+are the best by score), who served, and the served answers' mean reward beside the
+mean synthetic reward of the best miner by score at the phase's start.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import contextlib
 import datetime
 import io
 import json
+import math
 import os
 import platform
 import shutil
@@ -33,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUESTIONS = [
@@ -45,9 +55,13 @@ QUESTIONS = [
 ]
 
 
-def percentiles(values: list[float]) -> dict:
-    from prompting.organic.service import percentile
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
+
+def percentiles(values: list[float]) -> dict:
     if not values:
         return {"n": 0}
     return {
@@ -71,7 +85,9 @@ def read_events(path: str) -> list[dict]:
     return out
 
 
-async def user(base: str, key: str, deadline: float, index: int, samples: list, errors: dict):
+async def user(
+    base: str, key: str, deadline: float, index: int, samples: list, errors: dict, blank: list
+):
     import openai
 
     client = openai.AsyncOpenAI(base_url=base, api_key=key, max_retries=0, timeout=60)
@@ -88,10 +104,15 @@ async def user(base: str, key: str, deadline: float, index: int, samples: list, 
                 stream=True,
                 max_tokens=96,
             )
+            text = ""
             async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content and first is None:
+                piece = chunk.choices[0].delta.content if chunk.choices else None
+                if piece and first is None:
                     first = time.perf_counter() - start
+                text += piece or ""
             samples.append((first, time.perf_counter() - start))
+            if not text.strip():
+                blank.append(question)
         except openai.APIStatusError as exc:
             errors[str(exc.status_code)] = errors.get(str(exc.status_code), 0) + 1
             await asyncio.sleep(0.5)
@@ -104,10 +125,14 @@ async def user(base: str, key: str, deadline: float, index: int, samples: list, 
 async def organic_phase(base: str, key: str, users: int, seconds: float) -> dict:
     samples: list[tuple[float | None, float]] = []
     errors: dict[str, int] = {}
+    blank: list[str] = []
     deadline = time.monotonic() + seconds
-    await asyncio.gather(*(user(base, key, deadline, i, samples, errors) for i in range(users)))
+    await asyncio.gather(
+        *(user(base, key, deadline, i, samples, errors, blank) for i in range(users))
+    )
     return {
         "requests_ok": len(samples),
+        "answers_without_text": len(blank),
         "ttft_s": percentiles([f for f, _ in samples if f is not None]),
         "total_s": percentiles([t for _, t in samples]),
         "errors": errors,
@@ -131,8 +156,40 @@ def synthetic_rate(events: list[dict], start: float, end: float) -> dict:
     }
 
 
-def organic_events(events: list[dict], start: float, end: float) -> dict:
-    mine = [e for e in events if e.get("kind") == "organic" and start <= e["time"] < end + 30]
+def served_quality(organic: list[dict], synthetic: list[dict], scores: list[float]) -> dict:
+    """Who served the users and how well: the share served by a top-3 miner by score,
+    the served uids, and the served answers' mean reward (scored exchanges) beside the
+    best miner's (by ``scores``, at the phase's start) mean synthetic reward."""
+    served = [e for e in organic if e.get("organic/served_uid") is not None]
+    ranks = [e["organic/served_rank"] for e in served]
+    rewards = [
+        e["rewards"][e["uids"].index(e["organic/served_uid"])]
+        for e in served
+        if e["organic/scored"]
+    ]
+    best = max(range(len(scores)), key=scores.__getitem__) if scores else None
+    best_rewards = [r for e in synthetic for u, r in zip(e["uids"], e["rewards"]) if u == best]
+    mean = round(sum(rewards) / len(rewards), 4) if rewards else None
+    best_mean = round(sum(best_rewards) / len(best_rewards), 4) if best_rewards else None
+    return {
+        "served": len(served),
+        "top3_share": round(sum(r <= 3 for r in ranks) / len(ranks), 3) if ranks else None,
+        "served_rank_counts": {str(r): ranks.count(r) for r in sorted(set(ranks))},
+        "served_uid_counts": {
+            str(u): c for u, c in sorted(Counter(e["organic/served_uid"] for e in served).items())
+        },
+        "served_reward_mean": mean,
+        "served_rewards_scored": len(rewards),
+        "best_miner_by_score": best,
+        "best_miner_synthetic_reward_mean": best_mean,
+        "served_vs_best_synthetic": round(mean / best_mean, 3) if mean and best_mean else None,
+    }
+
+
+def organic_events(events: list[dict], start: float, end: float, logged_by: float) -> dict:
+    """The phase's exchanges (their events are logged once scored: up to ``logged_by``)
+    and the service's counters over the phase."""
+    mine = [e for e in events if e.get("kind") == "organic" and start <= e["time"] < logged_by]
     statuses: dict[str, int] = {}
     for e in mine:
         for s in e["statuses"]:
@@ -144,7 +201,8 @@ def organic_events(events: list[dict], start: float, end: float) -> dict:
     if len(steps) >= 2:
         counters = {
             k.removeprefix("organic/"): steps[-1][k] - steps[0][k]
-            for k in ("organic/served", "organic/scored", "organic/not_scored_queue_full")
+            for k in steps[-1]
+            if k.startswith(("organic/served", "organic/scored", "organic/unscored/"))
         }
         counters["scoring_queue_at_end"] = steps[-1]["organic/scoring_queue"]
     return {
@@ -181,6 +239,30 @@ def cpu_seconds(pid: int) -> dict:
     }
 
 
+def replay_check(state: str, returncode: int | None) -> dict:
+    """After SIGINT: the scores in state.json against the replay of every event logged
+    (prompting/validator/replay.py), from the fresh state the run started with."""
+    from prompting.validator.replay import replay_scores
+
+    with open(os.path.join(state, "state.json")) as f:
+        saved = json.load(f)["scores"]
+    events = read_events(os.path.join(state, "events.jsonl"))
+    replayed = replay_scores(events, [0.0] * len(saved))
+    organic = [e for e in events if e.get("kind") == "organic"]
+    return {
+        "returncode": returncode,
+        "saved_equals_replay": saved == replayed,
+        "max_abs_difference": max((abs(a - b) for a, b in zip(saved, replayed)), default=0.0),
+        "events": len(events),
+        "organic_events": len(organic),
+        "organic_scored": sum(bool(e["organic/scored"]) for e in organic),
+        "organic_unscored_by_reason": {
+            r: sum(e.get("organic/unscored") == r for e in organic)
+            for r in sorted({e["organic/unscored"] for e in organic if "organic/unscored" in e})
+        },
+    }
+
+
 def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -203,7 +285,13 @@ def main(argv=None) -> int:
     parser.add_argument("--phase-s", type=float, default=90.0, help="seconds per phase")
     parser.add_argument("--port", type=int, default=8765, help="the organic endpoint's port")
     parser.add_argument(
-        "--strategies", default="keywords,restate,shuffle,random", help="local miners"
+        "--strategies", default=None, help="local miners (default: the validator's)"
+    )
+    parser.add_argument(
+        "--latency", default="realistic", help="the local miners' --local.latency ('' none)"
+    )
+    parser.add_argument(
+        "--warmup-steps", type=int, default=10, help="synthetic steps before the phases"
     )
     parser.add_argument("--state", default=None, help="state folder (default: a temp one)")
     parser.add_argument("--out", default=None, help="write the JSON here")
@@ -219,7 +307,11 @@ def main(argv=None) -> int:
     with contextlib.redirect_stdout(out):
         organic_keys.main(["--file", keys_file, "add", "--name", "bench", "--rate", "100000"])
     key = out.getvalue().strip()
-    miners = args.strategies.split(",")
+    from prompting.config import default_config
+
+    local = default_config().local
+    strategies = args.strategies or ",".join(local.strategies[: local.miners])
+    miners = strategies.split(",")
     command = [
         sys.executable,
         "neurons/validator.py",
@@ -231,7 +323,8 @@ def main(argv=None) -> int:
         "--local.miners",
         str(len(miners)),
         "--local.strategies",
-        args.strategies,
+        strategies,
+        *(["--local.latency", args.latency] if args.latency else []),
         "--organic.enabled",
         "--organic.port",
         str(args.port),
@@ -271,9 +364,12 @@ def main(argv=None) -> int:
                 return False
 
         wait_for(
-            lambda: any(e.get("kind") != "organic" for e in read_events(events_path)),
-            900,
-            "synthetic step",
+            lambda: (
+                sum(e.get("kind") != "organic" for e in read_events(events_path))
+                >= args.warmup_steps
+            ),
+            300 + 120 * args.warmup_steps,
+            f"{args.warmup_steps} synthetic steps",
             proc,
         )
         wait_for(endpoint_up, 60, "organic endpoint", proc)
@@ -282,8 +378,12 @@ def main(argv=None) -> int:
         plan = [0]
         for u in users:  # each load between two quiet phases: background drift shows
             plan += [u, 0]
+        state_file = os.path.join(state, "state.json")
+        windows: list[tuple[float, float, list[float]]] = []  # per phase
         for load in plan:
             cpu_before = cpu_seconds(proc.pid)
+            with open(state_file) as f:
+                scores_at_start = json.load(f)["scores"]
             start = time.time()
             if load:
                 phase = asyncio.run(organic_phase(base, key, load, args.phase_s))
@@ -302,8 +402,7 @@ def main(argv=None) -> int:
                 "cpu_cores_used": cpu,  # CPU seconds per second, per process group
                 "loadavg_1min_at_end": round(os.getloadavg()[0], 2),
             }
-            if load:
-                phase["organic_events"] = organic_events(events, start, end)
+            windows.append((start, end, scores_at_start))
             result["phases"].append(phase)
             print(json.dumps(phase), flush=True)
         # each load phase against the mean of the quiet phases before and after it
@@ -322,10 +421,24 @@ def main(argv=None) -> int:
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(60)
+            proc.wait(180)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+        if os.path.exists(os.path.join(state, "state.json")):
+            result["after_sigint"] = replay_check(state, proc.returncode)
+    # Organic events are logged once scored, which lags on a CPU (the drain at SIGINT
+    # scores the rest): a load phase's events are those logged before the next one.
+    events = read_events(events_path)
+    loads = [(p, w) for p, w in zip(result["phases"], windows) if p["users"]]
+    for i, (phase, (start, end, scores)) in enumerate(loads):
+        later = loads[i + 1][1][0] if i + 1 < len(loads) else float("inf")
+        phase["organic_events"] = organic_events(events, start, end, later)
+        phase["quality"] = served_quality(
+            [e for e in events if e.get("kind") == "organic" and start <= e["time"] < later],
+            [e for e in events if e.get("kind") != "organic" and start <= e["time"] < end],
+            scores,
+        )
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
