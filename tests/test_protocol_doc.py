@@ -158,6 +158,24 @@ def test_the_doc_states_the_codes_numbers_and_statuses():
         assert f"| `{status}` |" in DOC
 
 
+def test_the_streamed_answer_section_states_the_codes_numbers():
+    """Section 10's numbers and names are the code's: the line and delta caps, the
+    headers a 200 needs, the organic limits and their defaults."""
+    from prompting.config import default_config
+    from prompting.network import stream
+
+    organic = default_config().organic
+    assert stream.MAX_LINE_BYTES == 256 * 1024 and "256 KiB per line" in DOC
+    assert f"at most {stream.MAX_DELTA_CHARS:,} Unicode code points" in DOC
+    assert f"`Content-Type: {stream.STREAM_MEDIA_TYPE}`" in DOC
+    assert f"`{stream.STREAM_HEADER}: {stream.STREAM_CONTEXT}`" in DOC
+    assert f"(`--organic.stall_s`, {organic.stall_s:g} s)" in DOC
+    assert f"(`--organic.timeout`, {organic.timeout:g} s)" in DOC
+    assert "`--organic.race`" in DOC
+    # every delta the delta cap allows fits the line cap, escaped in its longest form
+    assert 12 * stream.MAX_DELTA_CHARS + 1024 <= stream.MAX_LINE_BYTES
+
+
 def start_outside_miner(tmp_path, name, *flags):
     port_file = tmp_path / f"{name}.port"
     proc = subprocess.Popen(
