@@ -130,6 +130,11 @@ def readings_path(config) -> str:
     )
 
 
+def JUDGE_PROMPTS(challenge):  # noqa: N802 - read as a constant: the contexts compared
+    """After the challenge, and after an empty message (the answer's fluency alone)."""
+    return [challenge.messages, ""]
+
+
 def read_all(reader, records, retrieval) -> None:
     """Have the model read every answer the scoring will judge: the line-up's and the
     graded line-up's, challenge by challenge (one prompt, its answers batched)."""
@@ -140,7 +145,8 @@ def read_all(reader, records, retrieval) -> None:
     for i, record in enumerate(records):
         c = record.challenge
         texts = [*lineup.answers(record, retrieval).values(), *graded[c.challenge_id].values()]
-        reader.score([c.messages] * len(texts), texts, STORE_TOKENS)
+        for prompt in JUDGE_PROMPTS(c):  # each context the judge may read an answer in
+            reader.score([prompt] * len(texts), texts, STORE_TOKENS)
         if i % 50 == 49:
             print(f"read {i + 1} of {len(records)} challenges", flush=True)
 

@@ -38,6 +38,16 @@ def tiny_llm(model_dir):
 
 
 @pytest.fixture(scope="session")
+def smollm2(tmp_path_factory):
+    """The default model (SmolLM2-135M-Instruct from its wheel), loaded once per session."""
+    from prompting.llms.hf import HFLLM
+
+    llm = HFLLM("smollm2", device="cpu", state_dir=str(tmp_path_factory.mktemp("state")))
+    yield llm
+    llm.close()
+
+
+@pytest.fixture(scope="session")
 def embedder():
     from prompting.rewards.relevance import shared_embedder
 

@@ -134,15 +134,6 @@ def test_a_stage_that_keeps_failing_falls_back_after_the_retries():
     assert replay(c) == c
 
 
-@pytest.fixture(scope="module")
-def smollm2(tmp_path_factory):
-    from prompting.llms.hf import HFLLM
-
-    llm = HFLLM("smollm2", device="cpu", state_dir=str(tmp_path_factory.mktemp("state")))
-    yield llm
-    llm.close()
-
-
 @pytest.mark.slow
 def test_real_model_outputs_pass_through_the_gates_and_nothing_bad_leaks(smollm2):
     """SmolLM2-135M-Instruct writes qa and generic_instruction challenges (fixed seeds):

@@ -133,15 +133,6 @@ def test_hf_long_prompt_is_cut_from_the_left(tiny_llm):
     assert scored.logprobs == pytest.approx(reference(tiny_llm, *pair), abs=1e-3)
 
 
-@pytest.fixture(scope="module")
-def smollm2(tmp_path_factory):
-    from prompting.llms.hf import HFLLM
-
-    llm = HFLLM("smollm2", device="cpu", state_dir=str(tmp_path_factory.mktemp("state")))
-    yield llm
-    llm.close()
-
-
 def test_hf_smollm2_scores_equal_unbatched_forwards_and_read_the_text(smollm2):
     prompts = [CHALLENGE] * len(ANSWERS)
     scored = smollm2.score(prompts, ANSWERS)
@@ -155,7 +146,7 @@ def test_hf_smollm2_scores_equal_unbatched_forwards_and_read_the_text(smollm2):
 def test_openai_scores_through_echo_logprobs(tiny_llm):
     """Against a local server that answers as vllm serve does, with the tiny model's
     own numbers: the same Scored as the hf backend gives."""
-    from prompting.llms.openai import OpenAILLM
+    from prompting.llms.openai import SCORE_TOP_K, OpenAILLM
     from tests.test_llms import ChatServer
 
     server = ChatServer(scorer=tiny_llm)
@@ -170,7 +161,10 @@ def test_openai_scores_through_echo_logprobs(tiny_llm):
             assert r.logprobs == pytest.approx(h.logprobs, abs=1e-4)
         completions = [body for path, _, body in server.calls if path == "/v1/completions"]
         assert len(completions) == 5  # the empty answer asks nothing
-        assert all(b["echo"] and b["logprobs"] == 1 for b in completions)
+        assert all(b["echo"] and b["logprobs"] == SCORE_TOP_K for b in completions)
+        # the entropies come from the top-k the server sends: one per token, positive
+        assert all(r.entropies and len(r.entropies) == r.tokens for r in remote if r.tokens)
+        assert all(min(r.entropies) > 0 for r in remote if r.tokens)
     finally:
         llm.close()
         server.close()
@@ -196,3 +190,28 @@ def test_openai_server_that_cannot_score_is_named(tiny_llm, lacks, message):
     finally:
         llm.close()
         server.close()
+
+
+def test_entropies_are_exact_from_hf_and_close_from_the_top_k(smollm2):
+    """hf gives the entropy of the whole next-token distribution; a server's top-k with
+    the rest spread evenly is close where the model is sure (most of the mass is in it),
+    and exact when k covers the vocabulary."""
+    import torch
+
+    from prompting.llms.base import entropy_from_top, score_pairs
+
+    (scored,) = smollm2.score([CHALLENGE], [ANSWERS[0]])
+    ((prompt_ids, cont_ids),) = score_pairs(smollm2.tokenizer, [CHALLENGE], [ANSWERS[0]])
+    with torch.inference_mode():
+        ids = torch.tensor([prompt_ids + cont_ids])
+        rows = smollm2.model(ids).logits[0, len(prompt_ids) - 1 : -1].float().log_softmax(-1)
+    exact = (-(rows.exp() * rows).sum(-1)).tolist()
+    assert scored.entropies == pytest.approx(exact, abs=1e-3)
+    vocab = rows.shape[-1]
+    assert entropy_from_top(rows[0].tolist(), vocab) == pytest.approx(exact[0], abs=1e-3)
+    approx = [entropy_from_top(r.topk(20).values.tolist(), vocab) for r in rows]
+    sure = [i for i, h in enumerate(exact) if h < 1.0]
+    assert sure and all(abs(approx[i] - exact[i]) < 0.5 for i in sure)
+    assert scored.excess_surprise == pytest.approx(
+        -sum(lp + h for lp, h in zip(scored.logprobs, exact)) / scored.tokens, abs=1e-3
+    )

@@ -376,10 +376,18 @@ class ChatServer:
         token_logprobs = [None] + [logits[k - 1, ids[k]].item() for k in range(1, len(ids))]
         new = int(logits[-1].argmax())
         token_logprobs.append(logits[-1, new].item())
+        k = int(body.get("logprobs") or 0)
+        top = (
+            [None]
+            + [  # vLLM's shape: the top-k of each position, by token text
+                {scorer.tokenizer.decode([int(t)]): v.item() for v, t in zip(*row.topk(k))}
+                for row in logits[:-1]
+            ]
+        )
         logprobs = {
             "tokens": [scorer.tokenizer.decode([t]) for t in ids + [new]],
             "token_logprobs": token_logprobs,
-            "top_logprobs": None,
+            "top_logprobs": top + [None] if k else None,
             "text_offset": None,
         }
         choice = {"text": "", "finish_reason": "length", "logprobs": None}

@@ -12,11 +12,11 @@ from prompting.rewards.dates import date_reward
 from prompting.rewards.diversity import duplicate_penalties
 from prompting.rewards.exact import numeric_reward, parse_answer
 from prompting.rewards.stack import RewardStack
-from prompting.rewards.text import lcs_length, rouge_l
+from prompting.rewards.text import copied_mask, lcs_length, rouge_l
 from prompting.tasks import TASKS, TaskSampler, build_challenges, replay
 from prompting.tasks.base import Challenge
 from prompting.tasks.debugging import corrupt
-from prompting.text import solution_value
+from prompting.text import solution_value, words
 
 
 def test_rouge_l_hand_computed():
@@ -82,7 +82,7 @@ def test_date_reward_needs_one_stated_date():
 
 
 def test_relevance_ranks_relevant_above_irrelevant(embedder):
-    from prompting.rewards.relevance import RELEVANCE_BASELINE_SHARE, relevance_beyond_baseline
+    from prompting.rewards.relevance import QUESTION_SHARE, relevance_beyond_baseline
 
     ref = "A list in Python is a mutable sequence of items that can be changed in place."
     vecs = embedder.encode(
@@ -94,7 +94,7 @@ def test_relevance_ranks_relevant_above_irrelevant(embedder):
             "",
         ]
     )
-    scores = relevance_beyond_baseline(vecs, RELEVANCE_BASELINE_SHARE)
+    scores = relevance_beyond_baseline(vecs, [QUESTION_SHARE])
     assert scores[0] > scores[1] + 0.2 and scores[2] == 0.0
     assert scores[0] < float(vecs[2] @ vecs[0])  # the question's own closeness is taken off
 
@@ -297,3 +297,25 @@ def test_stack_time_for_64_completions(embedder):
     start = time.perf_counter()
     result = RewardStack(lambda: embedder).score(challenge, completions)
     assert len(result.totals) == 64 and time.perf_counter() - start < 30
+
+
+def test_echo_sees_through_light_edits():
+    """A copy of the passage with its articles dropped and common words swapped, or with
+    a filler every few words, is still the passage handed back; an own summary is not."""
+    passage = (
+        "A tuple is an immutable sequence. Tuples are written as comma-separated values, "
+        "usually inside parentheses, and can hold items of different types. Because a "
+        "tuple cannot change, it can be used as a dictionary key, while a list cannot."
+    )
+    challenge = f"Summarize this passage.\n\nPassage:\n{passage}"
+    own = (
+        "Tuples are immutable sequences of comma-separated values that may mix types; "
+        "because they cannot change they can be dictionary keys, unlike lists."
+    )
+    for cheap in (adversarial.reworded, adversarial.interleaved):
+        answer = cheap(challenge)
+        assert (
+            copied_mask(words(answer), words(passage), 6).count(True) < len(words(answer)) / 2
+        )  # the verbatim runs alone would let it pass
+        assert penalties.echo(completion=answer, challenge=challenge, passage=passage) > 0.7
+    assert penalties.echo(completion=own, challenge=challenge, passage=passage) == 0.0

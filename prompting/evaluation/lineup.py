@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 from prompting.evaluation import fidelity
 from prompting.miner import adversarial
-from prompting.rewards.stack import RewardStack
+from prompting.rewards.stack import RewardStack, asked_text
+from prompting.rewards.text import FUNCTION_WORDS
 from prompting.tasks.base import Challenge
+from prompting.text import words
 
 HONEST = "model"
 HEURISTIC = "retrieval"  # an honest extractive answer, reported beside the model
@@ -101,9 +103,22 @@ def score(stack: RewardStack, records: list[Record], retrieval=None) -> list[dic
                     "strategy": name,
                     "total": float(result.totals[i]),
                     "components": result.for_index(i),
+                    "holds_answer": holds_answer(named[name], record.challenge),
                 }
             )
     return rows
+
+
+HOLDS_SHARE = 0.5  # of the reference's own content words an answer must contain
+
+
+def holds_answer(answer: str, challenge: Challenge) -> bool:
+    """Whether ``answer`` contains the reference's answer, judged by content: at least
+    ``HOLDS_SHARE`` of the reference's content words that the question does not already
+    say (a quoted passage sentence holds a right answer however the reference words it)."""
+    asked = set(words(asked_text(challenge)))
+    own = {w for w in words(challenge.reference) if w not in FUNCTION_WORDS and w not in asked}
+    return bool(own) and len(own & set(words(answer))) >= HOLDS_SHARE * len(own)
 
 
 def graded_answers(records: list[Record]) -> dict[str, dict[str, str]]:
@@ -146,8 +161,9 @@ def score_graded(stack: RewardStack, records: list[Record]) -> list[dict]:
 
 def summarize(rows: list[dict]) -> dict:
     """Per task: mean total and components per strategy, the honest model's margin over
-    the best cheap strategy (absolute and relative), and the share of challenges on
-    which any strategy scored above 0."""
+    the best cheap strategy (absolute and relative), the share of challenges on which
+    any strategy scored above 0, and where the retrieval heuristic's quote holds the
+    reference's answer (``holds_answer``), its mean beside the model's on those."""
     by_task: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         by_task[row["task"]][row["strategy"]].append(row)
@@ -185,4 +201,17 @@ def summarize(rows: list[dict]) -> dict:
         }
         if HEURISTIC in means:
             out[task]["margin_over_retrieval"] = round(honest - means[HEURISTIC]["mean"], 4)
+            # a correct quote: the retrieval sentence that holds the reference's answer
+            holding = {i["challenge_id"] for i in strategies[HEURISTIC] if i["holds_answer"]}
+            if holding:
+                quote = [i["total"] for i in strategies[HEURISTIC] if i["challenge_id"] in holding]
+                model = [i["total"] for i in strategies[HONEST] if i["challenge_id"] in holding]
+                out[task]["correct_quote"] = {
+                    "n": len(holding),
+                    "retrieval": round(statistics.mean(quote), 4),
+                    "model": round(statistics.mean(model), 4),
+                    "ratio": round(statistics.mean(quote) / statistics.mean(model), 3)
+                    if statistics.mean(model) > 0
+                    else None,
+                }
     return out

@@ -55,10 +55,13 @@ class CachedReader:
                 [prompts[i] for i in missing], [continuations[i] for i in missing], STORE_TOKENS
             )
             for i, scored in zip(missing, read):
-                self.cache[keys[i]] = [round(x, 4) for x in scored.logprobs]
+                self.cache[keys[i]] = [
+                    [round(x, 4) for x in scored.logprobs],
+                    None if scored.entropies is None else [round(x, 4) for x in scored.entropies],
+                ]
             self.misses += len(missing)
         cut = STORE_TOKENS if max_tokens is None else max_tokens
-        return [Scored(self.cache[k][:cut]) for k in keys]
+        return [Scored(*self.cache[k]).cut(cut) for k in keys]
 
     def save(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)

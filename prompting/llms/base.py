@@ -70,6 +70,10 @@ class Scored:
     a judge can ask how plausible an answer is as a reply to a challenge."""
 
     logprobs: list[float]  # natural log, one per continuation token, in order
+    # The entropy (nats) of the model's next-token distribution at each of those
+    # positions: how unsure it was. Exact from hf; from the top-k log-probabilities where
+    # a server gives no more (``entropy_from_top``).
+    entropies: list[float] | None = None
 
     @property
     def tokens(self) -> int:
@@ -81,6 +85,36 @@ class Scored:
         """Mean log-probability per token (length-normalised, so that long and short
         answers compare); NaN when there are no tokens: an empty answer has no score."""
         return math.fsum(self.logprobs) / len(self.logprobs) if self.logprobs else float("nan")
+
+    @property
+    def excess_surprise(self) -> float:
+        """Mean surprisal beyond what the model expected, -log p - entropy, per token:
+        about 0 for text the model finds as likely as its own, whatever the style, where
+        a reader is unsure anyway; large where a token breaks what the model was sure of
+        (a word out of order, a filler inside a copied sentence). NaN without tokens or
+        entropies."""
+        if not self.logprobs or self.entropies is None:
+            return float("nan")
+        return -math.fsum(lp + h for lp, h in zip(self.logprobs, self.entropies)) / len(
+            self.logprobs
+        )
+
+    def cut(self, n: int) -> Scored:
+        """The first ``n`` tokens' numbers."""
+        return Scored(self.logprobs[:n], None if self.entropies is None else self.entropies[:n])
+
+
+def entropy_from_top(top: Sequence[float], vocab_size: int) -> float:
+    """The entropy of a next-token distribution known only by its top-k log-probabilities
+    (what vLLM and OpenAI-style servers return): the top-k terms exactly, the remaining
+    mass spread evenly over the rest of the vocabulary (an upper bound for that part)."""
+    probs = [math.exp(x) for x in top]
+    entropy = -math.fsum(p * x for p, x in zip(probs, top))
+    rest = 1.0 - math.fsum(probs)
+    others = vocab_size - len(probs)
+    if rest > 1e-9 and others > 0:
+        entropy -= rest * math.log(rest / others)
+    return entropy
 
 
 @dataclass

@@ -290,8 +290,8 @@ class HFLLM(LLM):
             with torch.inference_mode():
                 for prompt_ids, members in groups.items():
                     scored = self._score_group(list(prompt_ids), [pairs[i][1] for i in members])
-                    for i, logprobs in zip(members, scored):
-                        results[i] = Scored(logprobs)
+                    for i, (logprobs, entropies) in zip(members, scored):
+                        results[i] = Scored(logprobs, entropies)
         except torch.OutOfMemoryError as exc:
             raise LLMError(
                 f"out of GPU memory scoring {len(pairs)} continuations; lower their number "
@@ -299,8 +299,11 @@ class HFLLM(LLM):
             ) from exc
         return results
 
-    def _score_group(self, prompt_ids: list[int], conts: list[list[int]]) -> list[list[float]]:
-        """Log-probabilities of each of ``conts`` after the one prompt ``prompt_ids``.
+    def _score_group(
+        self, prompt_ids: list[int], conts: list[list[int]]
+    ) -> list[tuple[list[float], list[float]]]:
+        """Log-probabilities of each of ``conts`` after the one prompt ``prompt_ids``, and
+        the entropy of the model's distribution at each of their positions.
 
         The prompt's last token is fed with each continuation (it predicts the first
         continuation token), so the cached prefix is the prompt less that token."""
@@ -314,7 +317,7 @@ class HFLLM(LLM):
             cache = prompt_pass[self._cache_arg]
             layers = [(layer.keys, layer.values) for layer in cache.layers]
         order = sorted(range(len(conts)), key=lambda j: len(conts[j]), reverse=True)
-        out: list[list[float]] = [[] for _ in conts]
+        out: list[tuple[list[float], list[float]]] = [([], []) for _ in conts]
         pad = self._tokenizer.pad_token_id
         start = 0
         while start < len(order):
@@ -341,10 +344,12 @@ class HFLLM(LLM):
                 **{self._cache_arg: self._repeat_cache(layers, len(chunk))},
             ).logits.float()
             targets = targets.to(self.device)
-            picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            logprobs = (picked - torch.logsumexp(logits, dim=-1)).cpu()
+            logits = torch.log_softmax(logits, dim=-1)
+            logprobs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
+            entropies = (-(logits.exp() * logits).sum(-1)).cpu()
             for row, j in enumerate(chunk):
-                out[j] = logprobs[row, : len(conts[j])].tolist()
+                n = len(conts[j])
+                out[j] = (logprobs[row, :n].tolist(), entropies[row, :n].tolist())
         return out
 
     def _repeat_cache(self, layers: list, rows: int):

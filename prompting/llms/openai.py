@@ -29,12 +29,19 @@ from prompting.llms.base import (
     Scored,
     as_messages,
     check_pairs,
+    entropy_from_top,
     fit_pair,
 )
 from prompting.llms.embedded import EMBEDDED
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 MAX_PARALLEL = 64
+
+# Top log-probabilities asked per position when scoring (the entropy the fluency judge
+# needs), and the vocabulary size assumed for the mass beyond them: the server does not
+# say it, and the error is that mass times log(true size / this), small beside the top.
+SCORE_TOP_K = 20
+VOCAB_GUESS = 50_000
 
 
 class ServerRefused(LLMError):
@@ -218,13 +225,14 @@ class OpenAILLM(LLM):
             "model": self.model_id,
             "prompt": prompt_ids + cont_ids,
             "echo": True,
-            "logprobs": 1,
+            "logprobs": SCORE_TOP_K,
             "max_tokens": 1,
             "temperature": 0.0,
         }
         data = self._post("/completions", body)
         try:
-            logprobs = (data["choices"][0].get("logprobs") or {}).get("token_logprobs")
+            found = data["choices"][0].get("logprobs") or {}
+            logprobs, tops = found.get("token_logprobs"), found.get("top_logprobs")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise LLMError(f"openai server sent an unexpected body: {exc!r}") from exc
         end = len(prompt_ids) + len(cont_ids)
@@ -236,7 +244,11 @@ class OpenAILLM(LLM):
                 "tokens (a server must echo prompt logprobs, as vllm serve does); use "
                 "--neuron.llm_backend hf or vllm"
             )
-        return Scored([float(v) for v in picked])
+        entropies = None  # a server that sends no top log-probabilities: none
+        top = tops[len(prompt_ids) : end] if isinstance(tops, list) else []
+        if len(top) == len(cont_ids) and all(isinstance(t, dict) and t for t in top):
+            entropies = [entropy_from_top([float(v) for v in t.values()], VOCAB_GUESS) for t in top]
+        return Scored([float(v) for v in picked], entropies)
 
     def score(
         self,

@@ -39,12 +39,16 @@ from prompting.llms.base import (
     Prompt,
     Sampling,
     Scored,
+    entropy_from_top,
     render_chat,
     score_pairs,
 )
 from prompting.llms.embedded import resolve_model
 
 log = logging.getLogger(__name__)
+# Top log-probabilities asked per position when scoring: the entropy the fluency judge
+# compares surprisal with is computed from them (``entropy_from_top``).
+SCORE_TOP_K = 20
 
 # Arguments we pass, as named by vllm 0.24's LLM.__init__ / EngineArgs; the test
 # checks them against the installed class when vllm is importable.
@@ -427,6 +431,7 @@ class VLLM(LLM):
         self.engine = start_engine(args, model_id, flags.budget_gb)
         free1, _ = torch.cuda.mem_get_info(0)
         self._tokenizer = self.engine.get_tokenizer()
+        self._vocab_size = len(self._tokenizer)  # the top-k's rest spreads over the others
         self._stats = LLMStats(
             backend=self.name,
             model=model_id,
@@ -531,7 +536,7 @@ class VLLM(LLM):
         for i, out in outputs.items():
             prompt_ids, cont_ids = pairs[i]
             positions = out.prompt_logprobs or []
-            logprobs = []
+            logprobs, entropies = [], []
             for k, token in enumerate(cont_ids):
                 at = len(prompt_ids) + k
                 entry = positions[at] if at < len(positions) else None
@@ -541,13 +546,15 @@ class VLLM(LLM):
                         f"position {at} (of {len(positions)})"
                     )
                 logprobs.append(float(entry[token].logprob))
-            results[i] = Scored(logprobs)
+                top = [float(v.logprob) for t, v in entry.items() if v.rank <= SCORE_TOP_K]
+                entropies.append(entropy_from_top(top, self._vocab_size))
+            results[i] = Scored(logprobs, entropies)
         return results
 
     def _prompt_logprobs(self, pairs: list, indices: list[int], read_cache: bool) -> dict:
         """vLLM's outputs for ``pairs[indices]``, by index: one batch of prompts (prompt +
-        continuation ids), each generating one token, with prompt_logprobs=0 (the
-        prompt's own token at each position, no top-k)."""
+        continuation ids), each generating one token, with prompt_logprobs=SCORE_TOP_K
+        (the prompt's own token at each position and the top-k, for the entropy)."""
         if not indices:
             return {}
         from vllm import SamplingParams
@@ -556,7 +563,7 @@ class VLLM(LLM):
         params = SamplingParams(
             max_tokens=1,
             temperature=0.0,
-            prompt_logprobs=0,
+            prompt_logprobs=SCORE_TOP_K,
             detokenize=False,
             skip_reading_prefix_cache=not read_cache,
         )

@@ -32,7 +32,10 @@ class Step:
     completions: list[str]
     reference: str  # the reference less its runs of the question's words
     beyond: list[str]  # each completion less its runs of the question's words
-    # [reference, asked, *beyond] embedded, when a model of the step uses_embeddings
+    # What the challenge alone hands a miner: what was asked, then (a shown passage's)
+    # lead and bag of words (``stack.passage_baselines``): credit counts beyond them.
+    baselines: list[str]
+    # [reference, *baselines, *beyond] embedded, when a model of the step uses_embeddings
     vectors: np.ndarray | None = None
     latencies: Sequence[float] | None = None  # seconds each answer took to arrive
     # each completion as the validator's model read it after the challenge, when a model
@@ -60,9 +63,13 @@ class Rouge(RewardModel):
     name = "rouge"
 
     def score(self, step: Step) -> list[float]:
-        from prompting.rewards.text import rouge_l
+        from prompting.rewards.text import PASSAGE_ROUGE_SHARE, beyond_baseline, rouge_l
 
-        return [rouge_l(c, step.reference)[2] for c in step.beyond]
+        base = max((rouge_l(b, step.reference)[2] for b in step.baselines[1:]), default=0.0)
+        return [
+            beyond_baseline(rouge_l(c, step.reference)[2], PASSAGE_ROUGE_SHARE * base)
+            for c in step.beyond
+        ]
 
 
 class Relevance(RewardModel):
@@ -70,9 +77,14 @@ class Relevance(RewardModel):
     uses_embeddings = True
 
     def score(self, step: Step) -> Sequence[float]:
-        from prompting.rewards.relevance import RELEVANCE_BASELINE_SHARE, relevance_beyond_baseline
+        from prompting.rewards.relevance import (
+            PASSAGE_SHARE,
+            QUESTION_SHARE,
+            relevance_beyond_baseline,
+        )
 
-        return relevance_beyond_baseline(step.vectors, RELEVANCE_BASELINE_SHARE)
+        shares = [QUESTION_SHARE] + [PASSAGE_SHARE] * (len(step.baselines) - 1)
+        return relevance_beyond_baseline(step.vectors, shares)
 
 
 class Date(RewardModel):

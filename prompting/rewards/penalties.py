@@ -6,7 +6,7 @@ import re
 
 from prompting.rewards.code import extract_code, parses
 from prompting.rewards.exact import parse_answer
-from prompting.rewards.text import FUNCTION_WORDS, copied_mask
+from prompting.rewards.text import FUNCTION_WORDS, copied_mask, edited_copy
 from prompting.text import SENTENCE_END, words
 
 REFUSAL = re.compile(
@@ -23,6 +23,7 @@ COPY_FULL = 0.9  # share at which the whole reward is lost
 # of another; more of the passage is the passage handed back.
 QUOTE_SENTENCES = 1.25
 SENTENCE_QUOTED = 0.25  # a sentence counts as quoted from this share of its words
+EDIT_GAP = 2  # words inserted or dropped between matched ones that still make a copy
 DEGENERATE_MIN_WORDS = 8
 FUNCTION_SHARE_OK = 0.2  # English prose has about 0.4; a word list about 0 ...
 FUNCTION_SHARE_NONE = 0.1  # ... random words of a technical text about 0.1
@@ -55,9 +56,10 @@ def too_long(completion: str, reference: str, **_) -> float:
 def echo(completion: str, challenge: str, passage: str = "", **_) -> float:
     """The challenge handed back instead of an answer: the share of the answer's words
     copied in runs of ``COPY_RUN`` words or more from what was asked (the request, the
-    question), plus those copied from the passage once more than ``QUOTE_SENTENCES`` of
-    its sentences are quoted (``quoted_sentences``). Up to ``COPY_FREE`` of an answer
-    may be copied; an answer made of the passage's lead, of the whole passage or of the
+    question), plus those copied from the passage (verbatim, or with light edits:
+    ``text.edited_copy``) once more than ``QUOTE_SENTENCES`` of its sentences are quoted.
+    Up to ``COPY_FREE`` of an answer may be copied; an answer made of the passage's lead,
+    of the whole passage (reworded or with fillers between its words too) or of the
     question restated loses everything, while one quoted sentence, the one that carries
     the answer, is what a reader asking about a passage accepts, and the reward models
     judge its content."""
@@ -66,26 +68,32 @@ def echo(completion: str, challenge: str, passage: str = "", **_) -> float:
         return 0.0
     shown = passage if passage and passage in challenge else ""
     source = words(shown)
-    from_passage = copied_mask(answer, source, COPY_RUN)
+    runs = copied_mask(answer, source, COPY_RUN)
+    edited, quoted_words = edited_copy(answer, source, COPY_RUN, EDIT_GAP)
+    from_passage = [r or e for r, e in zip(runs, edited)]
     asked = challenge.replace(shown, " ") if shown else challenge
     from_asked = copied_mask(answer, words(asked), COPY_RUN)
     handed = sum(a and not p for a, p in zip(from_asked, from_passage))
-    if quoted_sentences(answer, shown) > QUOTE_SENTENCES:
+    if quoted_sentences(answer, shown, quoted_words) > QUOTE_SENTENCES:
         handed += sum(from_passage)
     share = handed / len(answer)
     return min(1.0, max(0.0, (share - COPY_FREE) / (COPY_FULL - COPY_FREE)))
 
 
-def quoted_sentences(answer: list[str], passage: str) -> float:
-    """How many of the passage's sentences the answer repeats, in runs of ``COPY_RUN``
-    words (of a shorter sentence: whole), each counted by the share of its words
-    repeated; a share under ``SENTENCE_QUOTED`` (a phrase) does not count."""
-    count = 0.0
+def quoted_sentences(answer: list[str], passage: str, quoted_words: list[bool]) -> float:
+    """How many of the passage's sentences the answer repeats, each counted by the share
+    of its words repeated (in runs of ``COPY_RUN`` words, of a shorter sentence whole, or
+    within a lightly edited copy: ``quoted_words``, one flag per passage word); a share
+    under ``SENTENCE_QUOTED`` (a phrase) does not count."""
+    count, at = 0.0, 0
     for sentence in SENTENCE_END.split(passage):
         w = words(sentence)
         if not w:
             continue
-        share = sum(copied_mask(w, answer, min(COPY_RUN, len(w)))) / len(w)
+        run = copied_mask(w, answer, min(COPY_RUN, len(w)))
+        edited = quoted_words[at : at + len(w)]
+        at += len(w)
+        share = sum(r or e for r, e in zip(run, edited)) / len(w)
         count += share if share >= SENTENCE_QUOTED else 0.0
     return count
 

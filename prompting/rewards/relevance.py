@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -20,9 +21,11 @@ from prompting.config import DEFAULT_RELEVANCE_MODEL
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 64
-# Share of what the challenge's own words earn that an answer's similarity must pass
-# before it counts (measured in scripts/benchmark_rewards.py).
-RELEVANCE_BASELINE_SHARE = 0.5
+# Shares of what the challenge's own words (its question) and a shown passage's lead or
+# bag of words earn that an answer's similarity must pass before it counts (measured
+# with scripts/benchmark_rewards.py).
+QUESTION_SHARE = 0.5
+PASSAGE_SHARE = 0.5
 MAX_CHARS = 4000  # MiniLM reads 256 tokens; longer text only costs tokenization
 
 
@@ -82,12 +85,16 @@ def shared_embedder(
     return Embedder(model, pooling, device)
 
 
-def relevance_beyond_baseline(vectors: np.ndarray, baseline_share: float = 1.0) -> np.ndarray:
-    """Rows: reference, the challenge's own words (its question), then completions.
-    Each completion earns its cosine with the reference beyond ``baseline_share`` of
-    what the question alone earns, rescaled to [0, 1]: on-topic words are free."""
+def relevance_beyond_baseline(vectors: np.ndarray, shares: Sequence[float]) -> np.ndarray:
+    """Rows: the reference, one per baseline text (what the challenge alone hands a
+    miner: its question, a shown passage's lead and bag of words), then completions.
+    Each completion earns its cosine with the reference beyond the largest share
+    (``shares``, one per baseline) of what a baseline earns, rescaled to [0, 1]:
+    on-topic words and the passage's own lead are free."""
+    k = len(shares)
     if vectors.shape[1] == 0:
-        return np.zeros(len(vectors) - 2)
-    cos = vectors[2:] @ vectors[0]
-    base = baseline_share * float(np.clip(vectors[1] @ vectors[0], 0.0, 0.99))
+        return np.zeros(len(vectors) - 1 - k)
+    cos = vectors[1 + k :] @ vectors[0]
+    earned = np.clip(vectors[1 : 1 + k] @ vectors[0], 0.0, 0.99)
+    base = float(max(share * e for share, e in zip(shares, earned)))
     return np.clip((cos - base) / (1.0 - base), 0.0, 1.0)

@@ -8,6 +8,7 @@ the reference and all completions of a step in one call.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -16,7 +17,8 @@ import numpy as np
 
 from prompting.registry import REWARDS
 from prompting.rewards.models import RewardModel, Step
-from prompting.rewards.text import without_runs
+from prompting.rewards.text import FUNCTION_WORDS, without_runs
+from prompting.text import SENTENCE_END, words
 
 if TYPE_CHECKING:
     from prompting.llms.base import Prompt, Scored
@@ -106,10 +108,11 @@ class RewardStack:
         # reference and every completion without their runs of the question's words.
         reference = without_runs(challenge.reference, asked, RESTATE_RUN)
         beyond = [without_runs(c, asked, RESTATE_RUN) for c in completions]
+        baselines = [asked, *passage_baselines(shown_passage(challenge))]
         vectors = None
         if self._needs_embeddings(challenge):
             start = time.perf_counter()
-            vectors = self.embedder.encode([reference, asked, *beyond])
+            vectors = self.embedder.encode([reference, *baselines, *beyond])
             result.timings["embed"] = time.perf_counter() - start
 
         readings = None
@@ -122,7 +125,9 @@ class RewardStack:
             readings = self.reader.score(prompts, completions, READ_TOKENS)
             result.timings["read"] = time.perf_counter() - start
 
-        step = Step(challenge, completions, reference, beyond, vectors, latencies, readings)
+        step = Step(
+            challenge, completions, reference, beyond, baselines, vectors, latencies, readings
+        )
         weighted = np.zeros(n)
         weight_sum = sum(challenge.rewards.values())
         for name, weight in challenge.rewards.items():
@@ -144,6 +149,26 @@ class RewardStack:
             keep *= 1.0 - np.clip(values, 0.0, 1.0)
         result.totals = np.clip(weighted * keep, 0.0, 1.0)
         return result
+
+
+LEAD_SENTENCES = 2  # the passage's lead, as the summarization fallback takes it
+BAG_WORDS = 60  # the passage's most frequent content words: a keyword list's reach
+
+
+def shown_passage(challenge: Challenge) -> str:
+    """The passage when the challenge shows it to the miners, else ''."""
+    c = challenge.context
+    return c if c and c in challenge.prompt_text else ""
+
+
+def passage_baselines(passage: str) -> list[str]:
+    """What a miner gets from a shown passage without reading it: its lead and its bag
+    of words. Similarity to the reference counts only beyond what these earn."""
+    if not passage:
+        return []
+    lead = " ".join(SENTENCE_END.split(passage)[:LEAD_SENTENCES])
+    counts = Counter(w for w in words(passage) if w not in FUNCTION_WORDS)
+    return [lead, " ".join(w for w, _ in counts.most_common(BAG_WORDS))]
 
 
 def asked_text(challenge: Challenge) -> str:

@@ -47,8 +47,51 @@ def copied_mask(candidate: list[str], source: list[str], min_run: int) -> list[b
     return mask
 
 
+def edited_copy(
+    candidate: list[str], source: list[str], min_words: int, max_gap: int
+) -> tuple[list[bool], list[bool]]:
+    """Which words of ``candidate`` (and of ``source``) belong to a copy of ``source``
+    made with light edits: stretches of the two texts' in-order alignment where matched
+    words follow each other with at most ``max_gap`` words inserted or dropped on either
+    side between them (an article dropped, a synonym swapped, a filler put in), holding
+    at least ``min_words`` matched words. Exact runs are such copies too."""
+    from rapidfuzz.distance import LCSseq
+
+    cand_mask, src_mask = [False] * len(candidate), [False] * len(source)
+    if not candidate or not source:
+        return cand_mask, src_mask
+    chain: list[tuple[int, int, int, int]] = []
+
+    def close() -> None:
+        if sum(i2 - i1 for i1, i2, _, _ in chain) >= min_words:
+            for i1, i2, j1, j2 in chain:
+                cand_mask[i1:i2] = [True] * (i2 - i1)
+                src_mask[j1:j2] = [True] * (j2 - j1)
+
+    for op in LCSseq.opcodes(candidate, source):
+        if op.tag != "equal":
+            continue
+        block = (op.src_start, op.src_end, op.dest_start, op.dest_end)
+        if chain and (block[0] - chain[-1][1] > max_gap or block[2] - chain[-1][3] > max_gap):
+            close()
+            chain = []
+        chain.append(block)
+    close()
+    return cand_mask, src_mask
+
+
 def without_runs(text: str, source: str, min_run: int) -> str:
     """``text`` (as lower-cased words) minus its runs of ``min_run``+ words from
     ``source``: what an answer says beyond restating the question."""
     t = words(text)
     return " ".join(w for w, copied in zip(t, copied_mask(t, words(source), min_run)) if not copied)
+
+
+# Share of the ROUGE-L that a shown passage's lead or bag of words earns against the
+# reference which an answer must pass before it counts (scripts/benchmark_rewards.py).
+PASSAGE_ROUGE_SHARE = 0.5
+
+
+def beyond_baseline(value: float, base: float) -> float:
+    """``value`` beyond ``base``, rescaled so that 1 stays 1: (value - base) / (1 - base)."""
+    return min(1.0, max(0.0, (value - base) / (1.0 - base))) if base < 1 else 0.0
