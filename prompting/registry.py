@@ -209,6 +209,11 @@ STRATEGIES = Registry(
             ("numbers", "Numbers"),
             ("appended", "Appended"),
             ("shuffle", "Shuffle"),
+            ("reworded", "Reworded"),
+            ("interleaved", "Interleaved"),
+            ("reordered", "Reordered"),
+            ("padded_quote", "PaddedQuote"),
+            ("canned", "Canned"),
         )
     },
 )

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from prompting.miner import adversarial
 from prompting.evaluation import lineup
+from prompting.miner import adversarial
 from prompting.rewards.stack import RewardStack
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "reward_lineup.json")

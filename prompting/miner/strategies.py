@@ -2,7 +2,8 @@
 
 ``retrieval`` and ``model`` try to answer; ``random``, ``echo``, ``empty`` and
 ``slow`` are what hostile or broken miners do, and ``restate``, ``keywords``,
-``lead``, ``copy``, ``numbers``, ``appended`` and ``shuffle`` are the cheap tricks of the reward
+``lead``, ``copy``, ``numbers``, ``appended``, ``shuffle``, ``reworded``, ``interleaved``,
+``reordered``, ``padded_quote`` and ``canned`` are the cheap tricks of the reward
 benchmark, so the scoreboard can be seen to tell them apart.
 """
 
@@ -117,6 +118,11 @@ copy = _from_text(adversarial.copy)
 numbers = _from_text(adversarial.numbers)
 appended = _from_text(adversarial.appended)
 shuffle = _from_text(adversarial.shuffle)
+reworded = _from_text(adversarial.reworded)
+interleaved = _from_text(adversarial.interleaved)
+reordered = _from_text(adversarial.reordered)
+padded_quote = _from_text(adversarial.padded_quote)
+canned = _from_text(adversarial.canned)
 
 
 async def slow(request: PromptRequest) -> str:
@@ -212,3 +218,8 @@ Copy = _part("copy", copy)
 Numbers = _part("numbers", numbers)
 Appended = _part("appended", appended)
 Shuffle = _part("shuffle", shuffle)
+Reworded = _part("reworded", reworded)
+Interleaved = _part("interleaved", interleaved)
+Reordered = _part("reordered", reordered)
+PaddedQuote = _part("padded_quote", padded_quote)
+Canned = _part("canned", canned)
