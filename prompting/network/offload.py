@@ -188,14 +188,18 @@ class _Child:
         self._stop()
 
     def _stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        """Let it finish on its own (its socket closed: it closes its connections and
+        leaves), then SIGTERM, then SIGKILL."""
+        if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=GRACE_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        for end in (None, self.proc.terminate, self.proc.kill):
+            if end is not None:
+                end()
+            try:
+                self.proc.wait(timeout=GRACE_S)
+                return
+            except subprocess.TimeoutExpired:
+                continue
 
 
 def _failed(neurons: list, reason: str, status: str = "http_error") -> list:

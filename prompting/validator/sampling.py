@@ -16,6 +16,11 @@ from collections.abc import Iterable
 from prompting.chain.base import Neuron
 
 UNREACHABLE_STATUSES = frozenset({"refused", "unreachable"})  # slow is not unreachable
+# An event loop's timer may fire this much before the clock says it is due (uvloop keeps
+# time in whole milliseconds); a wait is that much longer, or the sample it waited for
+# is still busy when it wakes. Without it, on uvloop, 14% of a 64-miner GPU run's steps
+# found every miner busy and were skipped after their challenge was generated.
+TIMER_SLACK_S = 0.002
 
 
 class Cooldown:
@@ -52,12 +57,14 @@ class RateBound:
         return {uid for uid, at in self._next.items() if at > now}
 
     def wait(self, uids: Iterable[int], k: int) -> float:
-        """Seconds until ``k`` of ``uids`` may be queried (0: now)."""
+        """Seconds until ``k`` of ``uids`` may be queried (0: now), with TIMER_SLACK_S."""
         if k <= 0:
             return 0.0
         now = self.clock()
         ready_at = sorted(max(0.0, self._next.get(uid, now) - now) for uid in uids)
-        return ready_at[k - 1] if len(ready_at) >= k else float("inf")
+        if len(ready_at) < k:
+            return float("inf")
+        return ready_at[k - 1] + TIMER_SLACK_S if ready_at[k - 1] > 0 else 0.0
 
     def record(self, uids: Iterable[int]) -> None:
         """These uids are being queried now."""
