@@ -78,7 +78,7 @@ traffic_run() {  # NAME MINERS STEPS TIME_LIMIT [ENV=VALUE ...]: one sustained r
 stage_traffic_before() {  # the code of this commit with its queries in process, asyncio's loop
   python3 -m pip install -q --no-index --no-deps --target /tmp/pyspy /root/stage/x28/py_spy-*.whl
   python3 -m pip install -q --no-index --no-deps --target /tmp/uvloop /root/stage/x28/uvloop-*.whl
-  traffic_run 64-miners-before 64 800 280 PROMPTING_QUERY_PROCESS=off
+  traffic_run 64-miners-before 64 500 230 PROMPTING_QUERY_PROCESS=off
 }
 
 stage_traffic_after() {  # queries in their own process (the default on a GPU), uvloop
@@ -86,7 +86,7 @@ stage_traffic_after() {  # queries in their own process (the default on a GPU), 
 }
 
 stage_traffic_256() {  # the same with 256 local miners
-  traffic_run 256-miners-after 256 2000 420 PYTHONPATH=/tmp/uvloop:$PYTHONPATH
+  traffic_run 256-miners-after 256 1500 290 PYTHONPATH=/tmp/uvloop:$PYTHONPATH
 }
 
 stage_throughput() {  # adaptive steps in flight vs today's fixed 8, one lease
