@@ -186,10 +186,15 @@ def served_quality(organic: list[dict], synthetic: list[dict], scores: list[floa
     }
 
 
-def organic_events(events: list[dict], start: float, end: float, logged_by: float) -> dict:
-    """The phase's exchanges (their events are logged once scored: up to ``logged_by``)
-    and the service's counters over the phase."""
-    mine = [e for e in events if e.get("kind") == "organic" and start <= e["time"] < logged_by]
+def began(event: dict) -> float:
+    """When an organic exchange began: its event is logged once it is scored, which
+    lags on a CPU (and the drain at SIGINT scores the rest)."""
+    return event["time"] - event["timings/organic_total"]
+
+
+def organic_events(events: list[dict], start: float, end: float) -> dict:
+    """The exchanges that began in the phase, and the service's counters over it."""
+    mine = [e for e in events if e.get("kind") == "organic" and start <= began(e) < end]
     statuses: dict[str, int] = {}
     for e in mine:
         for s in e["statuses"]:
@@ -427,15 +432,14 @@ def main(argv=None) -> int:
         log.close()
         if os.path.exists(os.path.join(state, "state.json")):
             result["after_sigint"] = replay_check(state, proc.returncode)
-    # Organic events are logged once scored, which lags on a CPU (the drain at SIGINT
-    # scores the rest): a load phase's events are those logged before the next one.
+    # Organic events are logged once scored: read them all after the run.
     events = read_events(events_path)
-    loads = [(p, w) for p, w in zip(result["phases"], windows) if p["users"]]
-    for i, (phase, (start, end, scores)) in enumerate(loads):
-        later = loads[i + 1][1][0] if i + 1 < len(loads) else float("inf")
-        phase["organic_events"] = organic_events(events, start, end, later)
+    for phase, (start, end, scores) in zip(result["phases"], windows):
+        if not phase["users"]:
+            continue
+        phase["organic_events"] = organic_events(events, start, end)
         phase["quality"] = served_quality(
-            [e for e in events if e.get("kind") == "organic" and start <= e["time"] < later],
+            [e for e in events if e.get("kind") == "organic" and start <= began(e) < end],
             [e for e in events if e.get("kind") != "organic" and start <= e["time"] < end],
             scores,
         )

@@ -492,3 +492,29 @@ async def test_the_organic_deadline_not_the_clients_own_timeout_bounds_a_stream(
     assert result.status == "ok" and result.completion == "a b c d", result
     assert result.latency > 2.2
     assert cut.status == "timeout" and "within 1.2 s" in cut.error, cut
+
+
+async def test_a_slow_whole_answer_keeps_the_stream_alive_with_empty_deltas(wallets):
+    """The reference miner's answer function writes its whole text in 2.5 s: the stream
+    sends an empty delta every second meanwhile, so a 1.5 s stall limit (counted from
+    the request) does not cut it; the first text is still timed as the first text."""
+
+    def slow(req: PromptRequest) -> str:
+        time.sleep(2.5)
+        return "all at once"
+
+    server = ServerThread(
+        slow,
+        wallets["miner"],
+        Authorizer(CallerPolicy(min_stake=100.0), lambda: validator_graph(wallets)),
+    )
+    client = MinerClient(wallets["validator"], timeout=8)
+    try:
+        result = await client.query_stream(
+            neuron(1, wallets["miner"], server.port), request(), stall_s=1.5
+        )
+    finally:
+        await client.aclose()
+        server.stop()
+    assert result.status == "ok" and result.completion == "all at once", result
+    assert len(result.chunk_times) >= 3 and 2.4 < result.ttft < 4.0  # 2 keep-alives

@@ -61,6 +61,9 @@ HEADER_TIMEOUT_S = 5.0
 BODY_TIMEOUT_S = 5.0
 SHUTDOWN_GRACE_S = 5.0
 LINGER_S = 1.0  # a refused connection is closed this long after its answer
+# A streamed answer not yet started sends an empty delta this often: well under any
+# validator's stall limit (--organic.stall_s, 5 s by default).
+KEEPALIVE_S = 1.0
 
 
 class RateLimiter:
@@ -199,25 +202,40 @@ def create_app(
 
     async def stream(request: Request) -> Response:
         """The same checks, then the answer as btstream/1 lines (docs/protocol.md 10).
-        The answer slot is held until the last line is sent or the caller leaves."""
+        An answer whose first text takes longer than ``KEEPALIVE_S`` (a model that
+        writes the whole text first) streams empty deltas meanwhile, one every
+        ``KEEPALIVE_S``: the validator's stall limit counts the first line too. The
+        answer slot is held until the last line is sent or the caller leaves."""
         admitted = await admit(request)
         if isinstance(admitted, Response):
             return admitted
         caller, req, _ = admitted
         await slots.acquire()
         start = time.perf_counter()
-        try:
-            produced = await run_answer(req)
-            pieces = _pieces(produced)
-            first = await anext(pieces, None)  # a failure before any text is still a 500
-        except Exception:  # noqa: BLE001 - the miner's own bug, logged here
+
+        async def first_piece() -> tuple[AsyncIterator[str], str | None]:
+            pieces = _pieces(await run_answer(req))
+            return pieces, await anext(pieces, None)
+
+        def release_after(task: asyncio.Future) -> None:
+            if not task.cancelled():
+                task.exception()  # retrieved: it was logged, or nobody waits for it
             slots.release()
-            log.exception("answer failed")
+
+        opening = asyncio.ensure_future(first_piece())
+        await asyncio.wait({opening}, timeout=KEEPALIVE_S)
+        if opening.done() and opening.exception() is not None:  # before any line: a 500
+            slots.release()
+            log.error("answer failed", exc_info=opening.exception())
             return _refuse(500, "answer failed")
         lines = StreamSigner(signer, request_nonce(request.headers), caller)
 
         async def body():
             try:
+                while not opening.done():  # thinking: show the validator it is alive
+                    yield lines.delta("")
+                    await asyncio.wait({opening}, timeout=KEEPALIVE_S)
+                pieces, first = opening.result()
                 if first is not None:
                     yield lines.delta(first)
                     first_at = time.perf_counter() - start
@@ -229,8 +247,9 @@ def create_app(
                 yield lines.end({"answer": time.perf_counter() - start, "first": first_at})
             except Exception:  # noqa: BLE001 - the stream ends without its end line
                 log.exception("answer failed mid-stream")
-            finally:
-                slots.release()
+            finally:  # the slot is free once the answer function is (not when the caller
+                # leaves mid-thought: a thread cannot be cancelled)
+                opening.add_done_callback(release_after)
 
         return StreamingResponse(
             body(), media_type=STREAM_MEDIA_TYPE, headers={STREAM_HEADER: STREAM_CONTEXT}
