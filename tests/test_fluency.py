@@ -115,3 +115,16 @@ def test_hand_written_answers_pass_the_gate(smollm2):
     prompts = [[{"role": "user", "content": c}] for c, _ in pairs]
     read = smollm2.score(prompts, [a for _, a in pairs], fluency.READ_TOKENS)
     assert [fluency.fluency_penalty(r) for r in read] == [0.0] * len(pairs)
+
+
+def test_answers_with_nothing_left_are_not_read():
+    """Reading costs the model thread a forward pass per answer: an answer that another
+    penalty (or a zero reward) already took everything from is not read."""
+    fluent, refused = "Because they cannot change.", "I'm sorry, I cannot help with that."
+    reader = CountingReader({fluent: 0.0, refused: 0.0})
+    result = RewardStack(reader=reader).score(
+        _challenge(("refusal", "fluency")), [fluent, refused, "unrelated words entirely"]
+    )
+    assert reader.calls[0][1] == [fluent]
+    assert result.timings["read_answers"] == 1.0
+    assert result.components["penalty/fluency"] == [0.0, 0.0, 0.0]

@@ -7,6 +7,7 @@ the reference and all completions of a step in one call.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -87,9 +88,32 @@ class RewardStack:
     def _needs_embeddings(self, challenge: Challenge) -> bool:
         return any(self.model(name).uses_embeddings for name in challenge.rewards)
 
-    def _needs_reading(self, challenge: Challenge) -> bool:
-        names = (*challenge.rewards, *challenge.penalties, *self.extra_penalties)
-        return self.reader is not None and any(self.model(n).uses_reading for n in names)
+    def _run(self, name: str, step: Step, result: RewardResult, key: str) -> np.ndarray:
+        """One reward model's or penalty's values for the step, timed under ``key``."""
+        start = time.perf_counter()
+        values = np.asarray(self.model(name).score(step), dtype=float)
+        result.timings[key] = time.perf_counter() - start
+        return values
+
+    def _read(self, step: Step, which: Sequence[int], result: RewardResult) -> Step:
+        """The step with ``which`` answers read by the validator's model (one batched
+        call, one prompt object so that the backend renders the challenge once); the
+        others get an empty reading, which no judge acts on."""
+        from prompting.llms.base import Scored
+        from prompting.rewards.fluency import READ_TOKENS
+
+        readings = [Scored([]) for _ in step.completions]
+        which = list(which)
+        result.timings["read"] = 0.0
+        if which:
+            start = time.perf_counter()
+            prompts = [step.challenge.messages] * len(which)
+            texts = [step.completions[i] for i in which]
+            for i, read in zip(which, self.reader.score(prompts, texts, READ_TOKENS)):
+                readings[i] = read
+            result.timings["read"] = time.perf_counter() - start
+        result.timings["read_answers"] = float(len(which))
+        return dataclasses.replace(step, readings=readings)
 
     def score(
         self,
@@ -115,36 +139,31 @@ class RewardStack:
             vectors = self.embedder.encode([reference, *baselines, *beyond])
             result.timings["embed"] = time.perf_counter() - start
 
-        readings = None
-        if self._needs_reading(challenge):
-            from prompting.rewards.fluency import READ_TOKENS
-
-            start = time.perf_counter()
-            # one prompt object for the whole step: rendered and read once
-            prompts = [challenge.messages] * n
-            readings = self.reader.score(prompts, completions, READ_TOKENS)
-            result.timings["read"] = time.perf_counter() - start
-
-        step = Step(
-            challenge, completions, reference, beyond, baselines, vectors, latencies, readings
+        step = Step(challenge, completions, reference, beyond, baselines, vectors, latencies)
+        extra = [p for p in self.extra_penalties if p not in challenge.penalties]
+        penalties = (*challenge.penalties, *extra)
+        reads = self.reader is not None and any(
+            self.model(m).uses_reading for m in (*challenge.rewards, *penalties)
         )
+        if reads and any(self.model(m).uses_reading for m in challenge.rewards):
+            step = self._read(step, range(n), result)  # a reward reads: every answer
+            reads = False
         weighted = np.zeros(n)
         weight_sum = sum(challenge.rewards.values())
         for name, weight in challenge.rewards.items():
-            start = time.perf_counter()
-            values = np.asarray(self.model(name).score(step), dtype=float)
+            values = self._run(name, step, result, name)
             values = np.clip(np.nan_to_num(values), 0.0, 1.0)
-            result.timings[f"reward/{name}"] = time.perf_counter() - start
             result.components[name] = values.tolist()
             weighted += weight * values
         weighted /= max(weight_sum, 1e-12)
 
         keep = np.ones(n)
-        extra = [p for p in self.extra_penalties if p not in challenge.penalties]
-        for name in (*challenge.penalties, *extra):
-            start = time.perf_counter()
-            values = np.asarray(self.model(name).score(step), dtype=float)
-            result.timings[f"penalty/{name}"] = time.perf_counter() - start
+        # penalties that read come last: only answers something is left of are read
+        for name in sorted(penalties, key=lambda m: self.model(m).uses_reading):
+            if reads and self.model(name).uses_reading:
+                step = self._read(step, np.flatnonzero(weighted * keep > 0), result)
+                reads = False
+            values = self._run(name, step, result, f"penalty/{name}")
             result.components[f"penalty/{name}"] = values.tolist()
             keep *= 1.0 - np.clip(values, 0.0, 1.0)
         result.totals = np.clip(weighted * keep, 0.0, 1.0)
