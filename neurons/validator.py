@@ -229,6 +229,8 @@ def main(argv=None) -> int:
                 log.info("%s: warm-up took %.1f s", llm.name, seconds)
             log.info("llm: %s", llm.stats.to_dict())
             startup["llm_ready"] = time.time() - PROCESS_START
+            if writes_challenges:  # a model whose reading means something (not tiny)
+                rewards.reader = llm  # the fluency judge reads answers on the model thread
         if embedder is not None:
             embedder.result()
         if miners is not None:

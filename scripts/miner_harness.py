@@ -67,7 +67,8 @@ async def run(config) -> list[dict]:
     rewards = RewardStack(
         lambda: shared_embedder(
             config.reward.relevance_model, config.reward.pooling, config.reward.device
-        )
+        ),
+        reader=llm,  # the fluency judge reads as the validator's does (None: tiny model)
     )
     client = MinerClient(wallet, timeout=config.neuron.timeout)
     miner = Neuron(0, h.hotkey, "", 0.0, h.endpoint, False)
