@@ -130,11 +130,6 @@ def readings_path(config) -> str:
     )
 
 
-def JUDGE_PROMPTS(challenge):  # noqa: N802 - read as a constant: the contexts compared
-    """After the challenge, and after an empty message (the answer's fluency alone)."""
-    return [challenge.messages, ""]
-
-
 def read_all(reader, records, retrieval) -> None:
     """Have the model read every answer the scoring will judge: the line-up's and the
     graded line-up's, challenge by challenge (one prompt, its answers batched)."""
@@ -145,9 +140,9 @@ def read_all(reader, records, retrieval) -> None:
     for i, record in enumerate(records):
         c = record.challenge
         texts = [*lineup.answers(record, retrieval).values(), *graded[c.challenge_id].values()]
-        for prompt in JUDGE_PROMPTS(c):  # each context the judge may read an answer in
-            reader.score([prompt] * len(texts), texts, STORE_TOKENS)
-        if i % 50 == 49:
+        reader.score([c.messages] * len(texts), texts, STORE_TOKENS)
+        if i % 8 == 7:
+            reader.save()  # a long CPU run keeps what it has read
             print(f"read {i + 1} of {len(records)} challenges", flush=True)
 
 
@@ -187,8 +182,7 @@ def main(argv=None) -> int:
         return 0
     import torch
 
-    if not b.read_only:
-        torch.set_num_threads(1)  # scoring is many small calls: one thread, no contention
+    torch.set_num_threads(1)  # many small calls (scoring, CPU reading): one thread is faster
 
     from prompting.evaluation import fidelity, lineup
     from prompting.evaluation.readings import CachedReader

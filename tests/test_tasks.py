@@ -39,7 +39,8 @@ class ScriptedLLM(LLM):
     def tokenizer(self):
         return None
 
-    def stats(self) -> LLMStats:
+    @property
+    def stats(self) -> LLMStats:  # a property, as LLM declares it
         return LLMStats("scripted", "scripted")
 
 
@@ -261,3 +262,17 @@ def test_generic_instruction_stages_on_the_tiny_model(tiny_llm):
     assert c.meta["outcome"] == "fallback" and replay(c) == c
     assert len(c.llm_outputs) == sum(c.meta["rejections"].values()) == 1 + MAX_RETRIES
     assert "<|" not in c.prompt_text and "</s>" not in c.prompt_text
+
+
+def test_cloze_is_not_solved_by_a_string_search():
+    """The blanked sentence stands blanked in the passage too, and the phrase is chosen
+    where the rest of the passage lacks it: searching the challenge finds no answer."""
+    qa = TASKS["qa"]()
+    found_elsewhere = 0
+    for seed in range(40):
+        c = qa.finish(qa.draft(seed))
+        assert c.meta["kind"] == "cloze"
+        assert c.context in c.prompt_text and "_____" in c.context
+        assert c.meta["question"] in c.context  # the quoted sentence, blanked, is in it
+        found_elsewhere += c.reference.lower() in c.prompt_text.lower()
+    assert found_elsewhere <= 4, found_elsewhere  # only where every phrase recurs

@@ -15,8 +15,9 @@ import os
 from collections.abc import Callable, Sequence
 
 from prompting.llms.base import LLM, Prompt, Scored
+from prompting.rewards.fluency import READ_TOKENS
 
-STORE_TOKENS = 160  # tokens kept per answer: more than any judge reads
+STORE_TOKENS = READ_TOKENS  # tokens read and kept per answer: what the judge reads
 
 
 def key(prompt: Prompt, continuation: str) -> str:
