@@ -182,7 +182,9 @@ def served_quality(organic: list[dict], synthetic: list[dict], scores: list[floa
         "served_rewards_scored": len(rewards),
         "best_miner_by_score": best,
         "best_miner_synthetic_reward_mean": best_mean,
-        "served_vs_best_synthetic": round(mean / best_mean, 3) if mean and best_mean else None,
+        "served_vs_best_synthetic": (
+            round(mean / best_mean, 3) if mean is not None and best_mean else None
+        ),
     }
 
 
