@@ -825,6 +825,9 @@ async def test_stop_is_honoured_and_what_is_not_honoured_is_refused(tmp_path, wa
         headers = {"Authorization": f"Bearer {net.key}"}
         r = await post(f"{net.base}/chat/completions", json=ask(max_tokens="5"), headers=headers)
         assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens"
+        long = {"model": "prompting", "messages": [{"role": "user", "content": "x" * 210_000}]}
+        r = await post(f"{net.base}/chat/completions", json=long, headers=headers)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.content"
         await settled(net)
     assert len(net.events()) == 3  # the refused requests reached no miner
 

@@ -39,6 +39,7 @@ from prompting.organic.keys import ApiKeys
 from prompting.organic.queue import Full
 from prompting.organic.service import Draining, Exchange, NoMiners, OrganicService
 from prompting.organic.usage import TokenCounter
+from prompting.protocol import ChatMessage
 
 log = logging.getLogger(__name__)
 # What is accepted can be sent on: a user's body is capped as a miner caps a request.
@@ -157,6 +158,17 @@ def refusal(req: ChatRequest, model_name: str) -> Refusal | None:
     return None
 
 
+def too_long(messages: list[dict]) -> Refusal | None:
+    """A message the miner protocol cannot carry (its content cap), refused before the
+    key's rate is charged."""
+    limit = ChatMessage.model_fields["content"].metadata[0].max_length
+    for i, m in enumerate(messages):
+        if len(m["content"]) > limit:
+            param = f"messages.{i}.content"
+            return Refusal(400, f"{param}: over {limit:,} characters", "invalid_body", param)
+    return None
+
+
 class StopCutter:
     """The served text up to the first stop sequence. ``feed`` returns what may be
     shown now, holding back a tail that could be the start of a stop sequence split
@@ -265,7 +277,7 @@ async def chat_completions(request: Request) -> Response:
         param = ".".join(str(p) for p in first["loc"]) or None
         message = f"{param}: {first['msg']}" if param else first["msg"]
         return error(400, message[:300], "invalid_request_error", "invalid_body", param)
-    problem = refusal(req, organic.model_name)
+    problem = refusal(req, organic.model_name) or too_long(messages)
     if problem is not None:
         return error(
             problem.status, problem.message, "invalid_request_error", problem.code, problem.param
