@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from prompting.rewards import penalties as pen
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from prompting.llms.base import Scored
     from prompting.tasks.base import Challenge
 
@@ -35,12 +35,15 @@ class Step:
     # What the challenge alone hands a miner: what was asked, then (a shown passage's)
     # lead and bag of words (``stack.passage_baselines``): credit counts beyond them.
     baselines: list[str]
-    # [reference, *baselines, *beyond] embedded, when a model of the step uses_embeddings
+    # [reference, *baselines, *the sentences of every answer] embedded (each sentence
+    # less its runs of the question's words), when a model of the step uses_embeddings
     vectors: np.ndarray | None = None
     latencies: Sequence[float] | None = None  # seconds each answer took to arrive
     # each completion as the validator's model read it after the challenge, when a model
     # of the step uses_reading and the stack has a reader
     readings: Sequence[Scored] | None = None
+    # per completion, the word count of each of its sentences (rows of ``vectors``)
+    sentences: Sequence[Sequence[int]] = ()
 
 
 class RewardModel(abc.ABC):
@@ -84,7 +87,14 @@ class Relevance(RewardModel):
         )
 
         shares = [QUESTION_SHARE] + [PASSAGE_SHARE] * (len(step.baselines) - 1)
-        return relevance_beyond_baseline(step.vectors, shares)
+        per_sentence = relevance_beyond_baseline(step.vectors, shares)
+        out, at = [], 0
+        for counts in step.sentences:  # each answer: its sentences' mean, by words
+            values = per_sentence[at : at + len(counts)]
+            at += len(counts)
+            total = sum(counts)
+            out.append(float(np.dot(values, counts)) / total if total else 0.0)
+        return out
 
 
 class Date(RewardModel):

@@ -6,7 +6,7 @@ import re
 
 from prompting.rewards.code import extract_code, parses
 from prompting.rewards.exact import parse_answer
-from prompting.rewards.text import FUNCTION_WORDS, copied_mask, edited_copy
+from prompting.rewards.text import FUNCTION_WORDS, copied_mask, edited_copy, lcs_length
 from prompting.text import SENTENCE_END, words
 
 REFUSAL = re.compile(
@@ -16,7 +16,8 @@ REFUSAL = re.compile(
 )
 TOO_LONG_FACTOR = 8  # completions this many times the reference's length are penalized
 TOO_LONG_FLOOR = 400  # characters always allowed
-COPY_RUN = 6  # a run of this many words shared with the challenge counts as copied
+COPY_RUN = 6  # a run of this many words shared with the passage counts as copied
+ASKED_RUN = 3  # ... with the question or request: restating it (as the stack strips it)
 COPY_FREE = 0.5  # share of an answer that may be quoted without penalty
 COPY_FULL = 0.9  # share at which the whole reward is lost
 # An answer may quote one passage sentence, the one that holds the answer, and a phrase
@@ -24,6 +25,7 @@ COPY_FULL = 0.9  # share at which the whole reward is lost
 QUOTE_SENTENCES = 1.25
 SENTENCE_QUOTED = 0.25  # a sentence counts as quoted from this share of its words
 EDIT_GAP = 2  # words inserted or dropped between matched ones that still make a copy
+QUOTE_COST = 0.85  # of its reward that an answer made only of one quoted sentence loses
 DEGENERATE_MIN_WORDS = 8
 FUNCTION_SHARE_OK = 0.2  # English prose has about 0.4; a word list about 0 ...
 FUNCTION_SHARE_NONE = 0.1  # ... random words of a technical text about 0.1
@@ -34,6 +36,12 @@ DISTINCT_TRIGRAMS_NONE = 0.2  # ... and at which it says nothing
 # passage's words shuffled median 0.047.
 MISORDER_OK = 0.02
 MISORDER_NONE = 0.05
+# A shown passage's words in an order of their own (recorded line-up: such answers are
+# 100% passage words with an order of 0.22-0.38; the model's answers 31-67% passage words,
+# order 0.31-0.85).
+SCRAMBLED_SHARE = 0.9
+ORDER_OK = 0.45
+ORDER_NONE = 0.35
 _ARTICLES = frozenset("the a an".split())
 _PREPOSITIONS = frozenset("of in on for with by from at into about".split())
 _NEVER_AFTER_PREPOSITION = frozenset(
@@ -54,15 +62,20 @@ def too_long(completion: str, reference: str, **_) -> float:
 
 
 def echo(completion: str, challenge: str, passage: str = "", **_) -> float:
-    """The challenge handed back instead of an answer: the share of the answer's words
-    copied in runs of ``COPY_RUN`` words or more from what was asked (the request, the
-    question), plus those copied from the passage (verbatim, or with light edits:
-    ``text.edited_copy``) once more than ``QUOTE_SENTENCES`` of its sentences are quoted.
-    Up to ``COPY_FREE`` of an answer may be copied; an answer made of the passage's lead,
-    of the whole passage (reworded or with fillers between its words too) or of the
-    question restated loses everything, while one quoted sentence, the one that carries
-    the answer, is what a reader asking about a passage accepts, and the reward models
-    judge its content."""
+    """The challenge handed back instead of an answer.
+
+    Handed back: the answer's words copied in runs of ``ASKED_RUN`` words or more from
+    what was asked (the request, the question), plus those copied from the passage
+    (verbatim, or with light edits: ``text.edited_copy``) once more than
+    ``QUOTE_SENTENCES`` of its sentences are quoted. Up to ``COPY_FREE`` of an answer may
+    be; an answer made of the passage's lead, of the whole passage (reworded or with
+    fillers between its words too) or of the question restated loses everything.
+
+    Quoted: one passage sentence (and a phrase), the one that carries the answer, is what
+    a reader asking about a passage accepts; the reward models judge its content. An
+    answer that is only such a quote (with the question restated around it) keeps
+    ``1 - QUOTE_COST`` of its reward: the reader still has to find the answer in it, which
+    a reply written for the question spares them."""
     answer = words(completion)
     if not answer:
         return 0.0
@@ -72,12 +85,20 @@ def echo(completion: str, challenge: str, passage: str = "", **_) -> float:
     edited, quoted_words = edited_copy(answer, source, COPY_RUN, EDIT_GAP)
     from_passage = [r or e for r, e in zip(runs, edited)]
     asked = challenge.replace(shown, " ") if shown else challenge
-    from_asked = copied_mask(answer, words(asked), COPY_RUN)
-    handed = sum(a and not p for a, p in zip(from_asked, from_passage))
+    from_asked = copied_mask(answer, words(asked), ASKED_RUN)
+    restated = sum(a and not p for a, p in zip(from_asked, from_passage)) / len(answer)
+    quoted = sum(from_passage) / len(answer)
     if quoted_sentences(answer, shown, quoted_words) > QUOTE_SENTENCES:
-        handed += sum(from_passage)
-    share = handed / len(answer)
-    return min(1.0, max(0.0, (share - COPY_FREE) / (COPY_FULL - COPY_FREE)))
+        return _ramp(restated + quoted, COPY_FREE, COPY_FULL)
+    return max(
+        _ramp(restated, COPY_FREE, COPY_FULL),
+        QUOTE_COST * _ramp(restated + quoted, COPY_FREE, 1.0),
+    )
+
+
+def _ramp(value: float, start: float, full: float) -> float:
+    """0 up to ``start``, rising linearly to 1 at ``full``."""
+    return min(1.0, max(0.0, (value - start) / (full - start)))
 
 
 def quoted_sentences(answer: list[str], passage: str, quoted_words: list[bool]) -> float:
@@ -98,15 +119,33 @@ def quoted_sentences(answer: list[str], passage: str, quoted_words: list[bool]) 
     return count
 
 
+def scrambled(answer: list[str], passage: str) -> float:
+    """The passage's words handed back in an order of their own: nearly every word of
+    the answer is the passage's (``SCRAMBLED_SHARE``), but few follow the passage's
+    order (their longest common subsequence with it, per word: ``ORDER_OK`` for prose
+    that reuses the passage's terms, under ``ORDER_NONE`` for a shuffle, whatever the
+    word pairs it steers around)."""
+    source = words(passage)
+    vocabulary = set(source)
+    shared = [w for w in answer if w in vocabulary]
+    if len(answer) < DEGENERATE_MIN_WORDS or len(shared) < SCRAMBLED_SHARE * len(answer):
+        return 0.0
+    order = lcs_length(shared, source) / len(shared)
+    return min(1.0, max(0.0, (ORDER_OK - order) / (ORDER_OK - ORDER_NONE)))
+
+
 def degenerate(completion: str, **_) -> float:
     """Text that is not prose: a word list (few function words), words in no order
-    (pairs such as "the of" that prose never has: a shuffled passage, whose words an
-    averaged embedding still finds on topic) or a loop (few distinct word trigrams).
+    (pairs such as "the of" that prose never has, or a shown passage's words out of its
+    order: ``scrambled``; a shuffled passage, whose words an averaged embedding still
+    finds on topic) or a loop (few distinct word trigrams).
     Code is not prose: fenced and inline code are left out of the first two. Short
     answers (a phrase, a name) are left alone."""
     w = words(completion)
     if len(w) < DEGENERATE_MIN_WORDS:
         return 0.0
+    shown = _.get("passage", "")
+    mixed = scrambled(w, shown) if shown and shown in _.get("challenge", "") else 0.0
     trigrams = list(zip(w, w[1:], w[2:]))
     distinct = len(set(trigrams)) / len(trigrams)
     looping = (DISTINCT_TRIGRAMS_OK - distinct) / (DISTINCT_TRIGRAMS_OK - DISTINCT_TRIGRAMS_NONE)
@@ -116,7 +155,7 @@ def degenerate(completion: str, **_) -> float:
     function_share = sum(x in FUNCTION_WORDS for x in prose) / len(prose)
     listing = (FUNCTION_SHARE_OK - function_share) / (FUNCTION_SHARE_OK - FUNCTION_SHARE_NONE)
     misordered = (misorder(prose) - MISORDER_OK) / (MISORDER_NONE - MISORDER_OK)
-    return min(1.0, max(0.0, listing, misordered, looping))
+    return min(1.0, max(0.0, listing, misordered, looping, mixed))
 
 
 def misorder(w: list[str]) -> float:

@@ -18,7 +18,8 @@ import numpy as np
 
 from prompting.registry import REWARDS
 from prompting.rewards.models import RewardModel, Step
-from prompting.rewards.text import FUNCTION_WORDS, without_runs
+from prompting.rewards.penalties import ASKED_RUN, COPY_RUN, EDIT_GAP
+from prompting.rewards.text import FUNCTION_WORDS, without_copies, without_runs
 from prompting.text import SENTENCE_END, words
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ class Reader(Protocol):
     ) -> list[Scored]: ...
 
 
-RESTATE_RUN = 3  # runs of this many words of the question are restatement, not answer
 
 
 @dataclass
@@ -130,16 +130,36 @@ class RewardStack:
         asked = asked_text(challenge)
         # What an answer says beyond restating the question: the reward models see the
         # reference and every completion without their runs of the question's words.
-        reference = without_runs(challenge.reference, asked, RESTATE_RUN)
-        beyond = [without_runs(c, asked, RESTATE_RUN) for c in completions]
-        baselines = [asked, *passage_baselines(shown_passage(challenge))]
+        reference = without_runs(challenge.reference, asked, ASKED_RUN)
+        passage = shown_passage(challenge)
+        own = passage and not quotes_answer(challenge)  # a summary: its own words only
+
+        def said(text: str) -> str:
+            text = without_runs(text, asked, ASKED_RUN)
+            return without_copies(text, passage, COPY_RUN, EDIT_GAP) if own else text
+
+        beyond = [said(c) for c in completions]
+        # Relevance reads an answer sentence by sentence: padding that says nothing (a
+        # quote wrapped in pleasantries, a stock paragraph) earns nothing of its own.
+        sentences = [[said(x) for x in SENTENCE_END.split(c)] for c in completions]
+        baselines = [asked, *passage_baselines(passage)]
         vectors = None
         if self._needs_embeddings(challenge):
             start = time.perf_counter()
-            vectors = self.embedder.encode([reference, *baselines, *beyond])
+            flat = [x for answer in sentences for x in answer]
+            vectors = self.embedder.encode([reference, *baselines, *flat])
             result.timings["embed"] = time.perf_counter() - start
 
-        step = Step(challenge, completions, reference, beyond, baselines, vectors, latencies)
+        step = Step(
+            challenge,
+            completions,
+            reference,
+            beyond,
+            baselines,
+            vectors,
+            latencies,
+            sentences=[[len(x.split()) for x in answer] for answer in sentences],
+        )
         extra = [p for p in self.extra_penalties if p not in challenge.penalties]
         penalties = (*challenge.penalties, *extra)
         reads = self.reader is not None and any(
@@ -172,6 +192,17 @@ class RewardStack:
 
 LEAD_SENTENCES = 2  # the passage's lead, as the summarization fallback takes it
 BAG_WORDS = 60  # the passage's most frequent content words: a keyword list's reach
+
+
+def quotes_answer(challenge: Challenge) -> bool:
+    """Whether the challenge's task lets a quoted passage sentence answer
+    (``Task.quotes_answer``; a task this process does not know: yes)."""
+    from prompting.registry import TASKS, PluginError
+
+    try:
+        return TASKS[challenge.task].quotes_answer
+    except PluginError:
+        return True
 
 
 def shown_passage(challenge: Challenge) -> str:

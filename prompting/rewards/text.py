@@ -80,6 +80,15 @@ def edited_copy(
     return cand_mask, src_mask
 
 
+def without_copies(text: str, source: str, min_run: int, max_gap: int) -> str:
+    """``text`` (as lower-cased words) minus what it copies of ``source``, verbatim in
+    runs of ``min_run``+ words or lightly edited (``edited_copy``): its own words."""
+    t, src = words(text), words(source)
+    runs = copied_mask(t, src, min_run)
+    edited, _ = edited_copy(t, src, min_run, max_gap)
+    return " ".join(w for w, r, e in zip(t, runs, edited) if not (r or e))
+
+
 def without_runs(text: str, source: str, min_run: int) -> str:
     """``text`` (as lower-cased words) minus its runs of ``min_run``+ words from
     ``source``: what an answer says beyond restating the question."""

@@ -92,6 +92,10 @@ class Task:
     rewards: dict[str, float] = {}
     penalties: tuple[str, ...] = ("empty", "too_long", "echo", "refusal")
     stages: tuple[str, ...] = ()  # LLM stages, in order; none: the task needs no LLM
+    # Whether a passage sentence quoted in an answer can carry the answer (a question
+    # about the passage) or earns nothing because the task asks for text of one's own
+    # (a summary): the reward models then see an answer without its copied passage text.
+    quotes_answer: bool = True
     # New tokens a stage needs at most: a batch stops when its longest stage is done, so
     # a question is not given the room of an essay (--neuron.max_tokens caps them all).
     stage_tokens: dict[str, int] = {}

@@ -24,6 +24,7 @@ class SummarizationTask(Task):
     penalties = ("empty", "too_long", "echo", "degenerate", "refusal", "diversity", "fluency")
 
     stages = ("summary",)
+    quotes_answer = False  # a summary is written: quoted passage text earns nothing
     stage_tokens = {"summary": 128}
 
     def stage_prompt(self, draft: Draft, stage: str) -> Prompt:
