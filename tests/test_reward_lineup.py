@@ -34,7 +34,6 @@ def recorded():
 @pytest.fixture(scope="module")
 def summaries(embedder, recorded):
     from prompting.evaluation.readings import CachedReader
-
     from prompting.miner.strategies import retrieval
 
     stack = RewardStack(lambda: embedder, reader=CachedReader(READINGS))  # no model: replay
