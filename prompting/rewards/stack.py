@@ -36,8 +36,6 @@ class Reader(Protocol):
     ) -> list[Scored]: ...
 
 
-
-
 @dataclass
 class RewardResult:
     totals: np.ndarray
