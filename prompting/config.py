@@ -496,6 +496,13 @@ def _add_organic(p: argparse.ArgumentParser) -> None:
         help="the best this many of them by score race to serve the user: the first to "
         "send text wins; one that fails or ends blank gives its place to the next by score",
     )
+    a(
+        "--organic.race_wait_s",
+        type=nonneg,
+        default=5.0,
+        help="seconds the racers have for their first text; then the next miner by score "
+        "joins the race, and again each time (0: never)",
+    )
     a("--organic.max_concurrency", type=posint, default=16, help="requests fanned out at once")
     a("--organic.max_queue", type=nonnegint, default=64, help="requests waiting (more: 503)")
     a(

@@ -695,7 +695,7 @@ def result(uid: int, status: str = "ok", completion: str = ""):
     return QueryResult(uid, f"hk{uid}", status, 0.1, completion=completion)
 
 
-def exchange(stream: bool, race: int = 1, uids=(1, 2, 3)):
+def exchange(stream: bool, race: int = 1, uids=(1, 2, 3), race_wait_s: float = 0.0):
     from prompting.chain.base import Neuron
     from prompting.organic.service import Exchange
     from prompting.protocol import PromptRequest
@@ -708,7 +708,7 @@ def exchange(stream: bool, race: int = 1, uids=(1, 2, 3)):
         step=0,
     )
     ranked = [Neuron(u, f"hk{u}", f"c{u}", 0.0, "127.0.0.1:1", False) for u in uids]
-    return Exchange(request, ranked, race, "key", stream)
+    return Exchange(request, ranked, race, "key", stream, race_wait_s)
 
 
 def drained(queue: asyncio.Queue) -> list:
@@ -733,6 +733,21 @@ async def test_the_race_waits_for_the_best_then_falls_back_in_order():
     ex.answered(result(2, completion="second more"))
     pieces = drained(ex.pieces)
     assert pieces[:2] == ["second ", "more"] and pieces[2].ok
+
+
+async def test_racers_without_text_let_the_next_by_score_join_in_time():
+    """--organic.race_wait_s: the best miner keeps its stream alive but has no text; each
+    0.2 s the next by score joins the race, so the user does not wait for the deadline,
+    and text that arrived earlier from a miner not yet racing wins when it joins."""
+    ex = exchange(stream=True, race=1, race_wait_s=0.2)
+    await ex.on_delta(1, "")  # the best: alive, thinking
+    await ex.on_delta(3, "third ")  # rank 3: text, not racing yet
+    await asyncio.sleep(0.3)
+    assert ex.served is None and ex.racers() == [1, 2] and ex.widened == 1
+    await asyncio.sleep(0.2)
+    assert ex.served == 3 and ex.widened == 2 and drained(ex.pieces) == ["third "]
+    await asyncio.sleep(0.3)
+    assert ex.widened == 2  # decided: no more widening
 
 
 async def test_a_whole_answer_whose_miner_fails_is_served_by_the_next_in_line():
@@ -845,29 +860,51 @@ def first_line_at(seconds: float, text: str = "Late but honest."):
 
 async def test_the_organic_deadlines_are_the_organic_flags(tmp_path, wallets, embedder):
     """--neuron.timeout 1 (synthetic) does not cut an organic stream: a first line at
-    1.4 s is within --organic.stall_s 2 and served; one at 2.6 s is past it, cut off as
-    a timeout, and the next miner by score serves instead."""
+    1.4 s is served. A miner silent for 2.6 s is past --organic.stall_s 2: cut off as a
+    timeout, and the next miner by score serves. One that keeps its stream alive (the
+    reference miner's empty deltas) is not cut, but past --organic.race_wait_s 1 without
+    text the next by score joins the race and serves; the slow one is still scored."""
+    import dataclasses
+
+    async def silent(lines, nonce, caller):
+        await asyncio.sleep(2.6)
+        yield lines.delta("Too late.")
+        yield lines.end({})
+
     allow = Authorizer(CallerPolicy(0, frozenset({wallets["validator"].hotkey.ss58_address})), None)
     third = ServerThread(first_line_at(1.4), wallets["outsider"], allow, rate_limit=1000)
-    async with Subnet(tmp_path, wallets, embedder, third=third, race=1, stall_s=2.0) as net:
+    async with Subnet(
+        tmp_path, wallets, embedder, third=third, race=1, stall_s=2.0, race_wait_s=10.0
+    ) as net:
         net.config.neuron.timeout = 1.0  # the validator's client was made with 10 s:
         net.validator.client.timeout = 1.0  # make it the synthetic 1 s
+
+        async def third_is(server) -> str:
+            net.servers[2].stop()
+            net.servers[2] = server
+            graph = net.validator.metagraph
+            graph[3] = dataclasses.replace(graph[3], endpoint=f"127.0.0.1:{server.port}")
+            net.validator.state.scores[1:4] = [0.5, 0.4, 0.6]  # uid 3 first again
+            reply = await net.client().chat.completions.create(**ask())
+            return reply.choices[0].message.content.strip()
+
         reply = await net.client().chat.completions.create(**ask())
         assert reply.choices[0].message.content == "Late but honest."
-        net.servers[2].stop()
-        net.servers[2] = ServerThread(first_line_at(2.6), wallets["outsider"], allow)
-        import dataclasses
-
-        graph = net.validator.metagraph
-        graph[3] = dataclasses.replace(graph[3], endpoint=f"127.0.0.1:{net.servers[2].port}")
-        reply = await net.client().chat.completions.create(**ask())
-        assert reply.choices[0].message.content.strip() == ANSWER  # uid 1, next by score
+        # silent 2.6 s: cut at the stall limit; uid 1, next by score, serves
+        assert await third_is(HostileStreamer(wallets, silent, "outsider")) == ANSWER
+        net.config.organic.race_wait_s = 1.0
+        alive = ServerThread(first_line_at(2.6), wallets["outsider"], allow, rate_limit=1000)
+        start = time.perf_counter()
+        assert await third_is(alive) == ANSWER  # uid 1 joined the race after 1 s
+        assert time.perf_counter() - start < 2.5
         await settled(net)
-    first, second = net.events()
+    first, cut, widened = net.events()
     assert dict(zip(first["uids"], first["statuses"]))[3] == "ok"
-    late = dict(zip(second["uids"], zip(second["statuses"], second["latencies"])))[3]
-    assert late[0] == "timeout" and 1.9 < late[1] < 2.6
-    assert second["organic/served_uid"] == 1
+    late = dict(zip(cut["uids"], zip(cut["statuses"], cut["latencies"])))[3]
+    assert late[0] == "timeout" and 1.9 < late[1] < 2.6 and cut["organic/served_uid"] == 1
+    assert widened["organic/served_uid"] == 1 and widened["organic/race_widened"] == 1
+    slow = dict(zip(widened["uids"], widened["statuses"]))[3]
+    assert slow == "ok" and 3 in widened["scores/applied"]  # not cut, and scored
 
 
 # --- hostile clients ------------------------------------------------------------------

@@ -5,11 +5,13 @@ by moving-average score among those a query may go to (``Validator.eligible_mine
 one per coldkey. The best ``--organic.race`` of them race: the first of them to send
 text that is not blank is the one the user reads, each piece verified before it is
 forwarded. A racer that ends without such text, or fails, drops out and the next miner
-by score takes its place in the race (one that already sent text wins at once), so a
-blank answer is never served while another miner has text, and the user gets the best
-miners' answer, not simply the fastest one's. A non-streamed request gets the chosen
-miner's complete answer; if that miner fails before finishing, the next in line serves
-it (a streamed user has already read text: their stream ends with an error event).
+by score takes its place in the race (one that already sent text wins at once), and
+each ``--organic.race_wait_s`` without text from any racer lets the next by score join,
+so a blank answer is never served while another miner has text, and the user gets the
+best miners' answer, not simply the fastest one's, without waiting on a slow one. A
+non-streamed request gets the chosen miner's complete answer; if that miner fails
+before finishing, the next in line serves it (a streamed user has already read text:
+their stream ends with an error event).
 
 Every miner's answer is still collected: when all have answered (or been cut off), the
 exchange joins the scoring queue, where the validator's model writes a reference for
@@ -84,16 +86,26 @@ class Exchange:
     """One organic request's fan-out: the race for the user and what gets scored.
 
     ``ranked``: the miners asked, best score first; the first ``race`` of them still in
-    it race. The user reads ``served`` (a uid, once chosen): streamed, through
-    ``pieces`` (its texts, then its QueryResult); whole, through ``whole`` (its complete
-    ok answer, or None when no miner has one)."""
+    it race, one more each ``race_wait_s`` that passes with no text from any of them (a
+    slow miner that keeps its stream alive does not hold the user to the deadline; it
+    stays in the race and is scored). The user reads ``served`` (a uid, once chosen):
+    streamed, through ``pieces`` (its texts, then its QueryResult); whole, through
+    ``whole`` (its complete ok answer, or None when no miner has one)."""
 
     def __init__(
-        self, request: PromptRequest, ranked: list[Neuron], race: int, key_id: str, stream: bool
+        self,
+        request: PromptRequest,
+        ranked: list[Neuron],
+        race: int,
+        key_id: str,
+        stream: bool,
+        race_wait_s: float = 0.0,
     ):
         self.request = request
         self.ranked = ranked
         self.race = race
+        self.race_wait_s = race_wait_s  # 0: the race never widens
+        self.widened = 0  # miners that joined the race because its racers had no text
         self.key_id = key_id  # hashed name of the API key
         self.stream = stream
         self.started = time.perf_counter()
@@ -108,10 +120,27 @@ class Exchange:
         self.finished = asyncio.Event()  # every miner has answered or been cut off
         self.user_left = False
         self.racers_at_start = self.racers()
+        self._widening: asyncio.TimerHandle | None = None
+        self._wait_for_text()
 
     def racers(self) -> list[int]:
-        """The best ``race`` miners by score still in the race."""
-        return [n.uid for n in self.ranked if n.uid not in self.out][: self.race]
+        """The best ``race`` (plus those joined since) miners by score still in it."""
+        return [n.uid for n in self.ranked if n.uid not in self.out][: self.race + self.widened]
+
+    def _wait_for_text(self) -> None:
+        if self.race_wait_s > 0 and self.race + self.widened < len(self.ranked):
+            loop = asyncio.get_running_loop()
+            self._widening = loop.call_later(self.race_wait_s, self._widen)
+
+    def _widen(self) -> None:
+        """No racer sent text within ``race_wait_s``: the next by score joins."""
+        self._widening = None
+        if self.decided.is_set():
+            return
+        self.widened += 1
+        self._decide()
+        if not self.decided.is_set():
+            self._wait_for_text()
 
     def rank(self, uid: int | None) -> int | None:
         """1 for the best score among those asked."""
@@ -146,6 +175,8 @@ class Exchange:
                 self._resolve(result)
                 return
             self.served = None  # a whole answer's user has read nothing: next in line
+            self.decided.clear()
+            self._wait_for_text()
         self._decide()
 
     def close(self) -> None:
@@ -180,7 +211,7 @@ class Exchange:
 
     def _serve(self, uid: int) -> None:
         self.served = uid
-        self.decided.set()
+        self._decided()
         result = self.results.get(uid)
         if self.stream:
             for text in self.texts.pop(uid, []):
@@ -192,8 +223,14 @@ class Exchange:
             self._resolve(result)
 
     def _give_up(self) -> None:
-        self.decided.set()
+        self._decided()
         self._resolve(None)
+
+    def _decided(self) -> None:
+        self.decided.set()
+        if self._widening is not None:
+            self._widening.cancel()
+            self._widening = None
 
     def _resolve(self, result: QueryResult | None) -> None:
         if not self.whole.done():
@@ -299,7 +336,8 @@ class OrganicService:
             self.gate.release()
             raise
         race = min(self.settings.race, len(neurons))
-        exchange = Exchange(request, neurons, race, hashed(key_name, self.salt), stream)
+        key_id = hashed(key_name, self.salt)
+        exchange = Exchange(request, neurons, race, key_id, stream, self.settings.race_wait_s)
         task = asyncio.ensure_future(self._fan_out(exchange))
         self._fan_outs.add(task)
         task.add_done_callback(self._fan_outs.discard)
@@ -450,6 +488,7 @@ class OrganicService:
             # the race: the best k by score raced; who served, and their rank by score
             "organic/race": ex.race,
             "organic/racers": ex.racers_at_start,
+            "organic/race_widened": ex.widened,  # joined: the racers had no text in time
             "organic/served_uid": ex.served,
             "organic/served_rank": ex.rank(ex.served),
             "organic/scored": reference is not None,
