@@ -163,8 +163,9 @@ def test_echo_counts_copied_runs_not_shared_words():
 
 
 def test_echo_lets_one_quoted_sentence_answer():
-    """A reader who asks about a passage accepts its sentence that holds the answer;
-    handing back the question, or more of the passage, is still an echo."""
+    """A reader who asks about a passage accepts its sentence that holds the answer (a
+    bare quote keeps ``1 - QUOTE_COST`` of its reward, not 0); handing back the question,
+    or more of the passage, is still an echo."""
     passage = (
         "The source character set is defined by the encoding declaration; it is UTF-8 if "
         "no encoding declaration is given in the source file. Lines are joined by a "
@@ -177,7 +178,14 @@ def test_echo_lets_one_quoted_sentence_answer():
     quote = passage.split("; it is")[0] + "; it is UTF-8 if no encoding declaration is given."
     restated = f"The answer to {question} is this."
     two = " ".join(passage.split(". ")[:2])
-    assert penalties.echo(completion=quote, challenge=challenge, passage=passage) == 0.0
+    # the quote alone answers, at a cost; with a sentence of its own around it, none
+    alone = penalties.echo(completion=quote, challenge=challenge, passage=passage)
+    assert alone == pytest.approx(penalties.QUOTE_COST)
+    explained = (
+        f"{quote} So a file without a declaration is read as UTF-8 by the interpreter, "
+        "which is why most modern scripts never need to state their encoding at all."
+    )
+    assert penalties.echo(completion=explained, challenge=challenge, passage=passage) == 0.0
     assert penalties.echo(completion=quote, challenge=challenge) == 1.0  # passage unknown
     assert penalties.echo(completion=restated, challenge=challenge, passage=passage) > 0.5
     assert penalties.echo(completion=two, challenge=challenge, passage=passage) == 1.0

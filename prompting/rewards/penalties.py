@@ -134,7 +134,7 @@ def scrambled(answer: list[str], passage: str) -> float:
     return min(1.0, max(0.0, (ORDER_OK - order) / (ORDER_OK - ORDER_NONE)))
 
 
-def degenerate(completion: str, **_) -> float:
+def degenerate(completion: str, challenge: str = "", passage: str = "", **_) -> float:
     """Text that is not prose: a word list (few function words), words in no order
     (pairs such as "the of" that prose never has, or a shown passage's words out of its
     order: ``scrambled``; a shuffled passage, whose words an averaged embedding still
@@ -144,8 +144,7 @@ def degenerate(completion: str, **_) -> float:
     w = words(completion)
     if len(w) < DEGENERATE_MIN_WORDS:
         return 0.0
-    shown = _.get("passage", "")
-    mixed = scrambled(w, shown) if shown and shown in _.get("challenge", "") else 0.0
+    mixed = scrambled(w, passage) if passage and passage in challenge else 0.0
     trigrams = list(zip(w, w[1:], w[2:]))
     distinct = len(set(trigrams)) / len(trigrams)
     looping = (DISTINCT_TRIGRAMS_OK - distinct) / (DISTINCT_TRIGRAMS_OK - DISTINCT_TRIGRAMS_NONE)
