@@ -33,7 +33,7 @@ MIN_TOKENS = 4  # a phrase, a number, a name: too short to judge
 # to other challenges up to -0.1; hand-written answers of the task templates up to 1.2
 # (short replies to open requests, in words the small model would not pick); a third of
 # the words replaced 0.8 (median), a stock paragraph 0.8, shuffled passages 1.7-2.0.
-FLUENT = 1.0
+FLUENT = 1.25
 NONSENSE = 2.0
 
 
