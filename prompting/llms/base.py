@@ -86,19 +86,6 @@ class Scored:
         answers compare); NaN when there are no tokens: an empty answer has no score."""
         return math.fsum(self.logprobs) / len(self.logprobs) if self.logprobs else float("nan")
 
-    @property
-    def excess_surprise(self) -> float:
-        """Mean surprisal beyond what the model expected, -log p - entropy, per token:
-        about 0 for text the model finds as likely as its own, whatever the style, where
-        a reader is unsure anyway; large where a token breaks what the model was sure of
-        (a word out of order, a filler inside a copied sentence). NaN without tokens or
-        entropies."""
-        if not self.logprobs or self.entropies is None:
-            return float("nan")
-        return -math.fsum(lp + h for lp, h in zip(self.logprobs, self.entropies)) / len(
-            self.logprobs
-        )
-
     def cut(self, n: int) -> Scored:
         """The first ``n`` tokens' numbers."""
         return Scored(self.logprobs[:n], None if self.entropies is None else self.entropies[:n])

@@ -3,7 +3,7 @@
 The validator's own model reads each answer after the chat-formatted challenge
 (teacher-forced, ``LLM.score``) and the judge takes, over the answer's first
 ``READ_TOKENS`` tokens, the mean surprisal beyond what the model expected at each
-position (``Scored.excess_surprise``: -log p minus the entropy of its next-token
+position (``surprise_bound``: -log p minus the entropy of its next-token
 distribution there). Mean log-probability alone cannot be the measure: a small model
 finds a correct answer in words other than its own improbable (a hand-written answer
 reads at -3 to -4 nats per token, the model's own at -1), so it would reward sounding
