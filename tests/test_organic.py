@@ -228,11 +228,12 @@ async def test_the_openai_client_streamed_and_not_and_every_answer_scored(
         assert by_uid[1][0] == by_uid[2][0] == "ok" and by_uid[1][1] > by_uid[2][1] > 0
         ttft = dict(zip(e["uids"], e["ttft"]))
         assert 0 < ttft[1] < ttft[2] and ttft[3] is None
-        # asked best first; the best two raced: the forger (out at its first line), so
-        # uid 1 took the race and served
-        assert e["uids"] == [3, 1, 2] and e["organic/race"] == 2
-        assert e["organic/racers"] == [3, 1] and e["organic/served_uid"] == 1
-        assert e["organic/served_rank"] == 2 and e["scores/applied"] == [3, 1, 2]
+        # asked best first (the rewards move the scores: uid 1 may pass the forger); the
+        # best two raced, and uid 1 served (the forger is out at its first line)
+        assert e["uids"] in ([3, 1, 2], [1, 3, 2]) and e["organic/race"] == 2
+        assert e["organic/racers"] == e["uids"][:2] and e["organic/served_uid"] == 1
+        assert e["organic/served_rank"] == e["uids"].index(1) + 1
+        assert e["scores/applied"] == e["uids"]
         assert e["organic/id"].startswith("organic:") and len(e["organic/key"]) == 16
     text = open(net.log).read()
     assert SECRET_QUESTION not in text and "alice" not in text and ANSWER not in text
