@@ -169,7 +169,7 @@ class RewardStack:
         weighted = np.zeros(n)
         weight_sum = sum(challenge.rewards.values())
         for name, weight in challenge.rewards.items():
-            values = self._run(name, step, result, name)
+            values = self._run(name, step, result, f"reward/{name}")
             values = np.clip(np.nan_to_num(values), 0.0, 1.0)
             result.components[name] = values.tolist()
             weighted += weight * values
