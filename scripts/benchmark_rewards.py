@@ -9,10 +9,19 @@ and the given model (batched as concurrent steps would), lets the same model ans
 each one as the ``model`` miner does, then scores a line-up with the real reward stack
 (``prompting/evaluation/lineup.py``): the honest model, the retrieval heuristic, and cheap
 strategies (question restated + best sentence, keyword list, passage lead, passage
-copy, every number of the challenge, an appended answer and score, a near-copy of the
-model's answer). JSON: mean reward per strategy, task and component, the model's
-margin over the best cheap strategy per task, and the share of challenges where any
-miner scored above 0.
+copy, every number of the challenge, an appended answer and score, a shuffle, a
+reworded copy, a copy with fillers, a reordered passage, a padded quote, a stock
+paragraph, a near-copy of the model's answer), and a graded honest line-up (the
+model's answer whole, halved, a third of its words replaced, another challenge's,
+empty: ``prompting/evaluation/fidelity.py``). JSON: mean reward per strategy, task and
+component, the model's margin over the best cheap strategy per task, the share of
+challenges where any miner scored above 0, the correct-quote measure, and Kendall's tau
+of the graded line-up.
+
+The fluency judge needs the model to read every answer (``LLM.score``). The readings
+are cached beside the generation (``--readings``); ``--read_only`` fills both and stops
+(the part for a GPU), and a later run scores from them on any machine. ``--no_reader``
+scores without the judge.
 
 Generation is cached (``--cache``): a second run with the same model, N and seeds only
 re-scores, which is how a reward change is measured. ``--record K`` writes K challenges
