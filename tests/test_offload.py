@@ -15,8 +15,8 @@ import pytest
 from prompting import compat
 from prompting.config import default_config
 from prompting.network.auth import Authorizer, CallerPolicy
-from prompting.network.client import QUERY_PROCESS_ENV, MinerClient, validator_client
-from prompting.network.offload import QueryProcess
+from prompting.network.client import MinerClient
+from prompting.network.offload import QUERY_PROCESS_ENV, QueryProcess, validator_client
 from tests.test_network import RawServer, ServerThread, client_ports, neuron, reply, request
 
 

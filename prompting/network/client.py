@@ -8,17 +8,14 @@ answer counts only if its btauth/1 signature is the queried hotkey's, made for t
 validator and this request's nonce. ``query_stream`` asks for the streamed form
 (docs/protocol.md 10) and verifies every line before it is used.
 
-``validator_client`` picks where the validator's queries run: in a process of their own
-(``prompting.network.offload``) when the model generates on a GPU in this process, so
-that miner traffic never holds the GIL the model's thread needs; in process otherwise.
+Where the validator's queries run (in process, or in processes of their own) is
+``prompting.network.offload.validator_client``'s choice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,7 +38,6 @@ log = logging.getLogger(__name__)
 # miner's 5 s (server.HEADER_TIMEOUT_S, uvicorn's timeout_keep_alive), so a request never
 # goes out on a connection the miner is closing.
 KEEPALIVE_S = 4.0
-QUERY_PROCESS_ENV = "PROMPTING_QUERY_PROCESS"  # "on" / "off": overrides the choice
 
 OK, TIMEOUT, REFUSED, HTTP_ERROR, INVALID, UNREACHABLE, FORGED = (
     "ok",
@@ -330,26 +326,6 @@ class MinerClient:
 
 
 OnDelta = Callable[[int, str], Awaitable[None]]
-
-
-def validator_client(wallet, config, llm=None):
-    """The validator's client: a ``QueryProcess`` when ``llm`` generates on a GPU in this
-    process (miner traffic then holds no GIL the model's thread needs), else an
-    in-process ``MinerClient``; ``PROMPTING_QUERY_PROCESS=on|off`` overrides."""
-    n = config.neuron
-    args = {
-        "timeout": n.timeout,
-        "max_body_bytes": n.max_body_bytes,
-        # every query the rate bound lets in while the earlier ones may still run
-        "max_connections_per_miner": math.ceil(n.miner_query_rate * n.timeout) + 1,
-    }
-    choice = os.environ.get(QUERY_PROCESS_ENV, "").lower()
-    on_gpu = llm is not None and str(llm.stats.device).startswith("cuda")
-    if choice == "on" or (choice != "off" and on_gpu):
-        from prompting.network.offload import QueryProcess
-
-        return QueryProcess(wallet, **args)
-    return MinerClient(wallet, **args)
 
 
 def raise_open_files_limit() -> None:

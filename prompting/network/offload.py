@@ -25,6 +25,7 @@ import ctypes
 import itertools
 import json
 import logging
+import math
 import os
 import pickle
 import signal
@@ -34,6 +35,7 @@ import subprocess
 import sys
 
 from prompting import compat
+from prompting.network.client import MinerClient, QueryResult
 
 log = logging.getLogger(__name__)
 HEADER = struct.Struct("!I")  # each message: its length, then a pickle
@@ -42,6 +44,7 @@ START_TIMEOUT_S = 60.0  # imports and the wallet; seconds on a loaded machine
 # and the step gets timeouts instead of waiting forever.
 GRACE_S = 5.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+QUERY_PROCESS_ENV = "PROMPTING_QUERY_PROCESS"  # "on" / "off": overrides the choice
 
 
 def _frame(obj) -> bytes:
@@ -62,14 +65,30 @@ def default_processes() -> int:
     return max(1, min(4, (os.cpu_count() or 1) // 4))
 
 
+def validator_client(wallet, config, llm=None):
+    """The validator's client: a ``QueryProcess`` when ``llm`` generates on a GPU in this
+    process (miner traffic then holds no GIL the model's thread needs), else an
+    in-process ``MinerClient``; ``PROMPTING_QUERY_PROCESS=on|off`` overrides."""
+    n = config.neuron
+    args = {
+        "timeout": n.timeout,
+        "max_body_bytes": n.max_body_bytes,
+        # every query the rate bound lets in while the earlier ones may still run
+        "max_connections_per_miner": math.ceil(n.miner_query_rate * n.timeout) + 1,
+    }
+    choice = os.environ.get(QUERY_PROCESS_ENV, "").lower()
+    on_gpu = llm is not None and str(llm.stats.device).startswith("cuda")
+    if choice == "on" or (choice != "off" and on_gpu):
+        return QueryProcess(wallet, **args)
+    return MinerClient(wallet, **args)
+
+
 class QueryProcess:
     """``query_many`` as ``MinerClient`` has it, answered by ``processes`` child processes
     (steps go to them in turn); streams (organic) and, when a child cannot start,
     everything go through an in-process ``MinerClient`` (``local``)."""
 
     def __init__(self, wallet, processes: int | None = None, **client_args):
-        from prompting.network.client import MinerClient
-
         self.local = MinerClient(wallet, **client_args)
         self.hotkey = self.local.hotkey
         self.timeout = self.local.timeout
@@ -203,7 +222,6 @@ class _Child:
 
 
 def _failed(neurons: list, reason: str, status: str = "http_error") -> list:
-    from prompting.network.client import QueryResult
 
     return [QueryResult(n.uid, n.hotkey, status, 0.0, error=reason) for n in neurons]
 
@@ -215,8 +233,6 @@ async def _serve(fd: int, spec: dict) -> None:
     reader, writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=fd))
     try:
         import bittensor as bt
-
-        from prompting.network.client import MinerClient
 
         name, hotkey, path = spec["wallet"]
         client = MinerClient(bt.Wallet(name=name, hotkey=hotkey, path=path), **spec["client"])

@@ -33,7 +33,8 @@ from prompting import compat
 from prompting.chain import Chain, ChainError, Neuron, retry_after_blocks
 from prompting.config import TINY_MODEL
 from prompting.llms.base import LLM, LLMError, Sampling
-from prompting.network.client import QueryResult, validator_client
+from prompting.network.client import QueryResult
+from prompting.network.offload import validator_client
 from prompting.protocol import PromptRequest
 from prompting.rewards.stack import RewardResult, RewardStack
 from prompting.tasks import Challenge, Draft, TaskSampler, build_challenges
