@@ -148,6 +148,28 @@ def test_penalties():
     assert penalties.code_format(completion="def f(:\n") == 0.5
 
 
+def test_refusal_is_declining_not_apologising():
+    """An answer that declines, or an apology with nothing besides it, is a refusal; one
+    that apologises (or says it is an AI) and then answers is not (2 of the model's 48
+    recorded answers opened so and lost everything)."""
+    refusals = [
+        "I'm sorry, I cannot help with that.",
+        "Sorry, I can't.",
+        "I am sorry.",
+        "I won't be able to answer that question.",
+        "As a language model I'm unable to provide a step-by-step example of that.",
+        "Sorry, but that is outside what I know.",
+    ]
+    answers = [
+        "I'm sorry for the confusion, but here is the summary: tuples cannot change.",
+        "I apologize for the confusion. Tuples are immutable, so they can be dictionary keys.",
+        "As an AI, I think tuples are immutable and lists are not.",
+        "The function cannot help you if the input is empty.",
+    ]
+    assert [penalties.refusal(completion=t) for t in refusals] == [1.0] * len(refusals)
+    assert [penalties.refusal(completion=t) for t in answers] == [0.0] * len(answers)
+
+
 def test_echo_counts_copied_runs_not_shared_words():
     passage = (
         "A tuple is an immutable sequence. Tuples are written as comma-separated values, "

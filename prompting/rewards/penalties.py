@@ -9,11 +9,23 @@ from prompting.rewards.exact import parse_answer
 from prompting.rewards.text import FUNCTION_WORDS, copied_mask, edited_copy, lcs_length
 from prompting.text import SENTENCE_END, words
 
-REFUSAL = re.compile(
-    r"\b(i'?m sorry|i am sorry|i apologi[sz]e|i can(?:no|')t (?:help|assist|answer|do)|"
-    r"as an ai|i am unable|i'm unable|i won'?t be able)\b",
+# A refusal declines: "I can't help with that", "I'm unable to answer". An apology alone
+# ("I'm sorry for the confusion, here is ...") or "as an AI" is not one: on the recorded
+# line-up, 2 of the model's 48 answers apologised and then answered, and lost everything.
+_DECLINING = "|".join(
+    ("help", "assist", "answer", "do", "provide", "comply", "respond", "share", "say")
+    + ("tell", "give", "offer", "write", "fulfill", "create", "generate", "discuss", "engage")
+)
+DECLINE = re.compile(
+    r"\bi(?: am|'m)? ?(?:can(?:no|')t|unable to|not able to|won'?t(?: be able to)?"
+    rf"|must decline to)\b(?: \w+)? (?:{_DECLINING})\b"
+    r"|\b(?:outside|beyond) (?:of )?(?:what i know|my (?:knowledge|expertise|scope))",
     re.IGNORECASE,
 )
+APOLOGY = re.compile(
+    r"\b(?:i'?m sorry|i am sorry|i apologi[sz]e|sorry)\b[^.!?\n,:;]*[.!?\n,:;]?", re.IGNORECASE
+)
+APOLOGY_ONLY_WORDS = 6  # an apology with fewer words besides it says nothing
 TOO_LONG_FACTOR = 8  # completions this many times the reference's length are penalized
 TOO_LONG_FLOOR = 400  # characters always allowed
 COPY_RUN = 6  # a run of this many words shared with the passage counts as copied
@@ -169,7 +181,14 @@ def misorder(w: list[str]) -> float:
 
 
 def refusal(completion: str, **_) -> float:
-    return 1.0 if REFUSAL.search(completion[:500]) else 0.0
+    """1 for an answer that declines (in its opening) or is an apology with nothing
+    besides it; 0 for one that apologises and then answers."""
+    opening = completion[:500]
+    if DECLINE.search(opening):
+        return 1.0
+    if APOLOGY.search(opening) and len(words(APOLOGY.sub(" ", completion))) < APOLOGY_ONLY_WORDS:
+        return 1.0
+    return 0.0
 
 
 def math_format(completion: str, **_) -> float:
