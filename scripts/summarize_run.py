@@ -15,7 +15,10 @@ rate (the adaptive run of 2026-12-06 read utilization 0 and 52,909 per hour that
 
 The load: steps in flight, waiting for generation and waiting for miners; generation
 batch sizes; the model thread's busy share (``generate/busy_s``: generation;
-``worker/busy_s``: all its work, rewards included); each miner's query rate (mean over
+``worker/busy_s``: all its work, rewards included) and, with a vLLM backend shared between
+threads, the engine thread's (``engine/busy_s``) and the reward threads' summed time
+(``rewards/busy_s``); the reward stack's parts per step (``embed``, the fluency judge's
+``read`` and ``read_answers``); each miner's query rate (mean over
 the window and the most queries any miner got in one second, from ``query/started``).
 With an nvidia-smi CSV sampled through the run (``timestamp,memory.used,utilization.gpu``,
 ``--format=csv,noheader,nounits``, UTC timestamps, its first row taken before the run):
@@ -141,6 +144,14 @@ def gil_split(path: str, samples_taken: int | None = None, top: int = 12) -> dic
     if samples_taken:
         out["samples_taken"] = samples_taken
         out["gil_free_share_of_wall"] = max(0.0, 1 - total / samples_taken)
+    # threads of one pool (rewards_0, rewards_1, ...) together
+    pools: collections.Counter = collections.Counter()
+    for name, n in held.items():
+        pools[re.sub(r"_\d+$", "", name)] += n
+    out["pools_share_of_gil"] = {k: round(v / total, 4) for k, v in pools.most_common()}
+    if samples_taken:
+        wall = {k: round(v / samples_taken, 4) for k, v in pools.most_common()}
+        out["pools_share_of_wall"] = wall
     for name, n in held.most_common():
         row: dict = {"share_of_gil": n / total}
         if samples_taken:
@@ -158,7 +169,8 @@ def bound(out: dict, rate_bound: float, in_flight_cap: int) -> str:
     ``miners' rate`` (the mean miner within NEAR of --neuron.miner_query_rate), ``model
     thread`` (busy NEAR of the window while the GPU is not: CPU work or the GIL on the
     model thread holds the GPU back), ``steps in flight`` (the median at the cap), else
-    ``none``."""
+    ``engine thread`` (with a shared vLLM backend, its engine thread stepping NEAR of the
+    window while the GPU is not busy), ``none``."""
     gpu = out.get("nvidia_smi", {}).get("busy_share")
     if gpu is not None and gpu >= GPU_BUSY:
         return "gpu"
@@ -166,6 +178,8 @@ def bound(out: dict, rate_bound: float, in_flight_cap: int) -> str:
         return "miners' rate"
     if out.get("model_thread_busy_share", 0) >= NEAR:
         return "model thread"
+    if out.get("engine_thread_busy_share", 0) >= NEAR:
+        return "engine thread"
     if out.get("in_flight", {}).get("p50", 0) >= in_flight_cap:
         return "steps in flight"
     return "none"
@@ -223,9 +237,18 @@ def summarize(
         for key, name in (
             ("generate/busy_s", "generation_busy_share"),
             ("worker/busy_s", "model_thread_busy_share"),
+            ("engine/busy_s", "engine_thread_busy_share"),
+            ("rewards/busy_s", "reward_threads_busy"),  # summed over threads: may pass 1
         ):
             if key in events[-1]:  # counted from the batcher's start, before the first step
                 out[name] = events[-1][key] / window
+        # the reward stack's parts per step: the relevance embedder, the fluency judge's
+        # reading (the validator's model) and how many answers it read
+        parts = {
+            part: [e[f"timings/{part}"] for e in events if f"timings/{part}" in e]
+            for part in ("embed", "read", "read_answers")
+        }
+        out["reward_parts"] = {part: spread(v) for part, v in parts.items() if v}
         # where a step's time goes (save: the state written and freed memory returned)
         out["stage_s"] = {
             stage: spread([e[f"timings/{stage}"] for e in events if f"timings/{stage}" in e])

@@ -225,3 +225,108 @@ def test_the_loop_keeps_miners_under_their_rate_and_steps_overlap_while_they_thi
             starts.setdefault(uid, []).append(e["query/started"])
     gaps = [b - a for times in starts.values() for a, b in zip(sorted(times), sorted(times)[1:])]
     assert min(gaps) >= 0.2 - 0.01  # 1/rate, less the clock's and the loop's jitter
+
+
+def test_a_shared_backend_scores_and_builds_beside_generation(tmp_path, wallets, embedder):
+    """With a backend that takes calls from any thread (``share``, as vLLM's engine
+    thread gives), rewards run on reward threads and several challenge builds at once,
+    not one after another on the model thread; steps still commit in order and the
+    scores are a sequential replay of the logged rewards."""
+    import io
+    import json
+    import sys
+    import threading
+    import time
+
+    from prompting.chain.local import LocalChain
+    from prompting.config import default_config
+    from prompting.network.auth import Authorizer, CallerPolicy, load_or_create_wallet
+    from prompting.rewards.stack import RewardStack
+    from prompting.telemetry import Telemetry
+    from prompting.validator.loop import Validator
+    from tests.test_network import ServerThread
+    from tests.test_tasks import RULES, ScriptedLLM
+
+    class Shared(ScriptedLLM):
+        """The scripted model behind a lock, taking calls from any thread, slow enough
+        (50 ms a call) for builds to overlap."""
+
+        def __init__(self, rules):
+            super().__init__(rules)
+            self.lock = threading.Lock()
+            self.running = self.most = 0
+            self.threads: set[str] = set()
+
+        def share(self) -> bool:
+            return True
+
+        def generate(self, prompts, sampling=None):
+            with self.lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+                self.threads.add(threading.current_thread().name.split("_")[0])
+            time.sleep(0.05)
+            try:
+                with self.lock:
+                    return super().generate(prompts, sampling)
+            finally:
+                with self.lock:
+                    self.running -= 1
+
+    scorers: set[str] = set()
+
+    class Stack(RewardStack):
+        def score(self, *args, **kwargs):
+            scorers.add(threading.current_thread().name.split("_")[0])
+            return super().score(*args, **kwargs)
+
+    v = wallets["validator"]
+    miners = [load_or_create_wallet(f"s{i}", "default", str(tmp_path / "w")) for i in range(4)]
+    policy = Authorizer(CallerPolicy(0, frozenset({v.hotkey.ss58_address})), None)
+
+    def answer(req):
+        words = req.messages[-1].content.split()
+        return "In short, " + " ".join(words[len(words) // 3 : len(words) // 3 + 5]) + "."
+
+    servers = [ServerThread(answer, m, policy, rate_limit=1000) for m in miners]
+    llm = Shared(RULES)
+    interval = sys.getswitchinterval()
+    try:
+        chain = LocalChain(str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address)
+        chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
+        for m, server in zip(miners, servers):
+            chain.register(
+                m.hotkey.ss58_address,
+                m.coldkeypub.ss58_address,
+                endpoint=f"127.0.0.1:{server.port}",
+            )
+        config = default_config(
+            neuron__full_path=str(tmp_path),
+            neuron__model_id="scripted",
+            neuron__max_steps=16,
+            neuron__num_concurrent_forwards=8,  # the batch the scripted model names
+            neuron__sample_size=2,
+            neuron__miner_query_rate=1000.0,
+            neuron__timeout=3.0,
+            neuron__seed=0,
+            neuron__task_weights={"qa": 1, "generic_instruction": 1, "summarization": 1},
+        )
+        telemetry = Telemetry(str(tmp_path), stream=io.StringIO())
+        validator = Validator(config, v, chain, llm, Stack(lambda: embedder), telemetry)
+        assert validator.shared and sys.getswitchinterval() < interval
+        asyncio.run(validator.run())
+    finally:
+        for server in servers:
+            server.stop()
+    assert sys.getswitchinterval() == interval  # put back at close
+    events = [json.loads(line) for line in open(tmp_path / "events.jsonl")]
+    assert [e["step"] for e in events] == list(range(1, 17))
+    assert scorers == {"rewards"} and llm.threads == {"builds"}
+    assert llm.most >= 2  # builds overlapped
+    assert validator.worker_busy_s == 0 and events[-1]["rewards/busy_s"] > 0
+    assert events[-1]["generate/busy_s"] > 0
+    replayed = [0.0] * len(validator.state.scores)
+    for e in events:
+        for uid, reward in zip(e["uids"], e["rewards"]):
+            replayed[uid] = 0.1 * reward + 0.9 * replayed[uid]
+    assert replayed == pytest.approx(validator.state.scores, abs=1e-12)

@@ -81,7 +81,31 @@ def test_the_bound_a_run_hit():
     at.update(model_thread_busy_share=0.95, in_flight={"p50": 512})
     assert summarize_run.bound(at, 4.0, 512) == "model thread"
     at["model_thread_busy_share"] = 0.5
+    at["engine_thread_busy_share"] = 0.93  # a shared vLLM backend's engine thread
+    assert summarize_run.bound(at, 4.0, 512) == "engine thread"
+    at["engine_thread_busy_share"] = 0.6
     assert summarize_run.bound(at, 4.0, 512) == "steps in flight"
+
+
+def test_a_shared_backends_threads_and_the_reward_parts(tmp_path):
+    """With vLLM shared between threads: the engine thread's busy share, the reward
+    threads' summed time, and per step the embedder's and the fluency judge's parts."""
+    burst_events(tmp_path / "events.jsonl")
+    lines = open(tmp_path / "events.jsonl").read().splitlines()
+    with open(tmp_path / "events.jsonl", "w") as f:
+        for i, line in enumerate(lines):
+            event = json.loads(line)
+            event.update({"engine/busy_s": 20.0, "rewards/busy_s": 40.0, "timings/embed": 0.01})
+            if i % 2:  # a step whose answers were all zeroed reads nothing: no timing
+                event.update({"timings/read": 0.02 * (i % 4), "timings/read_answers": 4.0})
+            f.write(json.dumps(event) + "\n")
+    out = summarize_run.summarize(str(tmp_path))
+    assert out["engine_thread_busy_share"] == pytest.approx(20.0 / 33.82, rel=0.01)
+    assert out["reward_threads_busy"] == pytest.approx(40.0 / 33.82, rel=0.01)
+    parts = out["reward_parts"]
+    assert parts["embed"]["mean"] == pytest.approx(0.01)
+    assert parts["read"]["mean"] == pytest.approx(0.04, abs=1e-3) and parts["read"]["max"] == 0.06
+    assert parts["read_answers"]["p50"] == 4.0
 
 
 def test_gil_split_of_a_recorded_profile():
@@ -91,6 +115,7 @@ def test_gil_split_of_a_recorded_profile():
     assert main["share_of_gil"] == pytest.approx(6 / 12)
     assert models["share_of_wall"] == pytest.approx(6 / 100)
     assert split["gil_free_share_of_wall"] == pytest.approx(0.88)
+    assert split["pools_share_of_gil"] == {"MainThread": 0.5, "models": 0.5}  # models_0
     assert main["areas_share_of_gil"]["miner traffic"] == pytest.approx(4 / 12, abs=1e-4)
     assert models["areas_share_of_gil"]["rewards"] == pytest.approx(4 / 12, abs=1e-4)
     assert models["areas_share_of_gil"]["challenges and generation"] == pytest.approx(

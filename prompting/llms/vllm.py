@@ -22,8 +22,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 
 from prompting import compat
@@ -338,6 +341,125 @@ def sampling_params(sampling: Sampling):
     )
 
 
+class EngineThread:
+    """The one thread that drives a shared ``vllm.LLM``: callers on any thread hand it
+    prompts with their parameters (``run``) and wait; between two engine steps it adds
+    whatever arrived, so requests from several callers (challenge builds, the fluency
+    judge's reads) join the running batch at once, vLLM's continuous batching, instead
+    of each ``LLM.generate`` call running its batch to the end before the next starts.
+    ``vllm.LLM`` is not thread-safe: once this thread runs, nothing else touches it.
+    ``busy_s``: time spent in engine steps (the GPU's work and vLLM's scheduling)."""
+
+    JOIN_S = 30.0
+
+    def __init__(self, llm):
+        self._llm = llm
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending: dict[str, tuple[list, int, Future]] = {}
+        self._broken: BaseException | None = None
+        self.busy_s = 0.0
+        self.steps = 0
+        self._thread = threading.Thread(target=self._main, name="vllm-engine", daemon=True)
+        self._thread.start()
+
+    def run(self, prompts: list, params) -> list:
+        """vLLM's outputs for ``prompts`` (one ``SamplingParams`` for all), in order."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("EngineThread.run called from the engine thread")
+        if not self._thread.is_alive():
+            raise LLMError("the vLLM engine thread has stopped (the backend was closed)")
+        future: Future = Future()
+        self._jobs.put((list(prompts), params, future))
+        return future.result()
+
+    def close(self) -> None:
+        """Stop after the step in progress; calls still waiting fail."""
+        self._jobs.put(None)
+        self._thread.join(self.JOIN_S)
+
+    def _main(self) -> None:
+        engine = self._llm.llm_engine
+        while True:
+            busy = bool(self._pending)
+            try:  # block only while nothing runs; otherwise take what has arrived
+                jobs = [self._jobs.get(block=not busy)]
+            except queue.Empty:
+                jobs = []
+            while True:
+                try:
+                    jobs.append(self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            if None in jobs:
+                self._fail_all(LLMError("the vLLM engine thread was closed"), jobs)
+                return
+            for job in jobs:
+                self._add(*job)
+            if not self._pending:
+                continue
+            if not engine.has_unfinished_requests():  # never seen; no step would end them
+                self._fail_all(LLMError("vLLM dropped requests without finishing them"), [])
+                continue
+            start = time.perf_counter()
+            try:
+                outputs = engine.step()
+            except Exception as exc:  # noqa: BLE001 - every caller waiting learns of it
+                log.exception("vLLM engine step failed; the engine is no longer used")
+                self._broken = exc
+                self._fail_all(LLMError(f"vLLM engine step failed: {exc}"), [])
+                continue
+            finally:
+                self.busy_s += time.perf_counter() - start
+                self.steps += 1
+            for out in outputs:
+                if not out.finished:
+                    continue
+                entry = self._pending.pop(out.request_id, None)
+                if entry is None:
+                    continue
+                results, index, future = entry
+                results[index] = out
+                if all(r is not None for r in results) and not future.done():
+                    future.set_result(results)
+
+    def _add(self, prompts: list, params, future: Future) -> None:
+        if self._broken is not None:
+            future.set_exception(LLMError(f"the vLLM engine failed earlier: {self._broken}"))
+            return
+        if not prompts:
+            future.set_result([])
+            return
+        try:
+            ids = self._llm.enqueue(prompts, params, use_tqdm=False)
+        except Exception as exc:  # noqa: BLE001 - the caller's error (a prompt too long)
+            future.set_exception(exc)
+            return
+        results: list = [None] * len(ids)
+        for index, request_id in enumerate(ids):
+            # enqueue returns the engine's ids, "<ours>-<8 random characters>"; outputs
+            # carry ours (vllm 0.24: InputProcessor.assign_request_id)
+            self._pending[request_id.split("-", 1)[0]] = (results, index, future)
+
+    def _fail_all(self, exc: BaseException, jobs: list) -> None:
+        for _, _, future in self._pending.values():
+            if not future.done():
+                future.set_exception(exc)
+        self._pending.clear()
+        for job in jobs:
+            if job is not None and not job[2].done():
+                job[2].set_exception(exc)
+
+
+ENGINE_THREAD_ENV = "PROMPTING_ENGINE_THREAD"
+
+
+def shared_engine_wanted(environ: dict | None = None) -> bool:
+    """Whether the backend may be shared between threads (``VLLM.share``);
+    PROMPTING_ENGINE_THREAD=off keeps every model call on the caller's one model thread."""
+    environ = os.environ if environ is None else environ
+    return environ.get(ENGINE_THREAD_ENV, "").strip().lower() not in ("off", "0", "no")
+
+
 class VLLM(LLM):
     name = "vllm"
     own_flags = ("max_model_len", "enforce_eager", "quantization", "distributed_executor", "gpus")
@@ -478,7 +600,14 @@ class VLLM(LLM):
         sampling = sampling or Sampling()
         texts = [render_chat(self._tokenizer, p) for p in prompts]
         start = time.perf_counter()
-        outputs = self.engine.generate(texts, sampling_params(sampling), use_tqdm=False)
+        if self._thread is not None:
+            # Token ids made on the caller's thread, as vLLM would make them (special
+            # tokens added): vLLM tokenizes with truncation on, which flips the shared
+            # tokenizer's state under the other threads' calls ("Already borrowed").
+            from vllm.inputs import TokensPrompt
+
+            texts = [TokensPrompt(prompt_token_ids=self._tokenizer(t).input_ids) for t in texts]
+        outputs = self._run(texts, sampling_params(sampling))
         seconds = time.perf_counter() - start
         results = []
         for out in outputs:
@@ -568,13 +697,45 @@ class VLLM(LLM):
             skip_reading_prefix_cache=not read_cache,
         )
         requests = [TokensPrompt(prompt_token_ids=pairs[i][0] + pairs[i][1]) for i in indices]
-        outputs = self.engine.generate(requests, params, use_tqdm=False)
-        return dict(zip(indices, outputs))
+        return dict(zip(indices, self._run(requests, params)))
+
+    # --- sharing the engine between threads -------------------------------------------
+
+    _thread: EngineThread | None = None
+
+    def share(self) -> bool:
+        """From now on ``generate`` and ``score`` may be called from any thread, several
+        at once: an ``EngineThread`` drives the engine and batches all their requests
+        continuously. Returns whether the backend is shared (not with
+        PROMPTING_ENGINE_THREAD=off)."""
+        if self._thread is None and self.engine is not None and shared_engine_wanted():
+            self._thread = EngineThread(self.engine)
+            log.info("vllm: the engine is driven by its own thread; calls from any thread")
+        return self._thread is not None
+
+    @property
+    def shared(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def engine_busy_s(self) -> float:
+        """Time the engine thread spent in engine steps (0 when not shared)."""
+        return self._thread.busy_s if self._thread is not None else 0.0
+
+    def _run(self, prompts: list, params) -> list:
+        """vLLM's outputs for ``prompts``, in order: through the engine thread once
+        shared, else one ``LLM.generate`` call on this thread."""
+        if self._thread is not None:
+            return self._thread.run(prompts, params)
+        return self.engine.generate(prompts, params, use_tqdm=False)
 
     def close(self) -> None:
         engine = getattr(self, "engine", None)
         if engine is None:
             return
+        if self._thread is not None:
+            self._thread.close()
+            self._thread = None
         self.engine = None
         del engine
         import gc

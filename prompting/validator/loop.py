@@ -23,6 +23,8 @@ import logging
 import os
 import random
 import signal
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -48,6 +50,17 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 SKIP_BACKOFF_S = 2.0  # pause after a skipped or failed step
 MAX_CONSECUTIVE_FAILURES = 20  # then something is structurally wrong: stop and say so
+# With a backend shared between threads (``VLLM.share``: one engine thread batches every
+# call continuously), rewards and challenge builds leave the one model thread:
+REWARD_THREADS = 16  # steps scored at once (most of a step's scoring waits on the GPU)
+# Challenge builds at once, each of at most 1/BUILDS of the drafts that fit: a build's
+# rounds end together (every draft waits for the round's longest text), so several
+# smaller builds keep the engine's batch full while one of them starts its next round.
+BUILDS = 6
+READS_SHARE = 4  # 1/READS_SHARE of the engine's sequences left to the fluency judge's reads
+# The GIL's switch interval then: a thread that waits on the GPU and then for the GIL gets
+# it within this, not Python's default 5 ms (the engine thread does so every step).
+SWITCH_INTERVAL_S = 0.001
 
 
 @dataclass
@@ -81,19 +94,31 @@ async def _pass_turn(before: asyncio.Event, mine: asyncio.Event) -> None:
 class GenerationBatcher:
     """Builds the challenges of all steps in flight together.
 
-    A step hands in its draft and waits; whatever drafts are waiting when the model
-    thread is free go into one ``build_challenges`` call (one batched generation per
-    stage), so N concurrent steps cost about one generation, not N. ``on_take`` is called
-    whenever a batch leaves the queue (room for more drafts); ``busy_s`` is the time the
-    model thread spent generating, for the GPU's busy share.
+    A step hands in its draft and waits; whatever drafts are waiting when a build may
+    start go into one ``build_challenges`` call (one batched generation per stage), so N
+    concurrent steps cost about one generation, not N. By default one build runs at a
+    time, on the model thread; with a backend shared between threads, up to ``builds``
+    run at once, each of at most ``room // builds`` drafts, holding at most ``room``
+    between them (their rounds join one continuous batch in the engine). ``on_take`` is
+    called whenever a batch leaves the queue (room for more drafts); ``busy_s`` is the
+    time at least one build ran, for the GPU's busy share.
     """
 
-    def __init__(self, run_in_worker, llm: LLM | None, on_take=None):
+    def __init__(
+        self, run_in_worker, llm: LLM | None, on_take=None, builds: int = 1, room: int | None = None
+    ):
         self._run = run_in_worker
         self.llm = llm  # what its generate calls go to (``Validator.share_generation``)
         self._on_take = on_take
         self._waiting: list[tuple[Draft, Sampling, asyncio.Future]] = []
-        self._drainer: asyncio.Future | None = None
+        self._builds = max(1, builds)
+        self._room = room
+        self._running = 0  # builds running
+        self._building = 0  # drafts in them
+        self._tasks: set[asyncio.Future] = set()
+        self._lock = threading.Lock()
+        self._on_threads = 0  # builds running on their threads now
+        self._since = 0.0  # when the first of them began (perf_counter)
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # the latest, for tests
         self.busy_s = 0.0
 
@@ -106,36 +131,60 @@ class GenerationBatcher:
         """The draft's challenge and the number of drafts it was built with."""
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((draft, params, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.ensure_future(self._drain())
+        self._kick()
         return await future
 
+    def _kick(self) -> None:
+        """Start builds while drafts wait and the limits allow."""
+        while self._waiting and self._running < self._builds:
+            take = len(self._waiting)
+            if self._room is not None:  # each build at most its share of the room
+                share = max(1, self._room // self._builds)
+                take = min(take, share, self._room - self._building)
+            if take <= 0:
+                return
+            batch, self._waiting = self._waiting[:take], self._waiting[take:]
+            self._running += 1
+            self._building += len(batch)
+            self.batch_sizes.append(len(batch))
+            task = asyncio.ensure_future(self._build_batch(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            if self._on_take is not None:
+                self._on_take()
+
     def _build(self, drafts: list[Draft], llm: LLM | None, params: Sampling) -> list[Challenge]:
-        """build_challenges, timed on the model thread itself (not its queue)."""
-        start = time.perf_counter()
+        """build_challenges, timed on its thread (not its queue): ``busy_s`` grows while
+        at least one build runs."""
+        with self._lock:
+            self._on_threads += 1
+            if self._on_threads == 1:
+                self._since = time.perf_counter()
         try:
             return build_challenges(drafts, llm, params)
         finally:
-            self.busy_s += time.perf_counter() - start
+            with self._lock:
+                self._on_threads -= 1
+                if self._on_threads == 0:
+                    self.busy_s += time.perf_counter() - self._since
 
-    async def _drain(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            self.batch_sizes.append(len(batch))
-            if self._on_take is not None:
-                self._on_take()
-            try:
-                challenges = await self._run(
-                    self._build, [d for d, _, _ in batch], self.llm, batch[0][1]
-                )
-            except Exception as exc:  # noqa: BLE001 - each waiting step decides what to do
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+    async def _build_batch(self, batch: list) -> None:
+        try:
+            challenges = await self._run(
+                self._build, [d for d, _, _ in batch], self.llm, batch[0][1]
+            )
+        except Exception as exc:  # noqa: BLE001 - each waiting step decides what to do
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
             for (_, _, future), challenge in zip(batch, challenges):
                 if not future.done():
                     future.set_result((challenge, len(batch)))
+        finally:
+            self._running -= 1
+            self._building -= len(batch)
+            self._kick()
 
 
 @dataclass
@@ -170,6 +219,13 @@ def score_ok_answers(
             spread[i] = values[j]
         components[name] = spread
     return ScoredAnswers(rewards, components, raw)
+
+
+def shares_calls(llm: LLM | None) -> bool:
+    """Whether ``llm`` now takes calls from any thread at once (``VLLM.share``: its engine
+    thread batches them all); the other backends do not."""
+    share = getattr(llm, "share", None)
+    return bool(share()) if callable(share) else False
 
 
 def uses_llm_references(config) -> bool:
@@ -218,6 +274,11 @@ class Validator:
         self.concurrency = Concurrency.from_config(
             config, llm.batch_capacity if llm is not None else None
         )
+        # A backend that takes calls from any thread at once (vLLM: ``VLLM.share``) lets
+        # reward scoring and several challenge builds run beside each other instead of
+        # one after another on the model thread; the fluency judge's reads then join the
+        # engine's batch from the reward threads.
+        self.shared = shares_calls(llm)
         self._wake = asyncio.Event()  # the load changed: the loop may start a step
         self._miners_turn = asyncio.Lock()  # steps take miners one at a time, in order
         self._waiting_miners = 0
@@ -228,9 +289,28 @@ class Validator:
         # and RSS kept growing over long runs.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="models")
         self.worker_busy_s = 0.0  # the model thread's time on any work: its busy share
+        self._rewards_pool: ThreadPoolExecutor | None = None
+        self._builds_pool: ThreadPoolExecutor | None = None
+        self.rewards_busy_s = 0.0  # reward threads' time, summed over them
+        self._rewards_lock = threading.Lock()
+        if self.shared:
+            self._rewards_pool = ThreadPoolExecutor(REWARD_THREADS, thread_name_prefix="rewards")
+            self._builds_pool = ThreadPoolExecutor(BUILDS, thread_name_prefix="builds")
+            self._switch_interval = sys.getswitchinterval()  # put back at close
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.cooldown = sampling.Cooldown(config.neuron.unreachable_cooldown_s)
         self.labels: dict[int, str] = {}  # uid -> strategy, for the local subnet's scoreboard
-        self.batcher = GenerationBatcher(self.run_on_model_thread, llm, on_take=self._wake.set)
+        if self.shared:
+            room = self.concurrency.room
+            self.batcher = GenerationBatcher(
+                self._run_build,
+                llm,
+                on_take=self._wake.set,
+                builds=BUILDS,
+                room=max(1, room - room // READS_SHARE),
+            )
+        else:
+            self.batcher = GenerationBatcher(self.run_on_model_thread, llm, on_take=self._wake.set)
         # Work beside the loop (the organic service) adds its counters to every step's
         # event through these: a dashboard shows whether it keeps up.
         self.gauge_sources: list[Callable[[], dict]] = []
@@ -259,6 +339,27 @@ class Validator:
             return fn(*args)
         finally:
             self.worker_busy_s += time.perf_counter() - start
+
+    async def run_rewards(self, fn, *args):
+        """Reward scoring ``fn(*args)``: on a reward thread when the backend is shared
+        (beside generation), else on the model thread after the work queued before it."""
+        if self._rewards_pool is None:
+            return await self.run_on_model_thread(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._rewards_pool, self._timed_rewards, fn, *args
+        )
+
+    def _timed_rewards(self, fn, *args):
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            with self._rewards_lock:
+                self.rewards_busy_s += time.perf_counter() - start
+
+    async def _run_build(self, fn, *args):
+        """A challenge build on a build thread (the backend is shared)."""
+        return await asyncio.get_running_loop().run_in_executor(self._builds_pool, fn, *args)
 
     def share_generation(self, wrap: Callable[[LLM], LLM]) -> LLM | None:
         """Send the synthetic batcher's generate calls through ``wrap(self.llm)`` (the
@@ -428,9 +529,7 @@ class Validator:
             timings["timings/query"] = time.perf_counter() - start
 
             start = time.perf_counter()
-            scored = await self.run_on_model_thread(
-                score_ok_answers, self.rewards, challenge, results
-            )
+            scored = await self.run_rewards(score_ok_answers, self.rewards, challenge, results)
             timings["timings/reward"] = time.perf_counter() - start
             timings.update({f"timings/{k}": v for k, v in scored.raw.timings.items()})
 
@@ -463,8 +562,11 @@ class Validator:
             "forwards/waiting_miners": self._waiting_miners,
             "generate/batch_size": prep.batch_size,
             "generate/busy_s": self.batcher.busy_s,  # since start: the model thread's busy time
-            "worker/busy_s": self.worker_busy_s,  # the same, rewards included
+            "worker/busy_s": self.worker_busy_s,  # the model thread's, rewards included
         }
+        if self.shared:  # generation and rewards beside each other (``shares_calls``)
+            gauges["rewards/busy_s"] = self.rewards_busy_s  # summed over the reward threads
+            gauges["engine/busy_s"] = getattr(self.llm, "engine_busy_s", 0.0)
         for source in self.gauge_sources:
             gauges.update(source())
         event = step_event(
@@ -569,6 +671,8 @@ class Validator:
         after whatever works beside the loop (organic exchanges) has finished."""
         state_io.save(self.state, self.state_path)
         await self.client.aclose()
+        if self.shared:
+            sys.setswitchinterval(self._switch_interval)
 
     async def run_steps(self) -> None:
         """Steps until a stop (SIGINT, SIGTERM, ``request_stop``) or max_steps; a step
