@@ -9,7 +9,7 @@
 #   bash benchmarks/gpu_runs.sh traffic_after                # issue 28, 2nd call (warm)
 #   bash benchmarks/gpu_runs.sh traffic_256                  # issue 28, 3rd call (warm)
 #   bash benchmarks/gpu_runs.sh install shared               # issue 28, 2nd lease, 1st call
-#   bash benchmarks/gpu_runs.sh shared_256 score_check       # issue 28, 2nd lease, 2nd call
+#   bash benchmarks/gpu_runs.sh score_check shared_256       # issue 28, 2nd lease, 2nd call
 # On a machine prepared as ../shared/gpu/README.md says (wheel parts copied into
 # /root/stage/vllm, the validator's into /root/stage/v, py-spy and uvloop into
 # /root/stage/x28, and into /root/stage/smol the gguf and rapidfuzz wheels and either
@@ -112,8 +112,9 @@ stage_shared() {
   traffic_run 64-miners-shared 64 2100 450 PYTHONPATH=/tmp/uvloop:$PYTHONPATH
 }
 
-stage_shared_256() {  # the same with 256 local miners
-  traffic_run 256-miners-shared 256 1000 240 PYTHONPATH=/tmp/uvloop:$PYTHONPATH
+stage_shared_256() {  # the same with 256 local miners (STEPS_256, LIMIT_256: what time allows)
+  traffic_run 256-miners-shared 256 "${STEPS_256:-1000}" "${LIMIT_256:-240}" \
+    PYTHONPATH=/tmp/uvloop:$PYTHONPATH
 }
 
 stage_score_check() {  # issue 26: vLLM's LLM.score against hf on SmolLM2 (the wheel's model)
