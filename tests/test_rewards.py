@@ -9,7 +9,7 @@ from prompting.miner import adversarial
 from prompting.rewards import penalties
 from prompting.rewards.code import fix_reward
 from prompting.rewards.dates import date_reward
-from prompting.rewards.diversity import duplicate_penalties
+from prompting.rewards.diversity import DUPLICATE_PENALTY, duplicate_penalties
 from prompting.rewards.exact import numeric_reward, parse_answer
 from prompting.rewards.stack import RewardStack
 from prompting.rewards.text import copied_mask, lcs_length, rouge_l
@@ -244,11 +244,11 @@ def test_duplicates_penalize_the_later_copy_only():
     copy = "a tuple is immutable, so it can serve as dictionary key while a list cannot."
     other = "Lists change in place; tuples never do, which is why only tuples can be keys."
     out = duplicate_penalties([copy, honest, other, ""], [2.5, 2.0, 2.1, 0.1])
-    assert out.tolist() == [0.5, 0.0, 0.0, 0.0]
+    assert out.tolist() == [DUPLICATE_PENALTY, 0.0, 0.0, 0.0]
     # two right answers that are short agree by being right, not by copying
     assert duplicate_penalties(["March 3, 2027", "March 3, 2027"], [1, 2]).tolist() == [0, 0]
     # identical long text: the first to arrive keeps its reward
-    assert duplicate_penalties([honest, honest], [3.0, 1.0]).tolist() == [0.5, 0.0]
+    assert duplicate_penalties([honest, honest], [3.0, 1.0]).tolist() == [DUPLICATE_PENALTY, 0.0]
 
 
 class FixedEmbedder:

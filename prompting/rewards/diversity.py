@@ -1,4 +1,5 @@
-"""The diversity penalty: a near-copy of an answer that arrived earlier loses half."""
+"""The diversity penalty: a near-copy of an answer that arrived earlier loses most of its
+reward."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from prompting.text import words
 
 DUPLICATE_SIMILARITY = 0.8  # longest common word subsequence / longer length
 DUPLICATE_MIN_WORDS = 8
-DUPLICATE_PENALTY = 0.5
+# What a late near-copy loses. At 0.5 a copier of the best answer (``near_copy``, every
+# seventh word dropped) was the best cheap strategy on summaries and open requests: its
+# edits dodge the copy checks that the original pays, so half its reward matched the
+# model's whole (recorded line-up, 2026-12-07). Independent answers never come this close
+# (``DUPLICATE_SIMILARITY``); two miners sampling one model greedily can, and the later
+# one pays: the price of keeping copying unprofitable.
+DUPLICATE_PENALTY = 0.8
 
 
 def duplicate_penalties(

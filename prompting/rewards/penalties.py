@@ -102,9 +102,14 @@ def echo(completion: str, challenge: str, passage: str = "", **_) -> float:
     quoted = sum(from_passage) / len(answer)
     if quoted_sentences(answer, shown, quoted_words) > QUOTE_SENTENCES:
         return _ramp(restated + quoted, COPY_FREE, COPY_FULL)
+    # A quote is measured on content words: "The answer to ... is:" around it adds none
+    # of its own, and function words must not dilute it below the quote's cost.
+    content = [w not in FUNCTION_WORDS for w in answer]
+    handed = sum((a or p) and c for a, p, c in zip(from_asked, from_passage, content))
+    handed_share = handed / max(sum(content), 1)
     return max(
         _ramp(restated, COPY_FREE, COPY_FULL),
-        QUOTE_COST * _ramp(restated + quoted, COPY_FREE, 1.0),
+        QUOTE_COST * _ramp(max(restated + quoted, handed_share), COPY_FREE, 1.0),
     )
 
 
