@@ -1,4 +1,5 @@
-"""One atomic JSON writer for every file the project keeps (state, local chain, keys).
+"""One atomic JSON writer for every file the project keeps (state, local chain, keys,
+benchmark results).
 
 A file written in place can be left half-written by a crash or ``kill -9``, and a
 rename that is not yet on disk can be lost with the power. ``write_json`` writes a

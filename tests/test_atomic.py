@@ -51,3 +51,24 @@ def test_the_file_and_then_its_folder_are_fsynced_after_the_data(tmp_path, monke
     monkeypatch.setattr(os, "replace", replace)
     atomic.write_json(str(tmp_path / "chain.json"), {"neurons": []})
     assert done == ["file", "replace", "dir"]
+
+
+def test_the_keys_file_goes_through_the_one_writer(tmp_path, monkeypatch):
+    """``organic/keys.py`` had a writer of its own (a ``.tmp`` file renamed, nothing
+    fsync'd): a key added when the disk failed replaced the file anyway. Now a write that
+    cannot reach the disk leaves the keys as they were, and no temp file."""
+    from prompting.organic import keys
+
+    path = str(tmp_path / "keys.json")
+    alice = keys.ApiKey("alice", "a" * 64, 60)
+    keys.write_keys(path, [alice])
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # it holds key hashes
+
+    def disk_gone(fd):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(atomic.os, "fsync", disk_gone)
+    with pytest.raises(OSError, match="disk gone"):
+        keys.write_keys(path, [alice, keys.ApiKey("bob", "b" * 64, 60)])
+    assert list(keys.read_keys(path).values()) == [alice]
+    assert os.listdir(tmp_path) == ["keys.json"]

@@ -24,6 +24,8 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 
+from prompting.atomic import write_json
+
 log = logging.getLogger(__name__)
 KEY_PREFIX = "pk-"
 DEFAULT_RATE_PER_MINUTE = 60
@@ -70,22 +72,13 @@ def read_keys(path: str) -> dict[str, ApiKey]:
 
 
 def write_keys(path: str, keys: list[ApiKey]) -> None:
-    """Atomically, readable by its owner only."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(
-            {
-                "keys": [
-                    {"name": k.name, "sha256": k.sha256, "rate_per_minute": k.rate_per_minute}
-                    for k in keys
-                ]
-            },
-            f,
-            indent=2,
-        )
-    os.replace(tmp, path)
+    """Through the project's one atomic writer (``prompting/atomic.py``): a crash while
+    keys are added leaves the old file or the new one, fsync'd, readable by its owner
+    only (it holds key hashes)."""
+    entries = [
+        {"name": k.name, "sha256": k.sha256, "rate_per_minute": k.rate_per_minute} for k in keys
+    ]
+    write_json(path, {"keys": entries}, indent=2)
 
 
 class ApiKeys:
