@@ -436,7 +436,7 @@ async def test_references_ride_in_the_synthetic_generate_calls_and_steps_go_on(
     assert net.validator.state.step == 6
     shared = [b for b in net.llm.batches if len(b) > 1 and SECRET_QUESTION in b]
     assert shared, net.llm.batches  # one call: a synthetic prompt and the organic one
-    assert net.service.shared.shared == 1 and net.service.shared.alone == 0
+    assert net.service.batches.in_shared_calls == 1 and net.service.batches.in_own_calls == 0
     (event,) = net.events()
     assert event["organic/scored"] and event["organic/references_shared"] == 1
     # every synthetic step's event carries the organic counters, for dashboards
@@ -470,7 +470,7 @@ async def test_a_batch_of_exchanges_is_scored_in_one_turn_of_the_model_thread(
         busy.set()
         await held
         await settled(net)
-    assert calls == ["generate_alone", "score_all", "generate_alone", "score_all"], calls
+    assert calls == ["generate_own_call", "score_all", "generate_own_call", "score_all"], calls
     batches = sorted(e["organic/reference_batch"] for e in net.events())
     assert batches == [1, 2, 2] and net.service.counts["scored"] == 3
 
@@ -485,19 +485,19 @@ async def test_references_past_their_share_of_the_model_time_wait_for_it():
     shared = SharedBatches(llm, max_extra=8, min_tokens=0, share=0.1)
     shared.organic_s = 5.0  # references took 5 s of model time in the last few ms
 
-    async def alone(asks):
-        return [g.text for g in await asyncio.to_thread(shared.generate_alone, asks)]
+    async def own_call(prompts):
+        return [g.text for g in await asyncio.to_thread(shared.generate_own_call, prompts)]
 
     asking = asyncio.ensure_future(
-        shared.references([[{"role": "user", "content": "user asks"}]], 0.05, alone)
+        shared.references([[{"role": "user", "content": "user asks"}]], 0.05, own_call)
     )
     await asyncio.sleep(0.2)
     mine = await asyncio.to_thread(shared.generate, [[{"role": "user", "content": "challenge"}]])
     assert [g.text for g in mine] == ["a challenge"] and llm.batches == [["challenge"]]
-    assert not asking.done() and shared.shared == 0 and shared.alone == 0
+    assert not asking.done() and shared.in_shared_calls == 0 and shared.in_own_calls == 0
     shared.started -= 100.0  # 100 s have passed: 5 s is 5 % of them
     assert await asyncio.wait_for(asking, 5) == ["a reference"]
-    assert shared.alone == 1 and shared.organic_s > 5.0
+    assert shared.in_own_calls == 1 and shared.organic_s > 5.0
 
 
 async def test_an_exchange_that_finds_the_scoring_queue_full_is_logged_unscored(
@@ -535,15 +535,14 @@ def test_sigint_under_load_loses_nothing(tmp_path):
     ``openai`` client, then SIGINT while requests are in flight: each of those gets its
     whole answer, the exchanges finish and are scored during the drain, and the scores
     saved in state.json equal the replay of every event logged, organic included."""
-    import os
     import signal
     import socket
     import subprocess
-    import sys
     import threading
 
     from prompting.validator.replay import replay_scores
     from tests.conftest import REPO
+    from tests.helpers import validator_cmd, validator_env
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -558,19 +557,17 @@ def test_sigint_under_load_loses_nothing(tmp_path):
     state = tmp_path / "state"
     events_path = state / "events.jsonl"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "neurons/validator.py",
-            *("--neuron.full_path", str(state), "--wandb.off", "--neuron.model_id", "tiny"),
-            *("--neuron.seed", "0", "--local.miners", "3"),
+        validator_cmd(
+            state,
+            *("--neuron.model_id", "tiny", "--neuron.seed", "0", "--local.miners", "3"),
             *("--local.strategies", "keywords,restate,retrieval"),
             # each exchange lasts about 2 s: some are in flight whenever SIGINT comes
             *("--local.latency", "median=2,sigma=0.1,timeouts=0"),
             *("--organic.enabled", "--organic.port", str(port), "--organic.keys_file", keys_file),
             *("--organic.reference_wait_s", "0"),  # the tiny model writes no challenge
-        ],
+        ),
         cwd=REPO,
-        env={**os.environ, "WANDB_MODE": "offline"},
+        env=validator_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -31,7 +31,10 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class _Ask:
+class _Waiting:
+    """A reference's prompt waiting for a generate call, and the future its text goes to
+    (``taken`` once a synthetic call carries it)."""
+
     messages: list[dict]
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
@@ -56,10 +59,10 @@ class SharedBatches:
         self.max_extra = max_extra
         self.min_tokens = min_tokens
         self.share = share  # 0: no bound
-        self._pending: list[_Ask] = []
+        self._pending: list[_Waiting] = []
         self._lock = threading.Lock()
-        self.shared = 0  # references written inside a synthetic call
-        self.alone = 0  # references written in a call of their own
+        self.in_shared_calls = 0  # references written inside a synthetic call
+        self.in_own_calls = 0  # references written in a call of their own
         self.started = time.monotonic()
         self.organic_s = 0.0  # model time the references took
         self._stopping: asyncio.Event | None = None  # made in the event loop, when first used
@@ -73,9 +76,9 @@ class SharedBatches:
             self._stopping = asyncio.Event()
         return self._stopping
 
-    async def _wait(self, asks: list[_Ask], timeout: float) -> None:
-        """Until every ask is answered, ``timeout`` passes, or ``stop_waiting``."""
-        answered = asyncio.ensure_future(asyncio.wait([a.future for a in asks]))
+    async def _wait(self, waiting: list[_Waiting], timeout: float) -> None:
+        """Until every reference is written, ``timeout`` passes, or ``stop_waiting``."""
+        answered = asyncio.ensure_future(asyncio.wait([w.future for w in waiting]))
         stopping = asyncio.ensure_future(self._stop_event().wait())
         try:
             await asyncio.wait(
@@ -105,25 +108,25 @@ class SharedBatches:
             else:
                 riders = self._pending[: self.max_extra]
                 del self._pending[: len(riders)]
-                for ask in riders:
-                    ask.taken = True
+                for rider in riders:
+                    rider.taken = True
         if not riders:
             return self.inner.generate(prompts, sampling)
         start = time.perf_counter()
         try:
             generations = self.inner.generate([*prompts, *(a.messages for a in riders)], sampling)
         except BaseException as exc:
-            for ask in riders:
-                ask.loop.call_soon_threadsafe(_resolve, ask.future, None, exc)
+            for rider in riders:
+                rider.loop.call_soon_threadsafe(_resolve, rider.future, None, exc)
             raise
         self._charge(time.perf_counter() - start, len(riders), len(prompts) + len(riders))
         mine = generations[len(prompts) :]
-        for ask, generation in zip(riders, mine):
-            ask.loop.call_soon_threadsafe(_resolve, ask.future, generation.text, None)
-        self.shared += len(riders)
+        for rider, generation in zip(riders, mine):
+            rider.loop.call_soon_threadsafe(_resolve, rider.future, generation.text, None)
+        self.in_shared_calls += len(riders)
         return generations[: len(prompts)]
 
-    def generate_alone(self, prompts, sampling=None):
+    def generate_own_call(self, prompts, sampling=None):
         """References in a call of their own (on the model thread), charged whole."""
         start = time.perf_counter()
         try:
@@ -135,27 +138,27 @@ class SharedBatches:
         self,
         prompts: list[list[dict]],
         wait_s: float,
-        alone: Callable[[list[list[dict]]], Awaitable[list[str]]],
+        own_call: Callable[[list[list[dict]]], Awaitable[list[str]]],
     ) -> list[str]:
         """A reference per prompt: from the next synthetic calls within ``wait_s``, the
-        rest from ``alone`` (one call of their own) once the share allows it. Raises the
-        generation's error."""
+        rest from ``own_call`` (one call of their own, on the model thread: the caller's
+        ``generate_own_call``) once the share allows it. Raises the generation's error."""
         loop = asyncio.get_running_loop()
-        asks = [_Ask(p, loop.create_future(), loop) for p in prompts]
+        mine = [_Waiting(p, loop.create_future(), loop) for p in prompts]
         with self._lock:
-            self._pending.extend(asks)
+            self._pending.extend(mine)
         if not self._stop_event().is_set():
-            await self._wait(asks, wait_s)
+            await self._wait(mine, wait_s)
         while (
-            self.over_share() and not self._stop_event().is_set() and not all(a.taken for a in asks)
+            self.over_share() and not self._stop_event().is_set() and not all(w.taken for w in mine)
         ):
-            await self._wait([a for a in asks if not a.taken], max(wait_s, 1.0))
+            await self._wait([w for w in mine if not w.taken], max(wait_s, 1.0))
         with self._lock:
-            left = [a for a in asks if not a.taken]
-            self._pending = [a for a in self._pending if a not in left]
+            left = [w for w in mine if not w.taken]
+            self._pending = [w for w in self._pending if w not in left]
         if left:
-            texts = await alone([a.messages for a in left])
-            for ask, text in zip(left, texts):
-                _resolve(ask.future, text, None)
-            self.alone += len(left)
-        return [await a.future for a in asks]
+            texts = await own_call([w.messages for w in left])
+            for waiting, text in zip(left, texts):
+                _resolve(waiting.future, text, None)
+            self.in_own_calls += len(left)
+        return [await w.future for w in mine]

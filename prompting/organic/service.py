@@ -261,7 +261,7 @@ class OrganicService:
         # Organic references ride in the synthetic batcher's generate calls (batching.py).
         from prompting.organic.batching import SharedBatches
 
-        self.shared = validator.share_generation(
+        self.batches = validator.share_generation(
             lambda llm: SharedBatches(llm, s.reference_batch, s.reference_tokens, s.reference_share)
         )
 
@@ -273,7 +273,7 @@ class OrganicService:
             **{f"organic/{name}": count for name, count in self.counts.items()},
             "organic/scoring_queue": self._scoring.qsize(),
             # model seconds the references took (bounded by --organic.reference_share)
-            "organic/reference_s": None if self.shared is None else self.shared.organic_s,
+            "organic/reference_s": None if self.batches is None else self.batches.organic_s,
         }
 
     # --- the miners --------------------------------------------------------------------
@@ -419,11 +419,11 @@ class OrganicService:
         )
         prompts = [[m.model_dump() for m in ex.request.messages] for ex in batch]
 
-        async def own_call(asks: list[list[dict]]) -> list[str]:
-            generations = await v.run_on_model_thread(self.shared.generate_alone, asks, params)
-            return [g.text for g in generations]
+        async def own_call(left: list[list[dict]]) -> list[str]:
+            generate = self.batches.generate_own_call
+            return [g.text for g in await v.run_on_model_thread(generate, left, params)]
 
-        return await self.shared.references(prompts, self.settings.reference_wait_s, own_call)
+        return await self.batches.references(prompts, self.settings.reference_wait_s, own_call)
 
     async def _score(self, batch: list[Exchange]) -> None:
         from prompting.tasks.base import Challenge
@@ -476,7 +476,7 @@ class OrganicService:
         telemetry = self.validator.telemetry
         if telemetry is None:
             return
-        results = ex.answers()
+        results, b = ex.answers(), self.batches
         event = {
             "kind": "organic",
             "step": self.validator.state.step,
@@ -493,8 +493,9 @@ class OrganicService:
             "organic/served_rank": ex.rank(ex.served),
             "organic/scored": reference is not None,
             "organic/weight": self.settings.weight,
-            "organic/references_shared": None if self.shared is None else self.shared.shared,
-            "organic/references_alone": None if self.shared is None else self.shared.alone,
+            "organic/references_shared": None if b is None else b.in_shared_calls,
+            # references written in a call of their own (the key keeps its first name)
+            "organic/references_alone": None if b is None else b.in_own_calls,
             "uids": [r.uid for r in results],
             "hotkeys": [r.hotkey for r in results],
             "statuses": [r.status for r in results],
@@ -531,8 +532,8 @@ class OrganicService:
         scored, within ``bound_s`` seconds; what is left then is cancelled, logged and
         counted as unscored for ``shutdown``. The validator saves its state after this."""
         self.draining = True
-        if self.shared is not None:
-            self.shared.stop_waiting()  # no synthetic call is coming to ride in
+        if self.batches is not None:
+            self.batches.stop_waiting()  # no synthetic call is coming to ride in
         if await self.settle(bound_s):
             return
         left = [t for t in (*self._fan_outs, self._scorer) if t is not None and not t.done()]

@@ -55,15 +55,16 @@ def build_challenges(
     # tried up to 1 + MAX_RETRIES times.
     rounds = max((len(d.task.stages) for d in drafts), default=0) * (1 + MAX_RETRIES)
     for round_ in range(rounds if llm is not None else 0):
-        asks = [(d, p) for d in drafts if (p := d.task.next_prompt(d)) is not None]
-        if not asks:
+        # (draft, its next prompt) for every draft that still waits for the model
+        waiting = [(d, p) for d in drafts if (p := d.task.next_prompt(d)) is not None]
+        if not waiting:
             break
-        cap = max(d.task.stage_tokens.get(d.stage, sampling.max_tokens) for d, _ in asks)
+        cap = max(d.task.stage_tokens.get(d.stage, sampling.max_tokens) for d, _ in waiting)
         params = replace(sampling, max_tokens=min(sampling.max_tokens, cap))
         if sampling.seed is not None:
             params = replace(params, seed=sampling.seed + round_)
-        generations = llm.generate([p for _, p in asks], params)
-        for (draft, _), generation in zip(asks, generations):
+        generations = llm.generate([p for _, p in waiting], params)
+        for (draft, _), generation in zip(waiting, generations):
             draft.task.receive(draft, generation.text)
     return [d.task.finish(d) for d in drafts]
 
