@@ -14,6 +14,12 @@ PROMPT_PATH = "/v1/prompt"
 STREAM_PATH = "/v1/prompt/stream"  # the same request, answered as signed JSON lines
 HEALTH_PATH = "/v1/health"
 MAX_COMPLETION_CHARS = 64_000  # longer completions are cut before scoring
+# A request's limits, here once: the organic endpoint (``organic/api.py``) accepts what
+# it can send on to miners, so it checks a user's request against the same numbers.
+MAX_MESSAGES = 64
+MAX_MESSAGE_CHARS = 200_000
+MAX_TOKENS = 8192  # the largest max_tokens a request may ask for
+MAX_TEMPERATURE = 2
 
 
 # Unknown fields are ignored at every level (docs/protocol.md 2): a later validator may
@@ -26,7 +32,7 @@ STRICT = ConfigDict(extra="ignore", strict=True)
 class ChatMessage(BaseModel):
     model_config = STRICT
     role: Literal["system", "user", "assistant"]
-    content: str = Field(max_length=200_000)
+    content: str = Field(max_length=MAX_MESSAGE_CHARS)
 
 
 class PromptRequest(BaseModel):
@@ -35,13 +41,13 @@ class PromptRequest(BaseModel):
     model_config = STRICT
     task: str
     challenge_id: str
-    messages: list[ChatMessage] = Field(min_length=1, max_length=64)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     timeout: float = Field(gt=0, le=600)
     step: int = Field(ge=0)
     # Optional, and left out of the body when unset (``body()``), so a synthetic request
     # is byte for byte what it was: organic users choose them, a miner MAY honour them.
-    max_tokens: int | None = Field(default=None, ge=1, le=8192)
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    temperature: float | None = Field(default=None, ge=0, le=MAX_TEMPERATURE)
 
     def body(self) -> bytes:
         """The exact bytes sent (and signed): unset optional fields are not sent."""

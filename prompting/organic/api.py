@@ -39,7 +39,7 @@ from prompting.organic.keys import ApiKeys
 from prompting.organic.queue import Full
 from prompting.organic.service import Draining, Exchange, NoMiners, OrganicService
 from prompting.organic.usage import TokenCounter
-from prompting.protocol import ChatMessage
+from prompting.protocol import MAX_MESSAGE_CHARS, MAX_MESSAGES, MAX_TEMPERATURE, MAX_TOKENS
 
 log = logging.getLogger(__name__)
 # What is accepted can be sent on: a user's body is capped as a miner caps a request.
@@ -102,12 +102,12 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
     model: str
-    messages: list[UserMessage] = Field(min_length=1, max_length=64)
+    messages: list[UserMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1, le=8192)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=8192)
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    temperature: float | None = Field(default=None, ge=0, le=MAX_TEMPERATURE)
     n: int | None = Field(default=None, ge=1)
     stop: Union[str, list[str], None] = None
     user: str | None = None  # OpenAI's end-user id: accepted, not used
@@ -161,7 +161,7 @@ def refusal(req: ChatRequest, model_name: str) -> Refusal | None:
 def too_long(messages: list[dict]) -> Refusal | None:
     """A message the miner protocol cannot carry (its content cap), refused before the
     key's rate is charged."""
-    limit = ChatMessage.model_fields["content"].metadata[0].max_length
+    limit = MAX_MESSAGE_CHARS
     for i, m in enumerate(messages):
         if len(m["content"]) > limit:
             param = f"messages.{i}.content"
