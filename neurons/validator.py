@@ -18,15 +18,17 @@ from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 from prompting.config import TINY_MODEL, parse_config  # noqa: E402
 
-# New tokens of the local subnet's model miner: on a 2-core CPU, beside the validator's
-# own generation, 96 tokens fit the default 10 s timeout; 256 often did not.
+# New tokens of the local subnet's model miner: few enough that its answer, written on
+# the cores the validator's own generation uses, fits the default timeout (measured:
+# benchmarks/README.md, "CPU: the default run").
 LOCAL_MODEL_MINER_TOKENS = 96
 
 
 def shares_cores_with_a_model_miner(config, loads_llm: bool) -> bool:
     """Whether a local `model` miner runs its model on the CPU cores this validator's model
-    generates on. The default run measured it: with steps in flight following the load,
-    the model miner timed out on 3 of its first 6 steps and trailed; one at a time, never."""
+    generates on. Then the validator keeps one step in flight: with steps in flight
+    following the load the model miner timed out and trailed (benchmarks/README.md,
+    "CPU: the default run")."""
     if not (loads_llm and config.chain.network == "local"):
         return False
     if "model" not in config.local.strategies[: config.local.miners]:
