@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime
-import json
-import os
-import platform
 import statistics
 import sys
 import time
+
+from bench_record import header, write
 
 from prompting.config import parse_config
 
@@ -100,20 +98,13 @@ def main(argv=None) -> int:
     b = config.benchmark
     if config.neuron.seed is None:
         config.neuron.seed = 0
-    import torch
-
     from prompting.llms import Sampling, load_llm
     from prompting.tasks import TASKS, build_challenges
 
     llm = load_llm(config)
     sampling = Sampling.from_config(config)
     result = {
-        "date": datetime.date.today().isoformat(),
-        "command": "python scripts/benchmark_challenges.py " + " ".join(argv or sys.argv[1:]),
-        "device": f"{platform.machine()} {os.cpu_count()} cores, torch threads "
-        f"{torch.get_num_threads()}",
-        "model": config.neuron.model_id,
-        "backend": config.neuron.llm_backend,
+        **header("benchmark_challenges.py", argv, config),
         "llm": llm.stats.to_dict(),
         "sampling": vars(sampling),
         "batch": b.batch,
@@ -136,10 +127,7 @@ def main(argv=None) -> int:
         )
     llm.close()
     if b.out:
-        os.makedirs(os.path.dirname(os.path.abspath(b.out)), exist_ok=True)
-        with open(b.out, "w") as f:
-            json.dump(result, f, indent=2)
-        print("wrote", b.out)
+        write(b.out, result)
     return 0
 
 

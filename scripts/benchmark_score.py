@@ -28,6 +28,8 @@ import statistics
 import sys
 import time
 
+from prompting.atomic import write_json  # the standard library only
+
 
 def step_inputs(
     tokenizer, prompt_tokens: int, answers: int, answer_tokens: int, seed: int = 0
@@ -193,9 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
         if state["inputs"] is not None:
             result["prompt"], result["answers_text"] = state["inputs"]
         if args.out:
-            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-            with open(args.out, "w") as f:
-                json.dump(result, f, indent=1)
+            write_json(args.out, result, indent=1)
 
     def inputs_for(llm) -> tuple[list, list[str]]:
         """The step's prompts and answers, made once with the first backend's tokenizer."""
