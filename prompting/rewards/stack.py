@@ -136,10 +136,11 @@ class RewardStack:
             text = without_runs(text, asked, ASKED_RUN)
             return without_copies(text, passage, COPY_RUN, EDIT_GAP) if own else text
 
-        beyond = [said(c) for c in completions]
         # Relevance reads an answer sentence by sentence: padding that says nothing (a
-        # quote wrapped in pleasantries, a stock paragraph) earns nothing of its own.
+        # quote wrapped in pleasantries, a stock paragraph) earns nothing of its own. The
+        # whole answer is its sentences' words (stripped once, not twice).
         sentences = [[said(x) for x in SENTENCE_END.split(c)] for c in completions]
+        beyond = [" ".join(x for x in answer if x) for answer in sentences]
         baselines = [asked, *passage_baselines(passage)]
         vectors = None
         if self._needs_embeddings(challenge):
