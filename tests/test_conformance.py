@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.test_reliability import wait_for
+from tests.helpers import wait_for
 
 
 def load_tool():

@@ -4,7 +4,6 @@ model flags: what cannot load is named before anything starts, unused flags are 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -22,6 +21,7 @@ from prompting.llms.embedded import (
     resolve_model,
 )
 from tests.conftest import REPO
+from tests.helpers import run_validator, validator_cmd
 
 
 def test_smollm2_is_converted_once_from_the_hash_checked_wheel(tmp_path):
@@ -72,17 +72,6 @@ def test_preflight_refuses_the_vllm_backend_without_vllm():
         preflight.check(default_config(neuron__llm_backend="vllm"))
 
 
-def run_validator(state_dir, *args):
-    return subprocess.run(
-        [sys.executable, "neurons/validator.py", "--neuron.full_path", str(state_dir), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "WANDB_MODE": "offline"},
-    )
-
-
 @pytest.mark.parametrize(
     "args,says",
     [
@@ -93,7 +82,7 @@ def run_validator(state_dir, *args):
 def test_the_validator_refuses_a_model_it_cannot_load_before_any_miner_starts(tmp_path, args, says):
     if "vllm" in args and __import__("importlib").util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed")
-    proc = run_validator(tmp_path, *args)
+    proc = run_validator(validator_cmd(tmp_path, *args), 120)
     assert proc.returncode == 2
     errors = [ln for ln in proc.stderr.splitlines() if "error" in ln]
     assert len(errors) == 1 and says in errors[0]

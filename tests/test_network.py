@@ -12,27 +12,16 @@ from prompting.chain.base import Neuron
 from prompting.network import auth
 from prompting.network.auth import Authorizer, CallerPolicy
 from prompting.network.client import MinerClient
-from prompting.network.server import bind, create_app, make_server
+from prompting.network.server import create_app
 from prompting.protocol import PROMPT_PATH, PromptRequest
+from tests.helpers import AppServer
 
 
-class ServerThread:
-    """A miner server (uvicorn) on a free loopback port, in its own thread."""
+class ServerThread(AppServer):
+    """A miner server (``create_app``) on a free loopback port, in its own thread."""
 
     def __init__(self, answer, wallet, authorizer, header_timeout=5.0, **kw):
-        self.sock = bind("127.0.0.1", 0)
-        self.port = self.sock.getsockname()[1]
-        app = create_app(answer, wallet, authorizer, **kw)
-        self.server, serving = make_server(app, self.sock, header_timeout)
-        self.thread = threading.Thread(target=asyncio.run, args=(serving,), daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(5)
+        super().__init__(create_app(answer, wallet, authorizer, **kw), header_timeout)
 
 
 def neuron(uid, wallet, port, permit=False, stake=0.0):

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import os
 import random
 import signal
 import socket
@@ -19,6 +18,15 @@ from prompting.config import default_config
 from prompting.validator import state as state_io
 from prompting.validator.loop import Validator
 from tests.conftest import REPO
+from tests.helpers import (
+    local_validator_cmd,
+    math_config,
+    run_for,
+    run_validator,
+    subnet_chain,
+    validator_env,
+    wait_for,
+)
 
 SAVER = """
 import sys
@@ -56,80 +64,30 @@ def test_kill_9_at_random_points_never_loses_the_state(tmp_path):
         last_acknowledged = state.step
 
 
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def validator_cmd(state_dir, *extra):
-    return [
-        sys.executable,
-        "neurons/validator.py",
-        "--neuron.full_path",
-        str(state_dir),
-        "--wandb.off",
-        "--neuron.model_id",
-        "tiny",
-        "--local.miners",
-        "2",
-        "--local.strategies",
-        "echo,random",
-        "--neuron.timeout",
-        "2",
-        "--neuron.seed",
-        "1",
-        *extra,
-    ]
-
-
-def logged_steps(state_dir) -> list[int]:
-    events = state_dir / "events.jsonl"
-    if not events.exists():
-        return []
-    return [json.loads(line)["step"] for line in events.read_text().splitlines() if line]
-
-
 def test_a_second_validator_on_one_state_folder_refuses_and_names_the_first(tmp_path):
     """Two validators on one state folder would interleave events and steal each
     other's miners: the second exits at once with one line naming the first; once the
     first is killed (-9: the kernel drops its lock) the folder is free again."""
     state_dir = tmp_path / "state"
     lock = state_dir / "validator.lock"
-    env = {**os.environ, "WANDB_MODE": "offline"}
     first = subprocess.Popen(
-        validator_cmd(state_dir, "--local.miners", "0"),
+        local_validator_cmd(state_dir, "--local.miners", "0"),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=env,
+        env=validator_env(),
     )
     try:
         assert wait_for(lambda: lock.exists() and f"pid {first.pid}" in lock.read_text(), 60)
-        second = subprocess.run(
-            validator_cmd(state_dir, "--local.miners", "0"),
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-        )
+        second = run_validator(local_validator_cmd(state_dir, "--local.miners", "0"), 60)
         assert second.returncode == 2
         (line,) = [ln for ln in second.stderr.splitlines() if "error" in ln]
         assert f"pid {first.pid}" in line and "already in use" in line
     finally:
         first.kill()
         first.wait()
-    third = subprocess.run(
-        validator_cmd(state_dir, "--local.miners", "1", "--neuron.max_steps", "1"),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
+    third = run_validator(
+        local_validator_cmd(state_dir, "--local.miners", "1", "--neuron.max_steps", "1"), 120
     )
     assert third.returncode == 0, third.stderr[-2000:]
 
@@ -138,12 +96,12 @@ def test_a_second_validator_on_one_state_folder_refuses_and_names_the_first(tmp_
 def test_sigterm_saves_stops_miners_and_exits_0(tmp_path):
     state_dir = tmp_path / "state"
     proc = subprocess.Popen(
-        validator_cmd(state_dir, "--neuron.step_interval", "0.2"),
+        local_validator_cmd(state_dir, "--neuron.step_interval", "0.2"),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "WANDB_MODE": "offline"},
+        env=validator_env(),
     )
     events = state_dir / "events.jsonl"
     assert wait_for(lambda: events.exists() and len(events.read_text().splitlines()) >= 3, 120)
@@ -210,18 +168,8 @@ def test_chain_faults_keep_scores_and_retry_weights(tmp_path, wallets):
         Authorizer(CallerPolicy(0, frozenset({v.hotkey.ss58_address})), None),
     )
     try:
-        chain = FaultyChain(
-            str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address, block_seconds=0.05
-        )
-        chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
-        chain.register(m.hotkey.ss58_address, "c", endpoint=f"127.0.0.1:{server.port}")
-        config = default_config(
-            neuron__full_path=str(tmp_path),
-            neuron__epoch_length=2,
-            neuron__resync_seconds=0.0,
-            neuron__seed=0,
-            neuron__task_weights={"math": 1.0},
-        )
+        chain = subnet_chain(tmp_path, v, [(m, server.port)], FaultyChain, block_seconds=0.05)
+        config = math_config(tmp_path, neuron__epoch_length=2, neuron__resync_seconds=0.0)
         validator = Validator(config, v, chain, None, ConstantStack())
 
         async def steps(n):
@@ -252,36 +200,33 @@ def test_chain_faults_keep_scores_and_retry_weights(tmp_path, wallets):
         server.stop()
 
 
+def refusing_miners_config(tmp_path, query_rate: float):
+    """For the rate-bound tests, where every miner refuses at once: weights due every
+    step, the metagraph every second, and no cool-down that would keep a refusing miner
+    out of the sample, so only the bounds under test hold the loop back."""
+    return math_config(
+        tmp_path,
+        neuron__epoch_length=1,
+        neuron__resync_seconds=1.0,
+        neuron__miner_query_rate=query_rate,
+        neuron__unreachable_cooldown_s=0.0,
+    )
+
+
 def test_failing_miners_cannot_speed_up_steps_or_chain_calls(tmp_path, wallets):
     """Every miner refuses at once, weights are due every step and the subnet limits
     them to one per 5 blocks: the step rate stays under the miners' query-rate bound
     (all four miners in every sample, 5 queries/s each: 5 steps/s) and the metagraph
     and weights calls under their cadence, instead of thousands of steps a minute."""
     v = wallets["validator"]
-    chain = FaultyChain(
-        str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address, block_seconds=0.1
-    )
+    chain = subnet_chain(tmp_path, v, chain_class=FaultyChain, block_seconds=0.1)
     chain.set_weights_rate_limit(5)  # 0.5 s
-    chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
     for i in range(4):  # nothing listens there
         chain.register(f"5Miner{i}", f"c{i}", endpoint="127.0.0.1:9", stake=1.0)
-    config = default_config(
-        neuron__full_path=str(tmp_path),
-        neuron__epoch_length=1,
-        neuron__resync_seconds=1.0,
-        neuron__miner_query_rate=5.0,
-        neuron__unreachable_cooldown_s=0.0,
-        neuron__seed=0,
-        neuron__task_weights={"math": 1.0},
-    )
+    config = refusing_miners_config(tmp_path, query_rate=5.0)
     validator = Validator(config, v, chain, None, ConstantStack())
     seconds = 3.0
-
-    async def run_for():
-        asyncio.get_running_loop().call_later(seconds, validator.request_stop)
-        await validator.run()
-
-    asyncio.run(run_for())
+    run_for(validator, seconds)
     steps = validator.state.step
     assert 5 <= steps <= seconds / 0.2 + 1
     assert chain.metagraph_calls <= seconds / 1.0 + 1
@@ -295,26 +240,20 @@ def test_with_no_miner_to_query_no_challenge_is_written(tmp_path, wallets, caplo
     from test_tasks import ScriptedLLM
 
     v = wallets["validator"]
-    chain = LocalChain(str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address)
-    chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
+    chain = subnet_chain(tmp_path, v)
     config = default_config(neuron__full_path=str(tmp_path), neuron__task_weights={"qa": 1.0})
     llm = ScriptedLLM([])
     validator = Validator(config, v, chain, llm, ConstantStack())
 
-    async def run_for():
-        asyncio.get_running_loop().call_later(2.5, validator.request_stop)
-        await validator.run()
-
     with caplog.at_level("WARNING"):
-        asyncio.run(run_for())
+        run_for(validator, 2.5)
     assert llm.batches == [] and validator.state.step == 0
     assert "no miner to query" in caplog.text
 
 
 def test_a_failing_step_is_logged_and_the_loop_goes_on(tmp_path, wallets):
     v = wallets["validator"]
-    chain = LocalChain(str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address)
-    chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
+    chain = subnet_chain(tmp_path, v)
     chain.register("nobody", "c", endpoint="127.0.0.1:9")  # refuses connections
 
     class FlakyStack(ConstantStack):
@@ -326,11 +265,9 @@ def test_a_failing_step_is_logged_and_the_loop_goes_on(tmp_path, wallets):
                 raise RuntimeError("reward model crashed")
             return super().score(challenge, completions, latencies)
 
-    config = default_config(
-        neuron__full_path=str(tmp_path),
+    config = math_config(
+        tmp_path,
         neuron__max_steps=3,
-        neuron__seed=0,
-        neuron__task_weights={"math": 1.0},
         neuron__unreachable_cooldown_s=0.0,  # the one miner stays in the sample: every step runs
     )
     validator = Validator(config, v, chain, None, FlakyStack())
@@ -358,25 +295,12 @@ def test_the_sdks_rate_limit_refusal_is_retried_after_the_blocks_it_names(tmp_pa
     node.block_seconds = 0.05
     set_before = node.storage["LastUpdate"][0] = node.now()
     chain = BittensorChain("test", 1, wallet=v, client_factory=lambda n: node)
-    config = default_config(
-        neuron__full_path=str(tmp_path),
-        neuron__epoch_length=1,
-        neuron__resync_seconds=1.0,
-        neuron__miner_query_rate=20.0,
-        neuron__unreachable_cooldown_s=0.0,
-        neuron__seed=0,
-        neuron__task_weights={"math": 1.0},
-    )
+    config = refusing_miners_config(tmp_path, query_rate=20.0)
     validator = Validator(config, v, chain, None, ConstantStack())
     validator.state.hotkeys = [v.hotkey.ss58_address, *miners]  # scores of the earlier run
     validator.state.scores = [0.0, 0.4, 0.3, 0.2, 0.1]
     seconds = 3.0
-
-    async def run_for():
-        asyncio.get_running_loop().call_later(seconds, validator.request_stop)
-        await validator.run()
-
-    asyncio.run(run_for())
+    run_for(validator, seconds)
     attempts, landed = node.attempt_blocks, [b for b, _, _ in node.applied]
     steps = validator.state.step
     assert len(attempts) == 2 and len(landed) == 1  # refused once, then set

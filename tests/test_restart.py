@@ -16,7 +16,13 @@ import pytest
 
 from prompting.validator import state as state_io
 from tests.conftest import REPO
-from tests.test_reliability import logged_steps, wait_for
+from tests.helpers import (
+    local_validator_cmd,
+    logged_steps,
+    run_validator,
+    validator_env,
+    wait_for,
+)
 
 
 def miner_pids(state_dir: Path) -> list[int]:
@@ -42,13 +48,10 @@ def miner_pids(state_dir: Path) -> list[int]:
 
 def validator(state_dir: Path, cache: Path, log: Path, *extra: str) -> subprocess.Popen:
     """The real validator in a process group of its own, its output in ``log``."""
-    cmd = [
-        sys.executable, "neurons/validator.py", "--neuron.full_path", str(state_dir),
-        "--wandb.off", "--neuron.model_id", "tiny", "--local.miners", "2",
-        "--local.strategies", "model,random", "--neuron.timeout", "2", "--neuron.seed", "1",
-        "--neuron.step_interval", "0.2", *extra,
-    ]  # fmt: skip
-    env = {**os.environ, "WANDB_MODE": "offline", "PROMPTING_MODEL_CACHE": str(cache)}
+    cmd = local_validator_cmd(
+        state_dir, "--neuron.step_interval", "0.2", *extra, strategies="model,random"
+    )
+    env = validator_env(PROMPTING_MODEL_CACHE=str(cache))
     with open(log, "w") as out:
         return subprocess.Popen(
             cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -141,32 +144,8 @@ def spawn_leftover_miner(state_dir: Path, *flags: str) -> subprocess.Popen:
     return proc
 
 
-def run_validator(state_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "neurons/validator.py",
-            "--neuron.full_path",
-            str(state_dir),
-            "--wandb.off",
-            "--neuron.model_id",
-            "tiny",
-            "--local.miners",
-            "1",
-            "--local.strategies",
-            "echo",
-            "--neuron.timeout",
-            "2",
-            "--neuron.seed",
-            "1",
-            *extra,
-        ],  # fmt: skip
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "WANDB_MODE": "offline"},
-    )
+def one_echo_miner(state_dir: Path, *extra: str) -> list[str]:
+    return local_validator_cmd(state_dir, *extra, miners=1, strategies="echo")
 
 
 def test_a_restart_stops_an_earlier_runs_miner_that_still_holds_its_hotkey(tmp_path):
@@ -177,7 +156,7 @@ def test_a_restart_stops_an_earlier_runs_miner_that_still_holds_its_hotkey(tmp_p
     state_dir = tmp_path / "state"
     other = spawn_leftover_miner(state_dir)  # started by hand: not a local miner
     try:
-        refused = run_validator(state_dir, "--neuron.max_steps", "1")
+        refused = run_validator(one_echo_miner(state_dir, "--neuron.max_steps", "1"), 180)
         assert refused.returncode == 1 and "Traceback" not in refused.stderr
         (line,) = [ln for ln in refused.stderr.splitlines() if "error" in ln]
         assert "stop that process first" in line and other.poll() is None
@@ -188,7 +167,7 @@ def test_a_restart_stops_an_earlier_runs_miner_that_still_holds_its_hotkey(tmp_p
     leftover = spawn_leftover_miner(state_dir, "--miner.exit_with_parent", "$$")
     try:
         (pid,) = miner_pids(state_dir)
-        done = run_validator(state_dir, "--neuron.max_steps", "2")
+        done = run_validator(one_echo_miner(state_dir, "--neuron.max_steps", "2"), 180)
         assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
         assert f"local miner pid {pid} of an earlier run still holds" in done.stderr
         assert logged_steps(state_dir) == [1, 2] and not miner_pids(state_dir)

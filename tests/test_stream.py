@@ -13,14 +13,14 @@ from bittensor.signing import resolve_signer
 from starlette.applications import Starlette
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
-from test_network import ServerThread, neuron, request
 
 from prompting.chain.base import Neuron
 from prompting.network import auth, stream
 from prompting.network.auth import Authorizer, CallerPolicy
 from prompting.network.client import MinerClient
-from prompting.network.server import bind, make_server
 from prompting.protocol import STREAM_PATH, PromptRequest
+from tests.helpers import AppServer
+from tests.test_network import ServerThread, neuron, request
 
 
 def validator_graph(wallets):
@@ -106,14 +106,12 @@ def test_the_stream_route_refuses_like_the_prompt_route(wallets, streaming_miner
 # --- hostile streaming miners ---------------------------------------------------------
 
 
-class HostileStreamer:
+class HostileStreamer(AppServer):
     """A miner whose stream route runs ``behaviour(lines, nonce, caller)``: an async
     generator of raw bytes, given a StreamSigner made with ``signer_wallet``'s hotkey;
     ``bare``: without the X-Bittensor-Stream header."""
 
     def __init__(self, wallets, behaviour, signer_wallet="miner", bare=False):
-        import threading
-
         signer = resolve_signer(wallets[signer_wallet], role="hotkey")
         queried = wallets["miner"].hotkey.ss58_address
 
@@ -133,19 +131,7 @@ class HostileStreamer:
                 headers={} if bare else {stream.STREAM_HEADER: stream.STREAM_CONTEXT},
             )
 
-        app = Starlette(routes=[Route(STREAM_PATH, route, methods=["POST"])])
-        self.sock = bind("127.0.0.1", 0)
-        self.port = self.sock.getsockname()[1]
-        self.server, serving = make_server(app, self.sock)
-        self.thread = threading.Thread(target=asyncio.run, args=(serving,), daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(5)
+        super().__init__(Starlette(routes=[Route(STREAM_PATH, route, methods=["POST"])]))
 
 
 async def good_then(lines, tail):

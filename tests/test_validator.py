@@ -1,14 +1,11 @@
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from prompting.validator import scoring
 from prompting.validator import state as state_io
 from prompting.validator.state import StateError, ValidatorState
-from tests.conftest import REPO
+from tests.helpers import run_validator, subnet_chain, validator_cmd
 
 
 def test_moving_average_hand_computed():
@@ -49,50 +46,22 @@ def test_state_save_load_and_fallback(tmp_path):
         state_io.load(path)
 
 
-def run_validator(state_dir, *args, timeout=420):
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [
-            sys.executable,
-            "neurons/validator.py",
-            "--neuron.full_path",
-            str(state_dir),
-            "--wandb.off",
-            "--neuron.seed",
-            "1",
-            *args,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-
-
 @pytest.mark.slow
 def test_local_subnet_end_to_end_and_resume(tmp_path):
     """The whole local subnet: 5 miners as subprocesses, real signatures, real scoring
     (the random-weight model: this test is about the plumbing, not the text)."""
     state_dir = tmp_path / "state"
     proc = run_validator(
-        state_dir,
-        "--neuron.model_id",
-        "tiny",
-        "--neuron.max_steps",
-        "8",
-        "--local.miners",
-        "5",
-        "--local.strategies",
-        "retrieval,random,echo,empty,slow",
-        "--neuron.timeout",
-        "3",
-        "--neuron.epoch_length",
-        "4",
-        "--neuron.task_weights",
-        "qa=0.5,summarization=0.3,debugging=0.2",
-        "--neuron.forwards",  # one step at a time: 2 cores also run the five miners
-        "fixed",
+        validator_cmd(
+            state_dir,
+            *("--neuron.model_id", "tiny", "--neuron.max_steps", "8"),
+            *("--local.miners", "5", "--local.strategies", "retrieval,random,echo,empty,slow"),
+            *("--neuron.timeout", "3", "--neuron.epoch_length", "4"),
+            *("--neuron.task_weights", "qa=0.5,summarization=0.3,debugging=0.2"),
+            # one step at a time: 2 cores also run the five miners
+            *("--neuron.forwards", "fixed"),
+        ),
+        420,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = [json.loads(line) for line in open(state_dir / "events.jsonl")]
@@ -120,9 +89,12 @@ def test_local_subnet_end_to_end_and_resume(tmp_path):
     assert saved["step"] == 8 and saved["last_weights_step"] == 8
 
     proc = run_validator(
-        state_dir,
-        *("--neuron.model_id", "tiny", "--neuron.max_steps", "10"),
-        *("--local.miners", "2", "--neuron.timeout", "3"),
+        validator_cmd(
+            state_dir,
+            *("--neuron.model_id", "tiny", "--neuron.max_steps", "10"),
+            *("--local.miners", "2", "--neuron.timeout", "3"),
+        ),
+        420,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumes at step 8" in proc.stderr
@@ -136,10 +108,13 @@ def test_default_run_has_the_real_model_write_challenges_and_a_model_miner(tmp_p
     answers with it too, and each event says how the gates fared."""
     state_dir = tmp_path / "state"
     proc = run_validator(
-        state_dir,
-        *("--neuron.max_steps", "3", "--neuron.task_weights", "qa=1"),
-        *("--local.miners", "2", "--local.strategies", "retrieval,model"),
-        *("--neuron.timeout", "30"),
+        validator_cmd(
+            state_dir,
+            *("--neuron.max_steps", "3", "--neuron.task_weights", "qa=1"),
+            *("--local.miners", "2", "--local.strategies", "retrieval,model"),
+            *("--neuron.timeout", "30"),
+        ),
+        420,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "no LLM is loaded" not in proc.stderr
@@ -169,7 +144,6 @@ def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wall
     import threading
     import time
 
-    from prompting.chain.local import LocalChain
     from prompting.config import default_config
     from prompting.llms.base import LLMError
     from prompting.network.auth import Authorizer, CallerPolicy
@@ -201,6 +175,7 @@ def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wall
             f"{' '.join(words[2 * third : 2 * third + 5])}, which follows from it."
         )
 
+    miners = [wallets["miner"], wallets["miner2"], wallets["outsider"]]
     servers = [
         ServerThread(
             answer,
@@ -208,14 +183,10 @@ def test_concurrent_forwards_batch_generation_and_commit_in_order(tmp_path, wall
             Authorizer(CallerPolicy(0, frozenset({v.hotkey.ss58_address})), None),
             rate_limit=1000,
         )
-        for m in (wallets["miner"], wallets["miner2"], wallets["outsider"])
+        for m in miners
     ]
     try:
-        chain = LocalChain(str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address)
-        chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
-        for m, server in zip(("miner", "miner2", "outsider"), servers):
-            hotkey = wallets[m].hotkey.ss58_address
-            chain.register(hotkey, m, endpoint=f"127.0.0.1:{server.port}")
+        chain = subnet_chain(tmp_path, v, [(m, s.port) for m, s in zip(miners, servers)])
         config = default_config(
             neuron__full_path=str(tmp_path),
             neuron__model_id="scripted",
