@@ -214,6 +214,9 @@ STRATEGIES = Registry(
             ("reordered", "Reordered"),
             ("padded_quote", "PaddedQuote"),
             ("canned", "Canned"),
+            ("skipping", "Skipping"),
+            ("chunked", "Chunked"),
+            ("canned_quote", "CannedQuote"),
         )
     },
 )

@@ -52,16 +52,12 @@ def test_the_recording_covers_every_task_and_two_seeds(summaries):
 
 @pytest.mark.parametrize("task", FREE_TEXT)
 def test_honest_model_leads_every_cheap_strategy(summaries, task):
-    """Per seed, except one measured tie: on seed 1's summaries the near-copy of the
-    model's answer (which drops words, so less of it counts as copied from the passage)
-    matches the model (0.072 each); over both seeds the model leads it by 65%."""
+    """Per seed, by at least 10% (the issue's bar; measured: 22% at the least, qa seed 1
+    against ``canned_quote``)."""
     for seed, summary in summaries.items():
         means = {k: v["mean"] for k, v in summary[task]["strategies"].items()}
         for cheap in lineup.CHEAP:
-            if (seed, task, cheap) == ("1", "summarization", "near_copy"):
-                assert means[lineup.HONEST] >= means[cheap] - 0.005, means
-                continue
-            assert means[lineup.HONEST] > means[cheap], (seed, task, cheap, means)
+            assert means[lineup.HONEST] >= 1.1 * means[cheap], (seed, task, cheap, means)
 
 
 def test_a_correct_quote_earns_at_least_half_the_models_reward(summaries):

@@ -12,7 +12,7 @@ from prompting.rewards.dates import date_reward
 from prompting.rewards.diversity import DUPLICATE_PENALTY, duplicate_penalties
 from prompting.rewards.exact import numeric_reward, parse_answer
 from prompting.rewards.stack import RewardStack
-from prompting.rewards.text import copied_mask, lcs_length, rouge_l
+from prompting.rewards.text import copied_mask, edited_copy, lcs_length, rouge_l
 from prompting.tasks import TASKS, TaskSampler, build_challenges, replay
 from prompting.tasks.base import Challenge
 from prompting.tasks.debugging import corrupt
@@ -349,3 +349,29 @@ def test_echo_sees_through_light_edits():
         )  # the verbatim runs alone would let it pass
         assert penalties.echo(completion=answer, challenge=challenge, passage=passage) > 0.7
     assert penalties.echo(completion=own, challenge=challenge, passage=passage) == 0.0
+
+
+def test_echo_sees_an_extract_with_stretches_left_out():
+    """The passage in its order with words left out (five kept, three skipped; each
+    sentence's opening), under every run and edit gap, is the passage handed back; one
+    sentence with a few words left out is still a quote, which keeps part of its reward."""
+    passage = (
+        "A tuple is an immutable sequence of values that Python keeps in order. Tuples are "
+        "written as comma-separated values, usually inside parentheses, and they can hold "
+        "items of different types. Because a tuple cannot change after it is made, it can be "
+        "used as a dictionary key, while a list cannot serve as one."
+    )
+    challenge = f"Summarize this passage.\n\nPassage:\n{passage}"
+    for cheap in (adversarial.skipping, adversarial.chunked):
+        answer = cheap(challenge)
+        w, source = words(answer), words(passage)
+        runs, edits = copied_mask(w, source, 6), edited_copy(w, source, 6, 2)[0]
+        assert sum(r or e for r, e in zip(runs, edits)) < len(w) / 2  # they alone would pass
+        echo = penalties.echo(completion=answer, challenge=challenge, passage=passage)
+        # all of it the passage's: handed back (three sentences' openings, each a fifth
+        # to a third of its sentence, count as a quote at least)
+        assert echo == 1.0 if cheap is adversarial.skipping else echo >= penalties.QUOTE_COST
+    quote = "Because a tuple cannot change, it can be used as a dictionary key."
+    assert penalties.echo(completion=quote, challenge=challenge, passage=passage) == pytest.approx(
+        penalties.QUOTE_COST
+    )

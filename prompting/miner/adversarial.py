@@ -213,6 +213,36 @@ def canned(text: str) -> str:
     return _CANNED.format(**slots)
 
 
+# Families found after the first five (2026-12-07): the passage kept in its order with
+# stretches left out, which no run of six words or light edit shows, and the stock
+# paragraph with the right sentence after it.
+SKIP_KEEP, SKIP_LEAVE = 5, 3
+CHUNK_WORDS = 5
+
+
+def skipping(text: str, k: int = SHUFFLE_WORDS) -> str:
+    """The passage in its order, ``SKIP_KEEP`` words kept and ``SKIP_LEAVE`` left out in
+    turn: no six words in a row are copied, and the gaps are too wide for a light edit."""
+    tokens = passage_of(text).split()
+    out: list[str] = []
+    for start in range(0, len(tokens), SKIP_KEEP + SKIP_LEAVE):
+        out += tokens[start : start + SKIP_KEEP]
+        if len(out) >= k:
+            break
+    return " ".join(out[:k])
+
+
+def chunked(text: str) -> str:
+    """The opening ``CHUNK_WORDS`` words of every passage sentence, joined: a summary by
+    deletion, every run shorter than a copy's."""
+    return "; ".join(" ".join(s.split()[:CHUNK_WORDS]) for s in sentences_of(passage_of(text)))
+
+
+def canned_quote(text: str) -> str:
+    """The stock paragraph (``canned``), then the passage's best sentence."""
+    return f"{canned(text)} {best_sentence(text)}"
+
+
 CHEAP: dict[str, Callable[[str], str]] = {
     "restate": restate,
     "keywords": keywords,
@@ -226,4 +256,7 @@ CHEAP: dict[str, Callable[[str], str]] = {
     "reordered": reordered,
     "padded_quote": padded_quote,
     "canned": canned,
+    "skipping": skipping,
+    "chunked": chunked,
+    "canned_quote": canned_quote,
 }

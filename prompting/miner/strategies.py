@@ -3,8 +3,9 @@
 ``retrieval`` and ``model`` try to answer; ``random``, ``echo``, ``empty`` and
 ``slow`` are what hostile or broken miners do, and ``restate``, ``keywords``,
 ``lead``, ``copy``, ``numbers``, ``appended``, ``shuffle``, ``reworded``, ``interleaved``,
-``reordered``, ``padded_quote`` and ``canned`` are the cheap tricks of the reward
-benchmark, so the scoreboard can be seen to tell them apart.
+``reordered``, ``padded_quote``, ``canned``, ``skipping``, ``chunked`` and
+``canned_quote`` are the cheap tricks of the reward benchmark, so the scoreboard can be
+seen to tell them apart.
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ interleaved = _from_text(adversarial.interleaved)
 reordered = _from_text(adversarial.reordered)
 padded_quote = _from_text(adversarial.padded_quote)
 canned = _from_text(adversarial.canned)
+skipping = _from_text(adversarial.skipping)
+chunked = _from_text(adversarial.chunked)
+canned_quote = _from_text(adversarial.canned_quote)
 
 
 async def slow(request: PromptRequest) -> str:
@@ -223,3 +227,6 @@ Interleaved = _part("interleaved", interleaved)
 Reordered = _part("reordered", reordered)
 PaddedQuote = _part("padded_quote", padded_quote)
 Canned = _part("canned", canned)
+Skipping = _part("skipping", skipping)
+Chunked = _part("chunked", chunked)
+CannedQuote = _part("canned_quote", canned_quote)

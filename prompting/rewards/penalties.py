@@ -37,6 +37,9 @@ COPY_FULL = 0.9  # share at which the whole reward is lost
 QUOTE_SENTENCES = 1.25
 SENTENCE_QUOTED = 0.25  # a sentence counts as quoted from this share of its words
 EDIT_GAP = 2  # words inserted or dropped between matched ones that still make a copy
+# Share of an answer's words that, taken in the passage's order, make it an extract.
+# Recorded line-up: the model's answers hold 31-67% passage words, in any order.
+EXTRACT_SHARE = 0.9
 QUOTE_COST = 0.85  # of its reward that an answer made only of one quoted sentence loses
 DEGENERATE_MIN_WORDS = 8
 FUNCTION_SHARE_OK = 0.2  # English prose has about 0.4; a word list about 0 ...
@@ -96,6 +99,13 @@ def echo(completion: str, challenge: str, passage: str = "", **_) -> float:
     runs = copied_mask(answer, source, COPY_RUN)
     edited, quoted_words = edited_copy(answer, source, COPY_RUN, EDIT_GAP)
     from_passage = [r or e for r, e in zip(runs, edited)]
+    if len(answer) >= DEGENERATE_MIN_WORDS:
+        # An extract: the passage's words in its order with stretches left out (five
+        # words kept, three skipped; each sentence's opening), which no run or light
+        # edit shows. All of it counts as copied, from the sentences it draws on.
+        aligned, aligned_source = edited_copy(answer, source, 0, len(source) + len(answer))
+        if sum(aligned) >= EXTRACT_SHARE * len(answer):
+            from_passage, quoted_words = aligned, aligned_source
     asked = challenge.replace(shown, " ") if shown else challenge
     from_asked = copied_mask(answer, words(asked), ASKED_RUN)
     restated = sum(a and not p for a, p in zip(from_asked, from_passage)) / len(answer)
