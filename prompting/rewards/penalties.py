@@ -81,10 +81,12 @@ def echo(completion: str, challenge: str, passage: str = "", **_) -> float:
 
     Handed back: the answer's words copied in runs of ``ASKED_RUN`` words or more from
     what was asked (the request, the question), plus those copied from the passage
-    (verbatim, or with light edits: ``text.edited_copy``) once more than
+    (verbatim, with light edits: ``text.edited_copy``, or as an extract: at least
+    ``EXTRACT_SHARE`` of the answer the passage's words in its order) once more than
     ``QUOTE_SENTENCES`` of its sentences are quoted. Up to ``COPY_FREE`` of an answer may
-    be; an answer made of the passage's lead, of the whole passage (reworded or with
-    fillers between its words too) or of the question restated loses everything.
+    be; an answer made of the passage's lead, of the whole passage (reworded, with
+    fillers between its words or stretches left out too) or of the question restated
+    loses everything.
 
     Quoted: one passage sentence (and a phrase), the one that carries the answer, is what
     a reader asking about a passage accepts; the reward models judge its content. An
