@@ -45,6 +45,17 @@ def streaming_miner(wallets):
     server.stop()
 
 
+async def stream_once(server, wallets, timeout: float = 5.0, **kw):
+    """One streamed query from the validator to ``server`` as uid 1 (the miner's hotkey),
+    ``kw`` passed to ``query_stream``; the client and the server are closed after it."""
+    client = MinerClient(wallets["validator"], timeout=timeout)
+    try:
+        return await client.query_stream(neuron(1, wallets["miner"], server.port), request(), **kw)
+    finally:
+        await client.aclose()
+        server.stop()
+
+
 async def test_an_honest_stream_is_verified_and_timed(wallets, streaming_miner):
     client = MinerClient(wallets["validator"], timeout=5)
     seen: list[tuple[int, str]] = []
@@ -77,12 +88,7 @@ async def test_a_whole_text_answer_streams_in_word_groups(wallets):
         wallets["miner"],
         Authorizer(CallerPolicy(min_stake=100.0), lambda: validator_graph(wallets)),
     )
-    client = MinerClient(wallets["validator"], timeout=5)
-    try:
-        result = await client.query_stream(neuron(1, wallets["miner"], server.port), request())
-    finally:
-        await client.aclose()
-        server.stop()
+    result = await stream_once(server, wallets)
     assert result.status == "ok" and result.completion == text
     assert len(result.chunk_times) == 3  # 4 + 4 + 2 words
 
@@ -231,12 +237,7 @@ async def test_a_stream_for_another_request_is_a_replay(wallets):
         yield old.end({})
 
     server = HostileStreamer(wallets, replayed)
-    client = MinerClient(wallets["validator"], timeout=5)
-    try:
-        result = await client.query_stream(neuron(1, wallets["miner"], server.port), request())
-    finally:
-        await client.aclose()
-        server.stop()
+    result = await stream_once(server, wallets)
     assert result.status == "forged" and "hash" in result.error
 
 
@@ -494,13 +495,6 @@ async def test_a_slow_whole_answer_keeps_the_stream_alive_with_empty_deltas(wall
         wallets["miner"],
         Authorizer(CallerPolicy(min_stake=100.0), lambda: validator_graph(wallets)),
     )
-    client = MinerClient(wallets["validator"], timeout=8)
-    try:
-        result = await client.query_stream(
-            neuron(1, wallets["miner"], server.port), request(), stall_s=1.5
-        )
-    finally:
-        await client.aclose()
-        server.stop()
+    result = await stream_once(server, wallets, timeout=8, stall_s=1.5)
     assert result.status == "ok" and result.completion == "all at once", result
     assert len(result.chunk_times) >= 3 and 2.4 < result.ttft < 4.0  # 2 keep-alives
