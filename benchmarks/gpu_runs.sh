@@ -8,8 +8,9 @@
 #   bash benchmarks/gpu_runs.sh install traffic_before       # issue 28, 1st call
 #   bash benchmarks/gpu_runs.sh traffic_after                # issue 28, 2nd call (warm)
 #   bash benchmarks/gpu_runs.sh traffic_256                  # issue 28, 3rd call (warm)
-#   bash benchmarks/gpu_runs.sh install shared               # issue 28, 2nd lease, 1st call
-#   bash benchmarks/gpu_runs.sh score_check shared_256       # issue 28, 2nd lease, 2nd call
+#   bash benchmarks/gpu_runs.sh install shared; LIMIT_256=$((575 - SECONDS)) \
+#     bash benchmarks/gpu_runs.sh shared_256                 # issue 28, 2nd lease, one call
+#   bash benchmarks/gpu_runs.sh score_check                  # issue 26, the same lease
 # On a machine prepared as ../shared/gpu/README.md says (wheel parts copied into
 # /root/stage/vllm, the validator's into /root/stage/v, py-spy and uvloop into
 # /root/stage/x28, and into /root/stage/smol the gguf and rapidfuzz wheels and either
@@ -76,7 +77,7 @@ traffic_run() {  # NAME MINERS STEPS TIME_LIMIT [ENV=VALUE ...]: one sustained r
   done
   vp=$(pgrep -P $v | head -1)
   [ -n "$vp" ] && $PYSPY record --pid "$vp" -d $PYSPY_S -r 50 --threads --gil -f raw \
-    -o "$OUT/$name-pyspy.txt" > "$OUT/$name-pyspy.log" 2>&1
+    -o "$OUT/$name-pyspy.txt" >> "$OUT/$name.log" 2>&1
   wait $v; echo "$name rc=$?"
   kill "$smi"; tail -2 "$OUT/$name.log"
   python3 scripts/summarize_run.py --device "$(nvidia-smi --query-gpu=name --format=csv,noheader -i 0)" \
