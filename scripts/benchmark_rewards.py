@@ -31,12 +31,12 @@ per task and seed (with their honest answers) for the reward regression test.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 import time
+
+from bench_record import header, write
 
 from prompting.config import TASKS, parse_config
 
@@ -213,12 +213,7 @@ def main(argv=None) -> int:
         return 0
     stack = RewardStack(lambda: embedder, reader=reader)
     result = {
-        "date": datetime.date.today().isoformat(),
-        "command": "python scripts/benchmark_rewards.py " + " ".join(argv or sys.argv[1:]),
-        "device": f"{platform.machine()} {os.cpu_count()} cores, torch threads "
-        f"{torch.get_num_threads()}",
-        "model": config.neuron.model_id,
-        "backend": config.neuron.llm_backend,
+        **header("benchmark_rewards.py", argv, config),
         "n": b.n,
         "answer_tokens": b.answer_tokens,
         "strategies": {
@@ -262,10 +257,7 @@ def main(argv=None) -> int:
                 f"of means {row['tau_of_means']} steps {row['steps_to_order']} {row['means']}"
             )
     if b.out:
-        os.makedirs(os.path.dirname(os.path.abspath(b.out)), exist_ok=True)
-        with open(b.out, "w") as f:
-            json.dump(result, f, indent=2)
-        print("wrote", b.out)
+        write(b.out, result)
     if b.record:
         recorded = {
             str(s): [
