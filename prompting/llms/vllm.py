@@ -727,6 +727,8 @@ class VLLM(LLM):
         shared, else one ``LLM.generate`` call on this thread."""
         if self._thread is not None:
             return self._thread.run(prompts, params)
+        if self.engine is None:
+            raise LLMError("the vllm backend was closed")
         return self.engine.generate(prompts, params, use_tqdm=False)
 
     def close(self) -> None:
