@@ -45,7 +45,8 @@ def vllm(tmp_path_factory):
     from prompting.llms.vllm import VLLM
 
     model = os.environ.get("PROMPTING_SHARED_TEST_MODEL", "smollm2")
-    llm = VLLM(model, budget_gb=24.0, state_dir=str(tmp_path_factory.mktemp("state")))
+    state = str(tmp_path_factory.mktemp("state"))  # eager: no compile, a quick start
+    llm = VLLM(model, budget_gb=8.0, enforce_eager=True, state_dir=state)
     yield llm
     llm.close()
 
