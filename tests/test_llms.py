@@ -469,3 +469,20 @@ def test_engine_flags_are_one_list_for_the_backend_and_the_server():
     # vLLM's engine core in a process of its own (the default here): fp8 needs 10.1 GB
     with pytest.raises(LLMError, match=r"or use --neuron.quantization fp8 \(needs 10\.1\)"):
         build_engine_args(**base, budget_gb=14.0)
+
+
+def test_prompt_logprobs_are_read_after_a_prefix_cache_hit():
+    """vLLM lists the positions it computed: with a cache hit of C tokens, [None] then
+    positions C+1 onwards (the 2026-12-07 H100 failure: a 600-token prompt, 496 cached,
+    104 entries, read as if they began at position 0)."""
+    from prompting.llms.vllm import prompt_logprob_at
+
+    full = [None] + [{"pos": p} for p in range(1, 600)]  # no hit: every position
+    assert prompt_logprob_at(full, 600, 500) == {"pos": 500}
+    assert prompt_logprob_at(full, 600, 0) is None
+    hit = [None] + [{"pos": p} for p in range(497, 600)]  # 496 cached: 104 entries
+    assert len(hit) == 104
+    assert prompt_logprob_at(hit, 600, 500) == {"pos": 500}
+    assert prompt_logprob_at(hit, 600, 599) == {"pos": 599}
+    assert prompt_logprob_at(hit, 600, 496) is None  # predicted from a cached state
+    assert prompt_logprob_at(hit, 600, 10) is None

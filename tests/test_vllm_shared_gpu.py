@@ -1,6 +1,7 @@
 """The vLLM backend shared between threads (``VLLM.share``) on a GPU: calls from several
 threads at once, batched by the engine thread, give what the same calls give one after
-another, and a closed backend refuses calls.
+another, a long prompt reads the same from the prefix cache, and a closed backend
+refuses calls.
 
 Skipped without a CUDA GPU or without vllm (CI, the CPU default). On the GPU machine,
 before a sustained run (``benchmarks/gpu_runs.sh shared_check``):
@@ -49,6 +50,24 @@ def vllm(tmp_path_factory):
     llm = VLLM(model, budget_gb=8.0, enforce_eager=True, state_dir=state)
     yield llm
     llm.close()
+
+
+def test_a_long_prompt_reads_the_same_from_the_prefix_cache(vllm):
+    """A prompt of many cache blocks: answers after the first read it from vLLM's prefix
+    cache, and their positions are found in the shorter list vLLM then returns (the
+    2026-12-07 H100 failure: "no prompt log-probability ... at position 500 (of 104)")."""
+    passage = " ".join(["The river floods in spring and the fields turn green."] * 30)
+    long = [{"role": "user", "content": f"Passage: {passage}\n\nQuestion: what happens?"}]
+    answers = ANSWERS[:4]
+    cached = vllm.score([long] * len(answers), answers)
+    vllm.reuse_prompt_cache = False
+    try:
+        fresh = vllm.score([long] * len(answers), answers)
+    finally:
+        vllm.reuse_prompt_cache = True
+    assert [s.tokens for s in cached] == [s.tokens for s in fresh]
+    for c, f in zip(cached, fresh):
+        assert c.logprobs == pytest.approx(f.logprobs, abs=5e-2)
 
 
 def test_calls_from_many_threads_get_what_one_thread_gets(vllm):

@@ -327,6 +327,17 @@ def start_engine(args: dict, model_id: str, budget_gb: float):
         ) from exc
 
 
+def prompt_logprob_at(positions: Sequence, total: int, at: int):
+    """The entry of ``positions`` (a request's ``prompt_logprobs``) for the token at
+    position ``at`` of its ``total``-token prompt, or None. vLLM 0.24 lists the positions
+    it computed only: ``[None]``, then one entry per position after the request's prefix
+    cache hit (a hit of C tokens: positions C+1 onwards, position C itself predicted from
+    a cached state), so the list is the prompt's length less the hit (measured on an
+    H100: 104 entries for a 600-token prompt whose first 496 came from the cache)."""
+    index = at - (total - len(positions))
+    return positions[index] if 0 < index < len(positions) else None
+
+
 def sampling_params(sampling: Sampling):
     from vllm import SamplingParams
 
@@ -665,10 +676,11 @@ class VLLM(LLM):
         for i, out in outputs.items():
             prompt_ids, cont_ids = pairs[i]
             positions = out.prompt_logprobs or []
+            total = len(prompt_ids) + len(cont_ids)
             logprobs, entropies = [], []
             for k, token in enumerate(cont_ids):
                 at = len(prompt_ids) + k
-                entry = positions[at] if at < len(positions) else None
+                entry = prompt_logprob_at(positions, total, at)
                 if entry is None or token not in entry:
                     raise LLMError(
                         f"vLLM returned no prompt log-probability for token {token} at "
