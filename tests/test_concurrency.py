@@ -174,12 +174,11 @@ def test_the_loop_keeps_miners_under_their_rate_and_steps_overlap_while_they_thi
 
     import numpy as np
 
-    from prompting.chain.local import LocalChain
-    from prompting.config import default_config
     from prompting.network.auth import Authorizer, CallerPolicy, load_or_create_wallet
     from prompting.rewards.stack import RewardResult
     from prompting.telemetry import Telemetry
     from prompting.validator.loop import Validator
+    from tests.helpers import math_config, subnet_chain
     from tests.test_network import ServerThread
 
     class Ones:
@@ -192,22 +191,13 @@ def test_the_loop_keeps_miners_under_their_rate_and_steps_overlap_while_they_thi
     policy = Authorizer(CallerPolicy(0, frozenset({v.hotkey.ss58_address})), None)
     servers = [ServerThread(think, m, policy, rate_limit=1000) for m in miners]
     try:
-        chain = LocalChain(str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address)
-        chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
-        for m, server in zip(miners, servers):
-            chain.register(
-                m.hotkey.ss58_address,
-                m.coldkeypub.ss58_address,
-                endpoint=f"127.0.0.1:{server.port}",
-            )
-        config = default_config(
-            neuron__full_path=str(tmp_path),
+        chain = subnet_chain(tmp_path, v, [(m, server.port) for m, server in zip(miners, servers)])
+        config = math_config(
+            tmp_path,
             neuron__max_steps=20,
             neuron__sample_size=3,
             neuron__miner_query_rate=5.0,
             neuron__timeout=3.0,
-            neuron__seed=0,
-            neuron__task_weights={"math": 1.0},
         )
         telemetry = Telemetry(str(tmp_path), stream=io.StringIO())
         validator = Validator(config, v, chain, None, Ones(), telemetry)
@@ -238,12 +228,12 @@ def test_a_shared_backend_scores_and_builds_beside_generation(tmp_path, wallets,
     import threading
     import time
 
-    from prompting.chain.local import LocalChain
     from prompting.config import default_config
     from prompting.network.auth import Authorizer, CallerPolicy, load_or_create_wallet
     from prompting.rewards.stack import RewardStack
     from prompting.telemetry import Telemetry
     from prompting.validator.loop import Validator
+    from tests.helpers import subnet_chain
     from tests.test_network import ServerThread
     from tests.test_tasks import RULES, ScriptedLLM
 
@@ -292,14 +282,7 @@ def test_a_shared_backend_scores_and_builds_beside_generation(tmp_path, wallets,
     llm = Shared(RULES)
     interval = sys.getswitchinterval()
     try:
-        chain = LocalChain(str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address)
-        chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
-        for m, server in zip(miners, servers):
-            chain.register(
-                m.hotkey.ss58_address,
-                m.coldkeypub.ss58_address,
-                endpoint=f"127.0.0.1:{server.port}",
-            )
+        chain = subnet_chain(tmp_path, v, [(m, server.port) for m, server in zip(miners, servers)])
         config = default_config(
             neuron__full_path=str(tmp_path),
             neuron__model_id="scripted",

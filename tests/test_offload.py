@@ -159,25 +159,16 @@ def test_the_validator_loop_with_its_queries_in_a_child(
     import io
     import json
 
-    from prompting.chain.local import LocalChain
     from prompting.rewards.stack import RewardStack
     from prompting.telemetry import Telemetry
     from prompting.validator.loop import Validator
+    from tests.helpers import math_config, subnet_chain
 
     monkeypatch.setenv(QUERY_PROCESS_ENV, "on")
     v = wallets["validator"]
-    chain = LocalChain(str(tmp_path / "chain.json"), hotkey=v.hotkey.ss58_address)
-    chain.register(v.hotkey.ss58_address, "c", stake=1e4, validator_permit=True)
-    chain.register(
-        wallets["miner"].hotkey.ss58_address, "m", endpoint=f"127.0.0.1:{thinking_miner.port}"
-    )
-    config = default_config(
-        neuron__full_path=str(tmp_path),
-        neuron__max_steps=6,
-        neuron__sample_size=1,
-        neuron__seed=0,
-        neuron__miner_query_rate=100.0,
-        neuron__task_weights={"math": 1},
+    chain = subnet_chain(tmp_path, v, [(wallets["miner"], thinking_miner.port)])
+    config = math_config(
+        tmp_path, neuron__max_steps=6, neuron__sample_size=1, neuron__miner_query_rate=100.0
     )
     telemetry = Telemetry(str(tmp_path), stream=io.StringIO())
     validator = Validator(config, v, chain, None, RewardStack(), telemetry)

@@ -283,7 +283,7 @@ class Validator:
         self._miners_turn = asyncio.Lock()  # steps take miners one at a time, in order
         self._waiting_miners = 0
         self._starting = 0  # steps started whose draft has not reached the batcher yet
-        self.failed_steps = 0
+        self.consecutive_failed_steps = 0
         # Model work (generation, embeddings) always runs on this one thread: spread over
         # the default pool's threads, torch's CPU buffers landed in several malloc arenas
         # and RSS kept growing over long runs.
@@ -732,12 +732,12 @@ class Validator:
         try:
             skipped = task.result() is None
         except Exception:  # noqa: BLE001 - one bad step must not end the loop
-            self.failed_steps += 1
+            self.consecutive_failed_steps += 1
             log.exception("a step failed; scores kept, continuing (step %d)", self.state.step)
-            if self.failed_steps >= MAX_CONSECUTIVE_FAILURES:
+            if self.consecutive_failed_steps >= MAX_CONSECUTIVE_FAILURES:
                 raise
             return True
-        self.failed_steps = 0
+        self.consecutive_failed_steps = 0
         return skipped
 
     def scoreboard(self) -> list[tuple[int, str, str, float]]:
