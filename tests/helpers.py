@@ -144,3 +144,25 @@ class AppServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(5)
+
+
+def gpu_and_vllm_marks() -> list:
+    """The marks of a test module that needs a CUDA GPU and vllm: skipped cleanly
+    without them (CI, the CPU default)."""
+    import importlib.util
+
+    import pytest
+
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except ImportError:
+        cuda = False
+    return [
+        pytest.mark.gpu,
+        pytest.mark.skipif(
+            not cuda or importlib.util.find_spec("vllm") is None,
+            reason="needs a CUDA GPU and vllm",
+        ),
+    ]

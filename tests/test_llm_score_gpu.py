@@ -14,28 +14,12 @@ its JSON here, gives the figure).
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
+from tests.helpers import gpu_and_vllm_marks
 from tests.test_llm_score import ANSWERS, CHALLENGE
 
-
-def _gpu() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(
-        not _gpu() or importlib.util.find_spec("vllm") is None,
-        reason="needs a CUDA GPU and vllm",
-    ),
-]
+pytestmark = gpu_and_vllm_marks()
 
 # fp16 against fp32 on SmolLM2: a mean log-probability per answer within this many nats.
 MEAN_TOLERANCE = 0.05

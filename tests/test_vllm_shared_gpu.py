@@ -15,30 +15,15 @@ must match, not all; readings agree to fp16's precision.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.helpers import gpu_and_vllm_marks
 from tests.test_llm_score import ANSWERS, CHALLENGE
 
-
-def _gpu() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(
-        not _gpu() or importlib.util.find_spec("vllm") is None,
-        reason="needs a CUDA GPU and vllm",
-    ),
-]
+pytestmark = gpu_and_vllm_marks()
 
 
 @pytest.fixture(scope="module")
