@@ -370,7 +370,7 @@ def test_echo_sees_an_extract_with_stretches_left_out():
         echo = penalties.echo(completion=answer, challenge=challenge, passage=passage)
         # all of it the passage's: handed back (three sentences' openings, each a fifth
         # to a third of its sentence, count as a quote at least)
-        assert echo == 1.0 if cheap is adversarial.skipping else echo >= penalties.QUOTE_COST
+        assert (echo == 1.0) if cheap is adversarial.skipping else (echo >= penalties.QUOTE_COST)
     quote = "Because a tuple cannot change, it can be used as a dictionary key."
     assert penalties.echo(completion=quote, challenge=challenge, passage=passage) == pytest.approx(
         penalties.QUOTE_COST
