@@ -6,7 +6,13 @@ import re
 
 from prompting.rewards.code import extract_code, parses
 from prompting.rewards.exact import parse_answer
-from prompting.rewards.text import FUNCTION_WORDS, copied_mask, edited_copy, lcs_length
+from prompting.rewards.text import (
+    FUNCTION_WORDS,
+    aligned_blocks,
+    copied_mask,
+    edited_copy,
+    lcs_length,
+)
 from prompting.text import SENTENCE_END, words
 
 # A refusal declines: "I can't help with that", "I'm unable to answer". An apology alone
@@ -99,15 +105,16 @@ def echo(completion: str, challenge: str, passage: str = "", **_) -> float:
     shown = passage if passage and passage in challenge else ""
     source = words(shown)
     runs = copied_mask(answer, source, COPY_RUN)
-    edited, quoted_words = edited_copy(answer, source, COPY_RUN, EDIT_GAP)
+    blocks = aligned_blocks(answer, source)  # one alignment for the edits and the extract
+    edited, quoted_words = edited_copy(answer, source, COPY_RUN, EDIT_GAP, blocks)
     from_passage = [r or e for r, e in zip(runs, edited)]
-    if len(answer) >= DEGENERATE_MIN_WORDS:
+    aligned = sum(i2 - i1 for i1, i2, _, _ in blocks)
+    if len(answer) >= DEGENERATE_MIN_WORDS and aligned >= EXTRACT_SHARE * len(answer):
         # An extract: the passage's words in its order with stretches left out (five
         # words kept, three skipped; each sentence's opening), which no run or light
         # edit shows. All of it counts as copied, from the sentences it draws on.
-        aligned, aligned_source = edited_copy(answer, source, 0, len(source) + len(answer))
-        if sum(aligned) >= EXTRACT_SHARE * len(answer):
-            from_passage, quoted_words = aligned, aligned_source
+        gap = len(source) + len(answer)  # any: the whole alignment is one chain
+        from_passage, quoted_words = edited_copy(answer, source, 0, gap, blocks)
     asked = challenge.replace(shown, " ") if shown else challenge
     from_asked = copied_mask(answer, words(asked), ASKED_RUN)
     restated = sum(a and not p for a, p in zip(from_asked, from_passage)) / len(answer)

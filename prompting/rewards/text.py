@@ -47,20 +47,38 @@ def copied_mask(candidate: list[str], source: list[str], min_run: int) -> list[b
     return mask
 
 
+Block = tuple[int, int, int, int]  # candidate[i1:i2] == source[j1:j2]
+
+
+def aligned_blocks(candidate: list[str], source: list[str]) -> list[Block]:
+    """The stretches of the two texts' in-order alignment (their longest common
+    subsequence) where they match, in order."""
+    from rapidfuzz.distance import LCSseq
+
+    if not candidate or not source:
+        return []
+    return [
+        (op.src_start, op.src_end, op.dest_start, op.dest_end)
+        for op in LCSseq.opcodes(candidate, source)
+        if op.tag == "equal"
+    ]
+
+
 def edited_copy(
-    candidate: list[str], source: list[str], min_words: int, max_gap: int
+    candidate: list[str],
+    source: list[str],
+    min_words: int,
+    max_gap: int,
+    blocks: list[Block] | None = None,
 ) -> tuple[list[bool], list[bool]]:
     """Which words of ``candidate`` (and of ``source``) belong to a copy of ``source``
     made with light edits: stretches of the two texts' in-order alignment where matched
     words follow each other with at most ``max_gap`` words inserted or dropped on either
     side between them (an article dropped, a synonym swapped, a filler put in), holding
-    at least ``min_words`` matched words. Exact runs are such copies too."""
-    from rapidfuzz.distance import LCSseq
-
+    at least ``min_words`` matched words. Exact runs are such copies too. ``blocks``: the
+    two texts' ``aligned_blocks``, where the caller has them already."""
     cand_mask, src_mask = [False] * len(candidate), [False] * len(source)
-    if not candidate or not source:
-        return cand_mask, src_mask
-    chain: list[tuple[int, int, int, int]] = []
+    chain: list[Block] = []
 
     def close() -> None:
         if sum(i2 - i1 for i1, i2, _, _ in chain) >= min_words:
@@ -68,10 +86,7 @@ def edited_copy(
                 cand_mask[i1:i2] = [True] * (i2 - i1)
                 src_mask[j1:j2] = [True] * (j2 - j1)
 
-    for op in LCSseq.opcodes(candidate, source):
-        if op.tag != "equal":
-            continue
-        block = (op.src_start, op.src_end, op.dest_start, op.dest_end)
+    for block in aligned_blocks(candidate, source) if blocks is None else blocks:
         if chain and (block[0] - chain[-1][1] > max_gap or block[2] - chain[-1][3] > max_gap):
             close()
             chain = []
