@@ -91,6 +91,23 @@ async def _pass_turn(before: asyncio.Event, mine: asyncio.Event) -> None:
     mine.set()
 
 
+class BusyTime:
+    """Seconds spent in the calls run through it, summed over the threads that run them
+    (the model thread's busy share; the reward threads add theirs at once)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+
+    def run(self, fn, *args):
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            with self._lock:
+                self.seconds += time.perf_counter() - start
+
+
 class GenerationBatcher:
     """Builds the challenges of all steps in flight together.
 
@@ -288,11 +305,10 @@ class Validator:
         # the default pool's threads, torch's CPU buffers landed in several malloc arenas
         # and RSS kept growing over long runs.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="models")
-        self.worker_busy_s = 0.0  # the model thread's time on any work: its busy share
+        self.worker_time = BusyTime()  # the model thread's time on any work: its busy share
         self._rewards_pool: ThreadPoolExecutor | None = None
         self._builds_pool: ThreadPoolExecutor | None = None
-        self.rewards_busy_s = 0.0  # reward threads' time, summed over them
-        self._rewards_lock = threading.Lock()
+        self.rewards_time = BusyTime()  # the reward threads' time, summed over them
         if self.shared:
             self._rewards_pool = ThreadPoolExecutor(REWARD_THREADS, thread_name_prefix="rewards")
             self._builds_pool = ThreadPoolExecutor(BUILDS, thread_name_prefix="builds")
@@ -330,15 +346,8 @@ class Validator:
         """``fn(*args)`` on the one model thread, after the work queued before it: every
         use of the models (generation, rewards) goes through here."""
         return await asyncio.get_running_loop().run_in_executor(
-            self._worker, self._timed, fn, *args
+            self._worker, self.worker_time.run, fn, *args
         )
-
-    def _timed(self, fn, *args):
-        start = time.perf_counter()
-        try:
-            return fn(*args)
-        finally:
-            self.worker_busy_s += time.perf_counter() - start
 
     async def run_rewards(self, fn, *args):
         """Reward scoring ``fn(*args)``: on a reward thread when the backend is shared
@@ -346,16 +355,8 @@ class Validator:
         if self._rewards_pool is None:
             return await self.run_on_model_thread(fn, *args)
         return await asyncio.get_running_loop().run_in_executor(
-            self._rewards_pool, self._timed_rewards, fn, *args
+            self._rewards_pool, self.rewards_time.run, fn, *args
         )
-
-    def _timed_rewards(self, fn, *args):
-        start = time.perf_counter()
-        try:
-            return fn(*args)
-        finally:
-            with self._rewards_lock:
-                self.rewards_busy_s += time.perf_counter() - start
 
     async def _run_build(self, fn, *args):
         """A challenge build on a build thread (the backend is shared)."""
@@ -562,10 +563,10 @@ class Validator:
             "forwards/waiting_miners": self._waiting_miners,
             "generate/batch_size": prep.batch_size,
             "generate/busy_s": self.batcher.busy_s,  # since start: the model thread's busy time
-            "worker/busy_s": self.worker_busy_s,  # the model thread's, rewards included
+            "worker/busy_s": self.worker_time.seconds,  # the model thread's, rewards included
         }
         if self.shared:  # generation and rewards beside each other (``shares_calls``)
-            gauges["rewards/busy_s"] = self.rewards_busy_s  # summed over the reward threads
+            gauges["rewards/busy_s"] = self.rewards_time.seconds  # summed over the reward threads
             gauges["engine/busy_s"] = getattr(self.llm, "engine_busy_s", 0.0)
         for source in self.gauge_sources:
             gauges.update(source())
