@@ -240,8 +240,8 @@ class Exchange:
 class OrganicService:
     """Organic work beside a running ``Validator``, in its event loop, through its
     public surface: its metagraph and scores, ``eligible_miners``, its miner client,
-    ``run_on_model_thread``, ``share_generation``, ``score_ok_answers`` with its
-    reward stack, ``apply_rewards`` and its telemetry."""
+    ``run_on_model_thread``, ``run_rewards``, ``share_generation``, ``score_ok_answers``
+    with its reward stack, ``apply_rewards`` and its telemetry."""
 
     def __init__(self, validator, config):
         from prompting.organic.queue import Gate
@@ -445,12 +445,14 @@ class OrganicService:
         ]
         stack = self.validator.rewards
 
-        # One turn of the model thread for the whole batch: a call per exchange queued
-        # each behind a synthetic generate call (on a CPU, one exchange scored per ~20 s).
+        # One call for the whole batch, where the validator scores its own steps
+        # (``run_rewards``: the model thread, or a reward thread beside a shared engine):
+        # a call per exchange queued each behind a synthetic generate call (on a CPU, one
+        # exchange scored per ~20 s).
         def score_all() -> list:
             return [score_ok_answers(stack, c, ex.answers()) for c, ex in zip(challenges, batch)]
 
-        scored = await self.validator.run_on_model_thread(score_all)
+        scored = await self.validator.run_rewards(score_all)
         alpha = min(1.0, self.validator.config.neuron.moving_average_alpha * self.settings.weight)
         for ex, reference, verdict in zip(batch, references, scored):
             applied = self.validator.apply_rewards(ex.answers(), verdict.rewards, alpha)
