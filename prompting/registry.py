@@ -217,6 +217,8 @@ STRATEGIES = Registry(
             ("skipping", "Skipping"),
             ("chunked", "Chunked"),
             ("canned_quote", "CannedQuote"),
+            ("patchwork", "Patchwork"),
+            ("patchwork_skipping", "PatchworkSkipping"),
         )
     },
 )

@@ -12,7 +12,14 @@ from prompting.rewards.dates import date_reward
 from prompting.rewards.diversity import DUPLICATE_PENALTY, duplicate_penalties
 from prompting.rewards.exact import numeric_reward, parse_answer
 from prompting.rewards.stack import RewardStack
-from prompting.rewards.text import copied_mask, edited_copy, lcs_length, rouge_l
+from prompting.rewards.text import (
+    aligned_blocks,
+    copied_mask,
+    edited_copy,
+    lcs_length,
+    rouge_l,
+    shared_runs,
+)
 from prompting.tasks import TASKS, TaskSampler, build_challenges, replay
 from prompting.tasks.base import Challenge
 from prompting.tasks.debugging import corrupt
@@ -375,3 +382,40 @@ def test_echo_sees_an_extract_with_stretches_left_out():
     assert penalties.echo(completion=quote, challenge=challenge, passage=passage) == pytest.approx(
         penalties.QUOTE_COST
     )
+
+
+def test_echo_sees_a_patchwork():
+    """The extract's pieces put last first with a linking word before each ("Moreover,
+    ...") escape the in-order alignment; most of their words still sit in short runs of
+    the passage, so they are the passage handed back. An own summary that reuses its
+    terms in a few short phrases is not."""
+    passage = (
+        "A tuple is an immutable sequence of values that Python keeps in order. Tuples are "
+        "written as comma-separated values, usually inside parentheses, and they can hold "
+        "items of different types. Because a tuple cannot change after it is made, it can be "
+        "used as a dictionary key, while a list cannot serve as one."
+    )
+    challenge = f"Summarize this passage.\n\nPassage:\n{passage}"
+    source = words(passage)
+    for cheap in (adversarial.patchwork, adversarial.patchwork_skipping):
+        w = words(cheap(challenge))
+        aligned = sum(i2 - i1 for i1, i2, _, _ in aligned_blocks(w, source))
+        assert aligned < penalties.EXTRACT_SHARE * len(w)  # not an extract
+        assert sum(shared_runs(w, source, penalties.PATCH_RUN)[0]) >= 0.75 * len(w)
+        echo = penalties.echo(completion=cheap(challenge), challenge=challenge, passage=passage)
+        assert echo >= 0.5, cheap.__name__
+    own = (
+        "Tuples are ordered, immutable sequences written as comma-separated values; they "
+        "can hold items of different types and, unlike lists, serve as dictionary keys."
+    )
+    assert penalties.echo(completion=own, challenge=challenge, passage=passage) == 0.0
+
+
+def test_shared_runs_marks_both_sides_in_any_order():
+    candidate = "x c d e y a b c z".split()
+    source = "a b c d e f".split()
+    cand, src = shared_runs(candidate, source, 3)
+    assert cand == [False, True, True, True, False, True, True, True, False]
+    assert src == [True, True, True, True, True, False]
+    assert copied_mask(candidate, source, 3) == cand
+    assert shared_runs(["a", "b"], source, 3) == ([False, False], [False] * 6)

@@ -243,6 +243,32 @@ def canned_quote(text: str) -> str:
     return f"{canned(text)} {best_sentence(text)}"
 
 
+# Found 2026-12-07 (third session): the extract's pieces put in reverse order with a
+# linking word before each, which the in-order alignment of the extract rule misses.
+LINKS = ("Moreover,", "Also,", "Further,", "Besides,", "Likewise,", "Then,")
+
+
+def _linked(pieces: list[str]) -> str:
+    """The pieces last first, each a sentence opened by a linking word."""
+    out = [p.rstrip(".,;:") for p in reversed(pieces)]
+    return " ".join(
+        f"{LINKS[i % len(LINKS)]} {p[0].lower()}{p[1:]}." for i, p in enumerate(x for x in out if x)
+    )
+
+
+def patchwork(text: str) -> str:
+    """``chunked``'s sentence openings, last first, each after a linking word."""
+    return _linked([" ".join(s.split()[:CHUNK_WORDS]) for s in sentences_of(passage_of(text))])
+
+
+def patchwork_skipping(text: str, k: int = SHUFFLE_WORDS) -> str:
+    """``skipping``'s stretches of the passage, last first, each after a linking word."""
+    tokens = passage_of(text).split()
+    step = SKIP_KEEP + SKIP_LEAVE
+    pieces = [" ".join(tokens[i : i + SKIP_KEEP]) for i in range(0, len(tokens), step)]
+    return " ".join(_linked(pieces).split()[:k])
+
+
 CHEAP: dict[str, Callable[[str], str]] = {
     "restate": restate,
     "keywords": keywords,
@@ -259,4 +285,6 @@ CHEAP: dict[str, Callable[[str], str]] = {
     "skipping": skipping,
     "chunked": chunked,
     "canned_quote": canned_quote,
+    "patchwork": patchwork,
+    "patchwork_skipping": patchwork_skipping,
 }

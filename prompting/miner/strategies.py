@@ -3,9 +3,9 @@
 ``retrieval`` and ``model`` try to answer; ``random``, ``echo``, ``empty`` and
 ``slow`` are what hostile or broken miners do, and ``restate``, ``keywords``,
 ``lead``, ``copy``, ``numbers``, ``appended``, ``shuffle``, ``reworded``, ``interleaved``,
-``reordered``, ``padded_quote``, ``canned``, ``skipping``, ``chunked`` and
-``canned_quote`` are the cheap tricks of the reward benchmark, so the scoreboard can be
-seen to tell them apart.
+``reordered``, ``padded_quote``, ``canned``, ``skipping``, ``chunked``, ``canned_quote``,
+``patchwork`` and ``patchwork_skipping`` are the cheap tricks of the reward benchmark,
+so the scoreboard can be seen to tell them apart.
 """
 
 from __future__ import annotations
@@ -127,6 +127,8 @@ canned = _from_text(adversarial.canned)
 skipping = _from_text(adversarial.skipping)
 chunked = _from_text(adversarial.chunked)
 canned_quote = _from_text(adversarial.canned_quote)
+patchwork = _from_text(adversarial.patchwork)
+patchwork_skipping = _from_text(adversarial.patchwork_skipping)
 
 
 async def slow(request: PromptRequest) -> str:
@@ -230,3 +232,5 @@ Canned = _part("canned", canned)
 Skipping = _part("skipping", skipping)
 Chunked = _part("chunked", chunked)
 CannedQuote = _part("canned_quote", canned_quote)
+Patchwork = _part("patchwork", patchwork)
+PatchworkSkipping = _part("patchwork_skipping", patchwork_skipping)
