@@ -358,17 +358,22 @@ def test_echo_sees_through_light_edits():
     assert penalties.echo(completion=own, challenge=challenge, passage=passage) == 0.0
 
 
+# A passage of three sentences and the summary request that shows it (the extract and
+# patchwork tests).
+TUPLES = (
+    "A tuple is an immutable sequence of values that Python keeps in order. Tuples are "
+    "written as comma-separated values, usually inside parentheses, and they can hold "
+    "items of different types. Because a tuple cannot change after it is made, it can be "
+    "used as a dictionary key, while a list cannot serve as one."
+)
+TUPLES_SUMMARY = f"Summarize this passage.\n\nPassage:\n{TUPLES}"
+
+
 def test_echo_sees_an_extract_with_stretches_left_out():
     """The passage in its order with words left out (five kept, three skipped; each
     sentence's opening), under every run and edit gap, is the passage handed back; one
     sentence with a few words left out is still a quote, which keeps part of its reward."""
-    passage = (
-        "A tuple is an immutable sequence of values that Python keeps in order. Tuples are "
-        "written as comma-separated values, usually inside parentheses, and they can hold "
-        "items of different types. Because a tuple cannot change after it is made, it can be "
-        "used as a dictionary key, while a list cannot serve as one."
-    )
-    challenge = f"Summarize this passage.\n\nPassage:\n{passage}"
+    passage, challenge = TUPLES, TUPLES_SUMMARY
     for cheap in (adversarial.skipping, adversarial.chunked):
         answer = cheap(challenge)
         w, source = words(answer), words(passage)
@@ -389,13 +394,7 @@ def test_echo_sees_a_patchwork():
     ...") escape the in-order alignment; most of their words still sit in short runs of
     the passage, so they are the passage handed back. An own summary that reuses its
     terms in a few short phrases is not."""
-    passage = (
-        "A tuple is an immutable sequence of values that Python keeps in order. Tuples are "
-        "written as comma-separated values, usually inside parentheses, and they can hold "
-        "items of different types. Because a tuple cannot change after it is made, it can be "
-        "used as a dictionary key, while a list cannot serve as one."
-    )
-    challenge = f"Summarize this passage.\n\nPassage:\n{passage}"
+    passage, challenge = TUPLES, TUPLES_SUMMARY
     source = words(passage)
     for cheap in (adversarial.patchwork, adversarial.patchwork_skipping):
         w = words(cheap(challenge))
