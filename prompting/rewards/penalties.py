@@ -99,8 +99,8 @@ def echo(completion: str, challenge: str, passage: str = "", **_) -> float:
     at least ``PATCHWORK_SHARE`` of it in short runs of the passage's words, in any
     order) once more than ``QUOTE_SENTENCES`` of its sentences are quoted. Up to
     ``COPY_FREE`` of an answer may be; an answer made of the passage's lead, of the whole
-    passage (reworded, with fillers between its words, stretches left out or pieces
-    reordered too) or of the question restated loses everything.
+    passage (reworded, with fillers between its words or stretches left out too) or of
+    the question restated loses everything.
 
     Quoted: one passage sentence (and a phrase), the one that carries the answer, is what
     a reader asking about a passage accepts; the reward models judge its content. An
