@@ -201,17 +201,17 @@ async def test_the_openai_client_streamed_and_not_and_every_answer_scored(
         assert reply.choices[0].message.content.strip() == ANSWER
         assert reply.choices[0].finish_reason == "stop"
 
-        pieces = []
-        started = time.perf_counter()
-        first_at = None
+        pieces, arrived = [], []
         async for chunk in await client.chat.completions.create(**ask(stream=True)):
             text = chunk.choices[0].delta.content if chunk.choices else None
             if text:
-                first_at = first_at or time.perf_counter() - started
+                arrived.append(time.perf_counter())
                 pieces.append(text)
-        total = time.perf_counter() - started
         assert "".join(pieces).strip() == ANSWER and len(pieces) > 10
-        assert first_at < total / 2  # streamed as it came, not buffered
+        # streamed as it came, not buffered: the pieces arrive over at least half the
+        # time the miner takes to write them (a word every 10 ms); a buffered reply
+        # arrives at once, however long the set-up before it (which a loaded CI stretches)
+        assert arrived[-1] - arrived[0] >= 0.5 * 0.01 * len(ANSWER.split())
 
         # the README's example: the plain synchronous client
         sync = openai.OpenAI(base_url=net.base, api_key=net.key, max_retries=0)
