@@ -18,7 +18,6 @@ from prompting.rewards.text import (
     edited_copy,
     lcs_length,
     rouge_l,
-    shared_runs,
 )
 from prompting.tasks import TASKS, TaskSampler, build_challenges, replay
 from prompting.tasks.base import Challenge
@@ -397,11 +396,12 @@ def test_echo_sees_a_patchwork():
     passage, challenge = TUPLES, TUPLES_SUMMARY
     source = words(passage)
     for cheap in (adversarial.patchwork, adversarial.patchwork_skipping):
-        w = words(cheap(challenge))
+        answer = cheap(challenge)
+        w = words(answer)
         aligned = sum(i2 - i1 for i1, i2, _, _ in aligned_blocks(w, source))
         assert aligned < penalties.EXTRACT_SHARE * len(w)  # not an extract
-        assert sum(shared_runs(w, source, penalties.PATCH_RUN)[0]) >= 0.75 * len(w)
-        echo = penalties.echo(completion=cheap(challenge), challenge=challenge, passage=passage)
+        assert sum(copied_mask(w, source, penalties.PATCH_RUN)) >= 0.75 * len(w)
+        echo = penalties.echo(completion=answer, challenge=challenge, passage=passage)
         assert echo >= 0.5, cheap.__name__
     own = (
         "Tuples are ordered, immutable sequences written as comma-separated values; they "
@@ -410,11 +410,11 @@ def test_echo_sees_a_patchwork():
     assert penalties.echo(completion=own, challenge=challenge, passage=passage) == 0.0
 
 
-def test_shared_runs_marks_both_sides_in_any_order():
+def test_copied_mask_marks_runs_in_any_order_from_either_side():
     candidate = "x c d e y a b c z".split()
     source = "a b c d e f".split()
-    cand, src = shared_runs(candidate, source, 3)
+    cand = copied_mask(candidate, source, 3)
     assert cand == [False, True, True, True, False, True, True, True, False]
-    assert src == [True, True, True, True, True, False]
-    assert copied_mask(candidate, source, 3) == cand
-    assert shared_runs(["a", "b"], source, 3) == ([False, False], [False] * 6)
+    assert copied_mask(source, candidate, 3) == [True, True, True, True, True, False]
+    assert copied_mask(["a", "b"], source, 3) == [False, False]
+    assert copied_mask(source, ["a", "b"], 3) == [False] * 6

@@ -223,19 +223,25 @@ CHUNK_WORDS = 5
 def skipping(text: str, k: int = SHUFFLE_WORDS) -> str:
     """The passage in its order, ``SKIP_KEEP`` words kept and ``SKIP_LEAVE`` left out in
     turn: no six words in a row are copied, and the gaps are too wide for a light edit."""
+    return " ".join(" ".join(_stretches(text)).split()[:k])
+
+
+def _stretches(text: str) -> list[str]:
+    """The passage in stretches of ``SKIP_KEEP`` words, ``SKIP_LEAVE`` left out between."""
     tokens = passage_of(text).split()
-    out: list[str] = []
-    for start in range(0, len(tokens), SKIP_KEEP + SKIP_LEAVE):
-        out += tokens[start : start + SKIP_KEEP]
-        if len(out) >= k:
-            break
-    return " ".join(out[:k])
+    step = SKIP_KEEP + SKIP_LEAVE
+    return [" ".join(tokens[i : i + SKIP_KEEP]) for i in range(0, len(tokens), step)]
 
 
 def chunked(text: str) -> str:
     """The opening ``CHUNK_WORDS`` words of every passage sentence, joined: a summary by
     deletion, every run shorter than a copy's."""
-    return "; ".join(" ".join(s.split()[:CHUNK_WORDS]) for s in sentences_of(passage_of(text)))
+    return "; ".join(_openings(text))
+
+
+def _openings(text: str) -> list[str]:
+    """The opening ``CHUNK_WORDS`` words of every passage sentence."""
+    return [" ".join(s.split()[:CHUNK_WORDS]) for s in sentences_of(passage_of(text))]
 
 
 def canned_quote(text: str) -> str:
@@ -258,15 +264,12 @@ def _linked(pieces: list[str]) -> str:
 
 def patchwork(text: str) -> str:
     """``chunked``'s sentence openings, last first, each after a linking word."""
-    return _linked([" ".join(s.split()[:CHUNK_WORDS]) for s in sentences_of(passage_of(text))])
+    return _linked(_openings(text))
 
 
 def patchwork_skipping(text: str, k: int = SHUFFLE_WORDS) -> str:
     """``skipping``'s stretches of the passage, last first, each after a linking word."""
-    tokens = passage_of(text).split()
-    step = SKIP_KEEP + SKIP_LEAVE
-    pieces = [" ".join(tokens[i : i + SKIP_KEEP]) for i in range(0, len(tokens), step)]
-    return " ".join(_linked(pieces).split()[:k])
+    return " ".join(_linked(_stretches(text)).split()[:k])
 
 
 CHEAP: dict[str, Callable[[str], str]] = {

@@ -12,7 +12,6 @@ from prompting.rewards.text import (
     copied_mask,
     edited_copy,
     lcs_length,
-    shared_runs,
 )
 from prompting.text import SENTENCE_END, words
 
@@ -126,8 +125,9 @@ def echo(completion: str, challenge: str, passage: str = "", **_) -> float:
     elif len(answer) >= DEGENERATE_MIN_WORDS:
         # A patchwork: the same pieces put in an order of their own with linking words
         # between them ("Moreover, ..."), so that the alignment above finds one piece.
-        pieces, drawn = shared_runs(answer, source, PATCH_RUN)
+        pieces = copied_mask(answer, source, PATCH_RUN)
         if sum(pieces) >= PATCHWORK_SHARE * len(answer):
+            drawn = copied_mask(source, answer, PATCH_RUN)  # the passage words it repeats
             from_passage = [f or p for f, p in zip(from_passage, pieces)]
             quoted_words = [q or d for q, d in zip(quoted_words, drawn)]
     asked = challenge.replace(shown, " ") if shown else challenge

@@ -36,26 +36,16 @@ def rouge_l(candidate: str, reference: str, max_words: int = 2000) -> tuple[floa
 
 def copied_mask(candidate: list[str], source: list[str], min_run: int) -> list[bool]:
     """Which words of ``candidate`` sit in a run of at least ``min_run`` consecutive
-    words that also occurs, in order, in ``source``."""
-    return shared_runs(candidate, source, min_run)[0]
-
-
-def shared_runs(
-    candidate: list[str], source: list[str], min_run: int
-) -> tuple[list[bool], list[bool]]:
-    """Which words of ``candidate``, and of ``source``, sit in a run of at least
-    ``min_run`` consecutive words that the two share (in any order of the runs)."""
-    cand_mask, src_mask = [False] * len(candidate), [False] * len(source)
+    words that also occurs, in order, in ``source`` (the runs in any order; swap the
+    two for the source's words that the candidate repeats)."""
     if len(candidate) < min_run or len(source) < min_run:
-        return cand_mask, src_mask
-    at: dict[tuple[str, ...], list[int]] = {}
-    for j in range(len(source) - min_run + 1):
-        at.setdefault(tuple(source[j : j + min_run]), []).append(j)
+        return [False] * len(candidate)
+    grams = {tuple(source[i : i + min_run]) for i in range(len(source) - min_run + 1)}
+    mask = [False] * len(candidate)
     for i in range(len(candidate) - min_run + 1):
-        for j in at.get(tuple(candidate[i : i + min_run]), ()):
-            cand_mask[i : i + min_run] = [True] * min_run
-            src_mask[j : j + min_run] = [True] * min_run
-    return cand_mask, src_mask
+        if tuple(candidate[i : i + min_run]) in grams:
+            mask[i : i + min_run] = [True] * min_run
+    return mask
 
 
 Block = tuple[int, int, int, int]  # candidate[i1:i2] == source[j1:j2]
